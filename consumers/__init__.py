@@ -1,0 +1,1 @@
+"""Long-running consumers: the notifier (events -> messages) and the sender (messages -> WhatsApp)."""

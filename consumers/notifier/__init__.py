@@ -1,0 +1,1 @@
+"""Events in, rendered and logged messages out to the priority send queue."""

@@ -1,0 +1,102 @@
+"""Deciding what an event becomes: messages to log and send, or a reason to park it.
+
+Pure functions over bytes and a ``Catalog`` (rules and templates loaded from the database),
+so every rule about bad input is testable without a broker.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from shared.errors import InvalidEvent
+from shared.events import Envelope, Event, NotificationRequestedData, decode_envelope, validate_data
+from shared.phone import normalize_phone
+from shared.priority import Priority
+from shared.templates import render
+
+
+@dataclass(frozen=True)
+class RuleSpec:
+    template: str | None  # None: the event names its template (notification.requested)
+    priority: Priority
+
+
+@dataclass(frozen=True)
+class Catalog:
+    rules: dict[str, list[RuleSpec]]
+    templates: dict[str, str]  # active templates: key -> body
+
+    def metric_label(self, event_type: str | None) -> str:
+        """An event type as a metric label: only types the rules know, so labels stay few."""
+        return event_type if event_type in self.rules else "unknown"
+
+
+@dataclass(frozen=True)
+class PlannedMessage:
+    event_id: str
+    event_type: str
+    template: str
+    recipient: str
+    body: str
+    priority: Priority
+
+
+@dataclass(frozen=True)
+class ParkedEvent:
+    reason: str
+    detail: str
+    event_id: str | None
+    event_type: str | None
+
+
+@dataclass
+class EventPlan:
+    body: bytes
+    messages: list[PlannedMessage] = field(default_factory=list)
+    parked: ParkedEvent | None = None
+
+
+def plan_event(body: bytes, catalog: Catalog, region: str) -> EventPlan:
+    """Every message the event yields, and the reason to park it if any part cannot be made."""
+    plan = EventPlan(body)
+    envelope: Envelope | None = None
+    try:
+        envelope = decode_envelope(body)
+        rules = catalog.rules.get(envelope.event_type)
+        if not rules:
+            raise InvalidEvent("unknown_type", f"no notification rule for event type {envelope.event_type!r}")
+        event = validate_data(envelope)
+        recipient = normalize_phone(event.data.phone, region)  # type: ignore[attr-defined]
+        problems = []
+        for rule in rules:
+            try:
+                plan.messages.append(_render(event, rule, recipient, catalog))
+            except InvalidEvent as exc:
+                problems.append(exc)
+        if problems:
+            first = problems[0]
+            raise InvalidEvent(first.reason, "; ".join(p.detail for p in problems))
+    except InvalidEvent as exc:
+        plan.parked = ParkedEvent(
+            reason=exc.reason,
+            detail=exc.detail,
+            event_id=str(envelope.event_id) if envelope else None,
+            event_type=envelope.event_type if envelope else None,
+        )
+    return plan
+
+
+def _render(event: Event, rule: RuleSpec, recipient: str, catalog: Catalog) -> PlannedMessage:
+    data = event.data
+    template = rule.template
+    priority = rule.priority
+    if isinstance(data, NotificationRequestedData):
+        template = template or data.template
+        priority = data.priority or priority
+    if template is None:
+        raise InvalidEvent("template_missing", f"the rule for {event.event_type} names no template")
+    body = catalog.templates.get(template)
+    if body is None:
+        raise InvalidEvent("template_missing", f"template {template!r} does not exist or is not active")
+    text = render(body, event.variables())
+    return PlannedMessage(str(event.event_id), event.event_type, template, recipient, text, priority)

@@ -1,0 +1,35 @@
+"""WhatsApp provider adapters behind one small interface (``Provider.send``)."""
+
+from __future__ import annotations
+
+from consumers.providers.base import OutgoingMessage, Provider, SendResult
+from consumers.providers.fake import FakeProvider
+from consumers.providers.gateway import GatewayProvider, GatewayShape
+from consumers.providers.meta import MetaCloudProvider
+from shared.config import WhatsAppSettings
+from shared.errors import ConfigError
+
+__all__ = [
+    "FakeProvider",
+    "GatewayProvider",
+    "GatewayShape",
+    "MetaCloudProvider",
+    "OutgoingMessage",
+    "Provider",
+    "SendResult",
+    "make_provider",
+]
+
+_PROVIDERS = {
+    "meta": MetaCloudProvider,
+    "gateway": GatewayProvider,
+    "fake": FakeProvider,
+}
+
+
+def make_provider(settings: WhatsAppSettings) -> Provider:
+    """The adapter named by ``settings.provider``; raises ConfigError for an unknown name or missing credentials."""
+    factory = _PROVIDERS.get(settings.provider)
+    if factory is None:
+        raise ConfigError(f"WHATSAPP_PROVIDER must be one of {', '.join(_PROVIDERS)}, got {settings.provider!r}")
+    return factory(settings)

@@ -1,0 +1,118 @@
+"""What every provider adapter shares: the message, the result, the interface, and HTTP plumbing."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from typing import Any, Protocol
+from urllib.parse import urlsplit
+
+import requests
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from consumers.providers.classify import classify_network_error
+from shared.errors import ConfigError
+
+# The sender sends one message at a time per process, so a couple of sockets is plenty.
+POOL_SIZE = 4
+# Connecting should be quick even when the provider is slow to answer; a long connect
+# usually means the host is unreachable, and waiting the full read timeout wastes the slot.
+MAX_CONNECT_TIMEOUT = 5.0
+
+
+@dataclass(frozen=True)
+class OutgoingMessage:
+    """One rendered message, ready to hand to a provider."""
+
+    log_id: int
+    recipient: str  # E.164 with leading "+", e.g. "+628114040707"
+    body: str  # rendered text
+    template: str
+    language: str
+
+
+@dataclass(frozen=True)
+class SendResult:
+    """What the provider told us about an accepted message."""
+
+    provider_message_id: str | None
+
+
+class Provider(Protocol):
+    """A way to deliver a WhatsApp message.
+
+    ``send`` raises ``TransientError`` (incl. ``QualityLimitError``) or ``PermanentError``
+    from ``shared.errors``; any other exception is a bug.
+    """
+
+    name: str
+
+    def send(self, message: OutgoingMessage) -> SendResult: ...
+
+    def close(self) -> None: ...
+
+
+def build_session(extra_headers: dict[str, str] | None = None) -> requests.Session:
+    """A pooled session that never retries on its own.
+
+    Retries belong to the queues (with delays, counters and a dead-letter end); a hidden
+    urllib3 retry would send duplicates and skew the gap between messages.
+    """
+    no_retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False)
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=no_retries)
+    session = requests.Session()
+    session.mount("https://", adapter)
+    session.mount("http://", adapter)
+    session.headers.update({"Accept": "application/json", "User-Agent": "wanotify"})
+    if extra_headers:
+        session.headers.update(extra_headers)
+    return session
+
+
+def timeouts(timeout_seconds: float) -> tuple[float, float]:
+    """The ``(connect, read)`` pair for requests, from the single configured timeout."""
+    return (min(timeout_seconds, MAX_CONNECT_TIMEOUT), timeout_seconds)
+
+
+def require_http_url(value: str | None, env_var: str) -> str:
+    """Validate a base URL at start-up, so a typo fails once rather than on every message."""
+    if not value:
+        raise ConfigError(f"{env_var} is required for this WhatsApp provider")
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        raise ConfigError(f"{env_var} must be an http(s) URL, got {value!r}")
+    return value.rstrip("/")
+
+
+def describe_target(method: str, url: str) -> str:
+    """``METHOD host/path`` without the query string, which may carry an API key."""
+    parts = urlsplit(url)
+    return f"{method} {parts.netloc}{parts.path}"
+
+
+def perform(session: requests.Session, method: str, url: str, *, timeout: tuple[float, float],
+            **kwargs: Any) -> requests.Response:
+    """Send one request; network failures become ``TransientError`` with a secret-free message."""
+    try:
+        # No redirects: following one would turn a POST into a GET and hide a wrong base URL.
+        return session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+    except requests.RequestException as exc:
+        # ``from None``: the requests exception text holds the full URL, query string included.
+        raise classify_network_error(exc, describe_target(method, url)) from None
+
+
+def redact(text: str, secrets: Iterable[str | None]) -> str:
+    """Remove secrets from text that came back from a provider before it reaches logs or the DB."""
+    for secret in secrets:
+        if secret:
+            text = text.replace(secret, "***")
+    return text
+
+
+def json_or_none(response: requests.Response) -> Any:
+    """The decoded JSON body, or ``None`` when the body is not JSON (HTML error pages, empty)."""
+    try:
+        return response.json()
+    except ValueError:
+        return None

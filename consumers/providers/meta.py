@@ -1,0 +1,80 @@
+"""WhatsApp Cloud API (Meta) adapter: one text message per call."""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from consumers.providers.base import (
+    OutgoingMessage,
+    SendResult,
+    build_session,
+    json_or_none,
+    perform,
+    require_http_url,
+    timeouts,
+)
+from consumers.providers.classify import classify_meta_error
+from shared.config import WhatsAppSettings
+from shared.errors import ConfigError
+
+DEFAULT_BASE_URL = "https://graph.facebook.com"
+
+log = logging.getLogger(__name__)
+
+
+class MetaCloudProvider:
+    """Sends through ``POST {base}/{version}/{phone_number_id}/messages`` with a bearer token."""
+
+    name = "meta"
+
+    def __init__(self, settings: WhatsAppSettings) -> None:
+        if not settings.phone_number_id:
+            raise ConfigError("WHATSAPP_PHONE_NUMBER_ID is required when WHATSAPP_PROVIDER=meta")
+        if not settings.access_token:
+            raise ConfigError("WHATSAPP_ACCESS_TOKEN is required when WHATSAPP_PROVIDER=meta")
+        base = require_http_url(settings.base_url or DEFAULT_BASE_URL, "WHATSAPP_API_BASE_URL")
+        version = settings.api_version.strip("/")
+        self.url = f"{base}/{version}/{settings.phone_number_id}/messages"
+        self._timeout = timeouts(settings.timeout_seconds)
+        self._session = build_session({"Authorization": f"Bearer {settings.access_token}"})
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        """Send ``message`` as a text message; raises TransientError / PermanentError on failure."""
+        response = perform(self._session, "POST", self.url, timeout=self._timeout,
+                           json=text_message_payload(message))
+        payload = json_or_none(response)
+        if not 200 <= response.status_code < 300:
+            raise classify_meta_error(response.status_code, payload, response.headers)
+        message_id = first_message_id(payload)
+        if message_id is None:
+            # Accepted but no id: sending again would duplicate the message, so report success
+            # and accept that delivery statuses cannot be matched to it.
+            log.warning("Cloud API accepted log_id=%s without a message id", message.log_id)
+        return SendResult(provider_message_id=message_id)
+
+    def close(self) -> None:
+        """Release the pooled connections."""
+        self._session.close()
+
+
+def text_message_payload(message: OutgoingMessage) -> dict[str, Any]:
+    """The Cloud API JSON for a plain text message (the API wants the number without "+")."""
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": message.recipient.lstrip("+"),
+        "type": "text",
+        "text": {"preview_url": False, "body": message.body},
+    }
+
+
+def first_message_id(payload: Any) -> str | None:
+    """``messages[0].id`` from a success response, if it is there."""
+    if not isinstance(payload, dict):
+        return None
+    messages = payload.get("messages")
+    if not isinstance(messages, list) or not messages or not isinstance(messages[0], dict):
+        return None
+    message_id = messages[0].get("id")
+    return str(message_id) if message_id else None

@@ -1,0 +1,1 @@
+"""Rendered messages out to WhatsApp, one at a time, never closer than the gap."""

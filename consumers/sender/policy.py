@@ -1,0 +1,47 @@
+"""What a failed call leads to: a retry later, a pause, or a dead letter. Pure."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from shared.errors import PermanentError, QualityLimitError, TransientError
+from shared.runtime import RuntimeSettings
+
+
+@dataclass(frozen=True)
+class Retry:
+    delay_seconds: float
+
+
+@dataclass(frozen=True)
+class HoldFailed:
+    """Automatic retry is off: the message waits as ``failed`` for ``wanotify retry-failed``."""
+
+
+@dataclass(frozen=True)
+class Dead:
+    reason: str  # "permanent" or "out_of_retries": a metric label
+
+
+@dataclass(frozen=True)
+class Pause:
+    seconds: float
+
+
+Decision = Retry | HoldFailed | Dead | Pause
+
+
+def decide(error: Exception, attempt: int, runtime: RuntimeSettings, backoff: float, quality_pause: float) -> Decision:
+    """Decide for a failed ``attempt`` (1 = the first call)."""
+    if isinstance(error, QualityLimitError):
+        # Retrying would hurt the number's quality rating further: stop sending for a while
+        # and try the same message again afterwards, without spending one of its retries.
+        return Pause(max(quality_pause, error.retry_after or 0))
+    if isinstance(error, PermanentError) or not isinstance(error, TransientError):
+        return Dead("permanent")
+    if attempt - 1 >= runtime.max_retry_attempts:
+        return Dead("out_of_retries")
+    if not runtime.auto_retry_enabled:
+        return HoldFailed()
+    delay = runtime.retry_delay_seconds(attempt, backoff)
+    return Retry(max(delay, error.retry_after or 0.0))

@@ -1,0 +1,247 @@
+"""The sender: one delivery at a time (prefetch 1, single active consumer), paced by the gap.
+
+Choosing the next message when the gap ends, not when the previous call returns: a delivery
+that arrives while the gap is still running is held and then handed back to the broker
+(requeued) a moment before the gap ends. The broker then delivers the head of the priority
+queue, so a high-priority message that arrived during the gap goes next, and FIFO order within
+a priority is kept (a requeued message returns to its place). The same mechanism covers a
+takeover, a restart, a changed gap and a quality pause: nothing holds a delivery for long, so
+the broker's consumer timeout never fires.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+import uuid
+
+from aio_pika.abc import AbstractIncomingMessage
+from sqlalchemy.orm import Session, sessionmaker
+
+from consumers.providers import OutgoingMessage, Provider
+from consumers.sender import store
+from consumers.sender.pacing import Pacer
+from consumers.sender.policy import Dead, Decision, HoldFailed, Pause, Retry, decide
+from shared.broker import SendQueuePublisher, confirmed_channel, connect
+from shared.config import Settings
+from shared.db.engine import transaction
+from shared.db.models import Status
+from shared.db.retry import Stopped, run_db
+from shared.errors import PermanentError, TransientError
+from shared.messages import ATTEMPT_HEADER, DETAIL_HEADER, REASON_HEADER, SendCommand
+from shared.metrics import Metrics
+from shared.phone import mask_phone
+from shared.topology import Topology
+
+log = logging.getLogger(__name__)
+
+LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
+MAX_HOLD_SECONDS = 30.0  # never keep a delivery longer than this (consumer timeout, takeover)
+
+
+class Sender:
+    def __init__(self, settings: Settings, metrics: Metrics, sessions: sessionmaker[Session], provider: Provider,
+                 *, lead: float = LEAD_SECONDS, max_hold: float = MAX_HOLD_SECONDS) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.sessions = sessions
+        self.provider = provider
+        self.topology = Topology(settings.namespace)
+        self.sender_id = uuid.uuid4().hex
+        self.pacer = Pacer()
+        self.lead = lead
+        self.max_hold = max_hold
+        self._stop = asyncio.Event()
+        self._publisher: SendQueuePublisher | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Send until ``stop`` is set; a call in flight is finished, recorded and acked first."""
+        self._stop = stop
+        connection = await connect(self.settings.amqp_url, f"wanotify-sender-{self.sender_id[:8]}")
+        try:
+            channel = await confirmed_channel(connection, prefetch=1)
+            self._publisher = SendQueuePublisher(channel, self.topology)
+            await self._publisher.declare()
+            queue = await channel.get_queue(self.topology.send_queue)
+            self._idle = asyncio.Event()
+            self._idle.set()
+            tag = await queue.consume(self._on_delivery)
+            log.info("sender %s consuming %s", self.sender_id[:8], self.topology.send_queue)
+            await stop.wait()
+            await queue.cancel(tag)
+            await self._idle.wait()
+        finally:
+            await connection.close()
+
+    async def _on_delivery(self, message: AbstractIncomingMessage) -> None:
+        self._idle.clear()
+        try:
+            await self._handle(message)
+        except Exception:
+            log.exception("unexpected error handling a send-queue delivery; it will be redelivered")
+            await _settle(message.nack(requeue=True))
+        finally:
+            self._idle.set()
+
+    async def _handle(self, message: AbstractIncomingMessage) -> None:
+        try:
+            command = SendCommand.decode(message.body)
+        except PermanentError as exc:
+            await self._park_undecodable(message, str(exc))
+            return
+        while True:
+            if self._stop.is_set():
+                await _settle(message.nack(requeue=True))
+                return
+            # Early delivery: wait until shortly before our own gap ends, then let the broker choose.
+            early = self.pacer.remaining(self._gap) - self.lead
+            if early > 0:
+                await self._hold_and_requeue(message, early)
+                return
+            try:
+                claim = await run_db(lambda: self._claim(command), self._stop)
+            except Stopped:
+                await _settle(message.nack(requeue=True))
+                return
+            if isinstance(claim, store.Stale):
+                log.info("dropping stale copy %s: %s", command.message_id, claim.reason)
+                self.metrics.stale_copies.inc()
+                await _settle(message.ack())
+                return
+            if isinstance(claim, store.Wait):
+                self.metrics.sender_paused.set(1 if claim.paused else 0)
+                if claim.seconds > self.lead:
+                    await self._hold_and_requeue(message, claim.seconds - self.lead)
+                    return
+                await asyncio.sleep(claim.seconds)
+                continue
+            self.metrics.sender_paused.set(0)
+            await self._call(message, command, claim)
+            return
+
+    @property
+    def _gap(self) -> float:
+        return getattr(self, "_last_gap", self.settings.send_gap_seconds)
+
+    def _claim(self, command: SendCommand) -> store.Claim:
+        with transaction(self.sessions) as session:
+            claim = store.claim(session, command, self.settings, self.sender_id, self.pacer.remaining, self.lead)
+        if isinstance(claim, store.Go):
+            self._last_gap = claim.runtime.gap_seconds
+        return claim
+
+    async def _hold_and_requeue(self, message: AbstractIncomingMessage, seconds: float) -> None:
+        try:
+            await asyncio.wait_for(self._stop.wait(), min(seconds, self.max_hold))
+        except TimeoutError:
+            pass
+        await _settle(message.nack(requeue=True))
+
+    async def _call(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go) -> None:
+        await self._sleep_until_slot(claim)
+        if claim.ambiguous:
+            # Policy: a call whose outcome was lost in a crash is made again (at least once).
+            log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id)
+            self.metrics.ambiguous_calls.inc()
+        outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template,
+                                   self.settings.default_language)
+        since_previous = self.pacer.mark_start()
+        self.metrics.last_call.set(time.time())
+        if since_previous is not None:
+            self.metrics.send_gap.observe(since_previous)
+        started = time.monotonic()
+        try:
+            result = await asyncio.to_thread(self.provider.send, outgoing)
+        except Exception as exc:  # noqa: BLE001 - sorted by class below
+            self.metrics.provider_call_duration.labels("error").observe(time.monotonic() - started)
+            await self._failed(message, command, claim, _as_send_error(exc))
+            return
+        self.metrics.provider_call_duration.labels("ok").observe(time.monotonic() - started)
+        await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, result.provider_message_id))
+        log.info("sent %s to %s", command.message_id, mask_phone(claim.recipient))
+        self.metrics.messages_sent.labels(command.priority.value).inc()
+        await _settle(message.ack())
+
+    async def _sleep_until_slot(self, claim: store.Go) -> None:
+        await asyncio.sleep(claim.delay)
+        # asyncio may wake a hair early; the gap is a lower bound, so top it up.
+        while (remaining := self.pacer.remaining(claim.runtime.gap_seconds)) > 0:
+            await asyncio.sleep(remaining)
+
+    def _record(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
+        with transaction(self.sessions) as session:
+            fn(session, *args)
+
+    async def _failed(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go,
+                      error: TransientError | PermanentError) -> None:
+        decision = decide(error, command.attempt, claim.runtime, self.settings.retry_backoff,
+                          self.settings.quality_pause_seconds)
+        code = error.code
+        text = str(error)
+        log.warning("call for %s failed (%s): %s -> %s", command.message_id, code, text, type(decision).__name__)
+        kind = "permanent" if isinstance(error, PermanentError) else "retryable"
+        self.metrics.messages_failed.labels(kind).inc()
+        await run_db(lambda: self._record_decision(decision, command, claim, text, code))
+        await self._settle_decision(message, command, decision, text)
+
+    def _record_decision(self, decision: Decision, command: SendCommand, claim: store.Go, text: str,
+                         code: str | None) -> None:
+        with transaction(self.sessions) as session:
+            if isinstance(decision, Pause):
+                store.record_pause(session, command, claim.attempt_id, self.settings.namespace, decision.seconds,
+                                   text, code)
+            elif isinstance(decision, Dead):
+                store.record_failure(session, command, claim.attempt_id, Status.DEAD, text, code, None)
+            else:
+                retry_in = decision.delay_seconds if isinstance(decision, Retry) else None
+                store.record_failure(session, command, claim.attempt_id, Status.FAILED, text, code, retry_in)
+
+    async def _settle_decision(self, message: AbstractIncomingMessage, command: SendCommand, decision: Decision,
+                               text: str) -> None:
+        assert self._publisher is not None
+        if isinstance(decision, Pause):
+            self.metrics.sender_pauses.labels("quality").inc()
+            self.metrics.sender_paused.set(1)
+            await _settle(message.nack(requeue=True))
+            return
+        try:
+            if isinstance(decision, Retry):
+                await self._publisher.publish_retry(command.next_attempt(), decision.delay_seconds)
+                self.metrics.retries.inc()
+            elif isinstance(decision, Dead):
+                await self._park(command, decision.reason, text)
+        except Exception:
+            # The row already says failed/dead; the recovery sweep republishes overdue retries.
+            log.exception("could not publish the follow-up for %s", command.message_id)
+        await _settle(message.ack())
+
+    async def _park(self, command: SendCommand, reason: str, text: str) -> None:
+        assert self._publisher is not None
+        headers = {REASON_HEADER: reason, DETAIL_HEADER: text[:1000], ATTEMPT_HEADER: command.attempt}
+        await self._publisher.publish_dead(self.topology.send_dead_queue, command.encode(), headers, command.message_id)
+        self.metrics.messages_dead.labels(reason).inc()
+
+    async def _park_undecodable(self, message: AbstractIncomingMessage, text: str) -> None:
+        assert self._publisher is not None
+        log.error("parking an undecodable send-queue message: %s", text)
+        headers = {REASON_HEADER: "bad_command", DETAIL_HEADER: text[:1000]}
+        await self._publisher.publish_dead(self.topology.send_dead_queue, message.body, headers, message.message_id)
+        self.metrics.messages_dead.labels("bad_command").inc()
+        await _settle(message.ack())
+
+
+def _as_send_error(exc: Exception) -> TransientError | PermanentError:
+    if isinstance(exc, TransientError | PermanentError):
+        return exc
+    # A bug or an unexpected library error: retrying is the safe default, and it is logged.
+    log.error("provider raised %s; treating it as transient", type(exc).__name__, exc_info=exc)
+    return TransientError(f"{type(exc).__name__}: {exc}", code="internal")
+
+
+async def _settle(action) -> None:  # type: ignore[no-untyped-def]
+    """Ack/nack; if the channel died meanwhile the broker redelivers, and the copy check dedupes."""
+    try:
+        await action
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not settle a delivery (%s); it will be redelivered", exc)

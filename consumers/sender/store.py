@@ -1,0 +1,142 @@
+"""The sender's database work: claiming a call slot, and recording what the call did.
+
+``claim`` is the one place that decides whether a copy may be sent now. In one transaction it
+locks this namespace's ``sender_state`` row and the message's log row, drops stale copies,
+honours a pause and the gap left by another sender (the time of its last call is kept here, on
+the database's clock), then marks the row ``pending`` and stores the planned start of our
+call. Because the state row is locked, two senders can never both claim the same slot.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.db.models import Attempt, MessageLog, SenderState, Status
+from shared.messages import SendCommand
+from shared.runtime import RuntimeSettings, load
+
+
+@dataclass(frozen=True)
+class Go:
+    recipient: str
+    body: str
+    template: str
+    delay: float  # seconds to wait before starting the call (at most the lead)
+    runtime: RuntimeSettings
+    attempt_id: int
+    ambiguous: bool  # the previous try of this attempt died mid-call
+
+
+@dataclass(frozen=True)
+class Wait:
+    seconds: float
+    paused: bool = False
+
+
+@dataclass(frozen=True)
+class Stale:
+    reason: str
+
+
+Claim = Go | Wait | Stale
+
+
+def claim(session: Session, command: SendCommand, settings: Settings, sender_id: str,
+          local_remaining: Callable[[float], float], lead: float) -> Claim:
+    state = _lock_state(session, settings.namespace)
+    row = session.get(MessageLog, command.log_id, with_for_update=True)
+    verdict = _copy_verdict(row, command)
+    if isinstance(verdict, Stale):
+        return verdict
+    assert row is not None
+    runtime = load(session, settings)
+    now: datetime = session.scalar(select(func.clock_timestamp()))
+    wait = _wait_seconds(state, now, runtime.gap_seconds, sender_id, local_remaining)
+    if state.paused_until and state.paused_until > now:
+        return Wait((state.paused_until - now).total_seconds(), paused=True)
+    if wait > lead:
+        return Wait(wait)
+    planned = now + timedelta(seconds=wait)
+    state.sender_id, state.last_call_at = sender_id, planned
+    row.status, row.attempts, row.updated_at = Status.PENDING, command.attempt, now
+    attempt = Attempt(log_id=row.id, attempt=command.attempt, started_at=planned)
+    session.add(attempt)
+    session.flush()
+    return Go(row.recipient, row.body, row.template, wait, runtime, attempt.id, ambiguous=verdict)
+
+
+def _lock_state(session: Session, namespace: str) -> SenderState:
+    session.execute(insert(SenderState).values(namespace=namespace).on_conflict_do_nothing())
+    state = session.get(SenderState, namespace, with_for_update=True, populate_existing=True)
+    assert state is not None
+    return state
+
+
+def _copy_verdict(row: MessageLog | None, command: SendCommand) -> Stale | bool:
+    """Stale, or whether the copy is a resend of an attempt that died mid-call."""
+    if row is None:
+        return Stale("no such message")
+    if row.status == Status.PENDING and row.attempts == command.attempt:
+        return True
+    if row.status in (Status.QUEUED, Status.FAILED) and row.attempts == command.attempt - 1:
+        return False
+    return Stale(f"attempt {command.attempt} of a {row.status} message with {row.attempts} attempts")
+
+
+def _wait_seconds(state: SenderState, now: datetime, gap: float, sender_id: str,
+                  local_remaining: Callable[[float], float]) -> float:
+    if state.sender_id == sender_id or state.last_call_at is None:
+        # Our own last call: the monotonic clock is more precise than the database's.
+        return local_remaining(gap)
+    # Another sender called last (a restart or a takeover): its start is on the database clock.
+    return max(0.0, (state.last_call_at + timedelta(seconds=gap) - now).total_seconds())
+
+
+def record_sent(session: Session, command: SendCommand, attempt_id: int, provider_message_id: str | None) -> None:
+    now = func.now()
+    session.execute(
+        update(MessageLog).where(MessageLog.id == command.log_id).values(
+            status=Status.SENT, provider_message_id=provider_message_id, sent_at=now, updated_at=now,
+            last_error=None, error_code=None, next_attempt_at=None)
+    )
+    _finish_attempt(session, attempt_id, "sent", None, None)
+
+
+def record_failure(session: Session, command: SendCommand, attempt_id: int, status: Status, error: str,
+                   code: str | None, retry_in: float | None) -> None:
+    """``failed`` (with the time of the next try, if one is scheduled) or ``dead``."""
+    next_at = func.now() + timedelta(seconds=retry_in) if retry_in is not None else None
+    session.execute(
+        update(MessageLog).where(MessageLog.id == command.log_id).values(
+            status=status, last_error=error, error_code=code, next_attempt_at=next_at, updated_at=func.now())
+    )
+    _finish_attempt(session, attempt_id, status.value, error, code)
+
+
+def record_pause(session: Session, command: SendCommand, attempt_id: int, namespace: str, seconds: float,
+                 error: str, code: str | None) -> None:
+    """Pause every sender of the namespace; the message goes back to ``queued``, attempt not spent."""
+    session.execute(
+        update(SenderState).where(SenderState.namespace == namespace).values(
+            paused_until=func.now() + timedelta(seconds=seconds), pause_reason=error)
+    )
+    session.execute(
+        update(MessageLog).where(MessageLog.id == command.log_id).values(
+            status=Status.QUEUED, attempts=command.attempt - 1, last_error=error, error_code=code,
+            updated_at=func.now())
+    )
+    _finish_attempt(session, attempt_id, "paused", error, code)
+
+
+def _finish_attempt(session: Session, attempt_id: int, outcome: str, error: str | None, code: str | None) -> None:
+    session.execute(
+        update(Attempt).where(Attempt.id == attempt_id).values(
+            finished_at=func.now(), outcome=outcome, error=error, error_code=code)
+    )

@@ -1,0 +1,1 @@
+"""Operational tools: the local fake WhatsApp provider and friends."""

@@ -1,0 +1,7 @@
+"""The ``wanotify`` command line (contract section 5)."""
+
+from __future__ import annotations
+
+from ops.cli.app import main
+
+__all__ = ["main"]

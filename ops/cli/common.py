@@ -1,0 +1,91 @@
+"""What every command shares: settings from the environment, output as text or JSON."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Any
+
+import click
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.db.engine import make_engine, session_factory, transaction
+from shared.errors import ConfigError
+
+json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
+
+
+def settings_from(ctx: click.Context) -> Settings:
+    settings = ctx.obj
+    assert isinstance(settings, Settings)
+    return settings
+
+
+@contextmanager
+def db_session(settings: Settings) -> Iterator[Session]:
+    """A transaction on the configured database; a clear message if it is unreachable."""
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        with transaction(session_factory(engine)) as session:
+            yield session
+    except Exception as exc:
+        from sqlalchemy.exc import OperationalError, ProgrammingError
+
+        if isinstance(exc, OperationalError):
+            raise click.ClickException(f"database unreachable ({settings.database_url}): {_first_line(exc)}") from exc
+        if isinstance(exc, ProgrammingError) and "does not exist" in str(exc):
+            raise click.ClickException("the database schema is missing: run `wanotify migrate` first") from exc
+        raise
+    finally:
+        engine.dispose()
+
+
+def _first_line(exc: Exception) -> str:
+    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
+
+
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
+    """Print ``data`` as JSON, or through ``text`` for people."""
+    if as_json:
+        click.echo(json.dumps(data, default=str, ensure_ascii=False, indent=2))
+    else:
+        click.echo(text(data) if callable(text) else text)
+
+
+def parse_json_object(raw: str, what: str) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except ValueError as exc:
+        raise click.BadParameter(f"{what} is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise click.BadParameter(f"{what} must be a JSON object")
+    return value
+
+
+def table(rows: list[dict[str, Any]], columns: list[str]) -> str:
+    """A plain aligned table (stable for scripts that grep, and for narrow terminals)."""
+    if not rows:
+        return "(none)"
+    cells = [[_cell(row.get(c)) for c in columns] for row in rows]
+    widths = [max(len(c), *(len(r[i]) for r in cells)) for i, c in enumerate(columns)]
+    lines = ["  ".join(c.upper().ljust(w) for c, w in zip(columns, widths, strict=True))]
+    lines += ["  ".join(v.ljust(w) for v, w in zip(r, widths, strict=True)).rstrip() for r in cells]
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    text = str(value).replace("\n", " ")
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def fail_on_config_error(fn: Callable[[], Settings]) -> Settings:
+    try:
+        return fn()
+    except ConfigError as exc:
+        click.echo(f"configuration error: {exc}", err=True)
+        sys.exit(2)

@@ -1,0 +1,48 @@
+"""Long-running processes: ``run notifier|sender|all`` and ``fake-provider``."""
+
+from __future__ import annotations
+
+import asyncio
+
+import click
+
+from consumers.runner import ROLES, run_roles
+from ops.cli.common import settings_from
+from shared.errors import ConfigError
+
+
+def register(main: click.Group) -> None:
+    main.add_command(run)
+    main.add_command(fake_provider)
+
+
+@click.command()
+@click.argument("role", type=click.Choice([*ROLES, "all"]))
+@click.pass_context
+def run(ctx: click.Context, role: str) -> None:
+    """Run a consumer until SIGINT/SIGTERM, then stop cleanly.
+
+    \b
+    notifier  events -> validated, rendered, logged messages on the send queue
+    sender    send queue -> WhatsApp API, one call at a time, SEND_GAP_SECONDS apart
+    all       both in one process
+    """
+    roles = list(ROLES) if role == "all" else [role]
+    try:
+        asyncio.run(run_roles(settings_from(ctx), roles))
+    except ConfigError as exc:
+        raise click.ClickException(str(exc)) from None
+
+
+@click.command("fake-provider")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8089, show_default=True, type=int)
+def fake_provider(host: str, port: int) -> None:
+    """A local server that answers like the WhatsApp Cloud API and prints what it receives.
+
+    Point the sender at it with WHATSAPP_PROVIDER=meta and WHATSAPP_API_BASE_URL=http://HOST:PORT
+    (any WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN). For demos and tests only.
+    """
+    from ops.fake_provider import serve
+
+    serve(host, port)

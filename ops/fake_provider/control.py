@@ -1,0 +1,55 @@
+"""The fake's own HTTP control API, for tests that run the fake in another process.
+
+``GET /_fake/calls``      recorded calls (JSON list)
+``DELETE /_fake/calls``   forget them
+``POST /_fake/fail``      ``{"mode": "5xx", "count": 3}`` or ``{"mode": "5xx", "rate": 0.3, "seed": 1}``
+``POST /_fake/ok``        stop injecting failures
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from ops.fake_provider.replies import Reply, not_found
+from ops.fake_provider.state import FakeState
+
+OK = {"ok": True}
+
+
+def handle_control(state: FakeState, method: str, path: str, raw: bytes) -> Reply:
+    """Answer one ``/_fake/...`` request."""
+    route = (method, path.rstrip("/"))
+    if route == ("GET", "/_fake/calls"):
+        return Reply(200, state.calls())
+    if route == ("DELETE", "/_fake/calls"):
+        state.reset()
+        return Reply(200, OK)
+    if route == ("POST", "/_fake/fail"):
+        return _inject_failures(state, raw)
+    if route == ("POST", "/_fake/ok"):
+        state.clear_failures()
+        return Reply(200, OK)
+    return not_found(path)
+
+
+def _inject_failures(state: FakeState, raw: bytes) -> Reply:
+    try:
+        request = json.loads(raw or b"{}")
+        if not isinstance(request, dict):
+            raise ValueError("expected a JSON object")
+        _apply(state, request)
+    except (ValueError, TypeError) as exc:
+        return Reply(400, {"ok": False, "error": str(exc)}, outcome="error")
+    return Reply(200, OK)
+
+
+def _apply(state: FakeState, request: dict[str, Any]) -> None:
+    mode = str(request.get("mode", "5xx"))
+    if "count" in request:
+        state.fail_next(int(request["count"]), mode)
+    elif "rate" in request:
+        seed = request.get("seed")
+        state.set_failure_rate(float(request["rate"]), mode, None if seed is None else int(seed))
+    else:
+        raise ValueError('give "count" or "rate"')

@@ -1,0 +1,70 @@
+"""An asyncio (aio-pika) publisher with confirms, mandatory routing and a robust connection."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
+from aio_pika.exceptions import DeliveryError
+
+from producers.envelope import prepare
+from producers.publisher import PublishError
+from shared.topology import Topology, declare_topology_async
+
+
+class AsyncEventPublisher:
+    """``await publish(...)`` returns once the broker confirmed; many may run concurrently.
+
+    ``connect_robust`` reopens a lost connection and restores the channel; a publish that hits
+    the outage raises ``PublishError`` and may simply be retried (event_id makes it idempotent).
+    """
+
+    def __init__(self, amqp_url: str, namespace: str = "wanotify", *, source: str | None = None,
+                 declare: bool = True) -> None:
+        self._url = amqp_url
+        self._topology = Topology(namespace)
+        self._source = source
+        self._declare = declare
+        self._connection: AbstractRobustConnection | None = None
+        self._channel: AbstractChannel | None = None
+        self._exchange: AbstractExchange | None = None
+
+    async def connect(self) -> AsyncEventPublisher:
+        self._connection = await aio_pika.connect_robust(
+            self._url, client_properties={"connection_name": "wanotify-publisher"})
+        self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
+        if self._declare:
+            await declare_topology_async(self._channel, self._topology)
+        self._exchange = await self._channel.get_exchange(self._topology.events_exchange, ensure=False)
+        return self
+
+    async def publish(self, event_type: str, data: dict[str, Any], *, event_id: str | None = None) -> str:
+        """Publish one event and return its event_id."""
+        if self._exchange is None:
+            await self.connect()
+        assert self._exchange is not None
+        event = prepare(event_type, data, source=self._source, event_id=event_id)
+        message = aio_pika.Message(
+            event.body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+            message_id=event.event_id, type=event.event_type, timestamp=int(time.time()),
+        )
+        try:
+            await self._exchange.publish(message, routing_key=event.event_type, mandatory=True)
+        except DeliveryError as exc:
+            raise PublishError(f"event {event.event_type} was not delivered: {exc}") from None
+        except (aio_pika.exceptions.AMQPError, ConnectionError) as exc:
+            raise PublishError(f"publish of {event.event_id} failed: {exc!r}") from exc
+        return event.event_id
+
+    async def close(self) -> None:
+        if self._connection is not None:
+            await self._connection.close()
+        self._connection = self._channel = self._exchange = None
+
+    async def __aenter__(self) -> AsyncEventPublisher:
+        return await self.connect()
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()

@@ -1,0 +1,1 @@
+"""What the producers, the consumers and the operators agree on."""

@@ -1,0 +1,125 @@
+"""Process configuration, read once from the environment at the entry point.
+
+Nothing in the package reads ``os.environ`` elsewhere: a ``Settings`` object is built by the
+command line (or a test) and passed down.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field, replace
+from typing import Any
+
+from shared.errors import ConfigError
+
+DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
+DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@localhost:5432/wanotify"
+PROVIDERS = ("meta", "gateway", "fake")
+
+
+def _float(env: Mapping[str, str], key: str, default: float, minimum: float = 0.0) -> float:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
+    raw = env.get(key)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
+    if value < minimum:
+        raise ConfigError(f"{key} must be >= {minimum}, got {raw!r}")
+    return value
+
+
+def _optional_int(env: Mapping[str, str], key: str) -> int | None:
+    raw = env.get(key)
+    return None if raw in (None, "") else _int(env, key, 0)
+
+
+@dataclass(frozen=True)
+class WhatsAppSettings:
+    """Which provider sends, and its credentials."""
+
+    provider: str = "fake"
+    base_url: str | None = None
+    api_version: str = "v21.0"
+    phone_number_id: str | None = None
+    access_token: str | None = None
+    api_key: str | None = None
+    sender: str | None = None
+    timeout_seconds: float = 15.0
+    # The API-key gateway's request shape; see providers/gateway.py.
+    gateway: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a wanotify process needs to know about its surroundings."""
+
+    amqp_url: str = DEFAULT_AMQP_URL
+    database_url: str = DEFAULT_DATABASE_URL
+    namespace: str = "wanotify"
+    send_gap_seconds: float = 10.0
+    max_retries: int = 3
+    retry_delay_seconds: float = 300.0
+    retry_backoff: float = 1.0
+    default_region: str = "ID"
+    default_language: str = "id"
+    metrics_port: int | None = None
+    quality_pause_seconds: float = 3600.0
+    log_json: bool = False
+    whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
+        """Build the settings from environment variables (contract section 4)."""
+        env = os.environ if env is None else env
+        provider = env.get("WHATSAPP_PROVIDER", "fake") or "fake"
+        if provider not in PROVIDERS:
+            raise ConfigError(f"WHATSAPP_PROVIDER must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+        namespace = env.get("WANOTIFY_NAMESPACE", "wanotify") or "wanotify"
+        if any(ch.isspace() for ch in namespace):
+            raise ConfigError(f"WANOTIFY_NAMESPACE must not contain spaces, got {namespace!r}")
+        gateway = {k[len("WHATSAPP_GATEWAY_"):].lower(): v for k, v in env.items() if k.startswith("WHATSAPP_GATEWAY_")}
+        return cls(
+            amqp_url=env.get("AMQP_URL") or DEFAULT_AMQP_URL,
+            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            namespace=namespace,
+            send_gap_seconds=_float(env, "SEND_GAP_SECONDS", 10.0),
+            max_retries=_int(env, "MAX_RETRIES", 3),
+            retry_delay_seconds=_float(env, "RETRY_DELAY_SECONDS", 300.0),
+            retry_backoff=_float(env, "RETRY_BACKOFF", 1.0, minimum=1.0),
+            default_region=(env.get("DEFAULT_REGION") or "ID").upper(),
+            default_language=env.get("DEFAULT_LANGUAGE") or "id",
+            metrics_port=_optional_int(env, "METRICS_PORT"),
+            quality_pause_seconds=_float(env, "QUALITY_PAUSE_SECONDS", 3600.0),
+            log_json=(env.get("LOG_FORMAT", "text").lower() == "json"),
+            whatsapp=WhatsAppSettings(
+                provider=provider,
+                base_url=env.get("WHATSAPP_API_BASE_URL") or None,
+                api_version=env.get("WHATSAPP_API_VERSION") or "v21.0",
+                phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
+                access_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
+                api_key=env.get("WHATSAPP_API_KEY") or None,
+                sender=env.get("WHATSAPP_SENDER") or None,
+                timeout_seconds=_float(env, "WHATSAPP_TIMEOUT_SECONDS", 15.0),
+                gateway=gateway,
+            ),
+        )
+
+    def with_(self, **changes: Any) -> Settings:
+        """A copy with some fields changed (tests and sub-commands use it)."""
+        return replace(self, **changes)

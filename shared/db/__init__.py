@@ -1,0 +1,1 @@
+"""PostgreSQL: the message log, templates, rules, runtime settings and sender state."""

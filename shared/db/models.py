@@ -1,0 +1,150 @@
+"""Tables. The schema itself is created by Alembic migrations (``wanotify migrate``)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from enum import StrEnum
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy import true as sa_true
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class Status(StrEnum):
+    """A message's life (contract section 2). Receipts only ever move it forward."""
+
+    QUEUED = "queued"
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    DEAD = "dead"
+    DELIVERED = "delivered"
+    READ = "read"
+    CANCELLED = "cancelled"
+
+
+# Statuses from which no further call is made for the current copy of a message.
+FINAL_STATUSES = frozenset({Status.SENT, Status.DELIVERED, Status.READ, Status.DEAD, Status.CANCELLED})
+
+
+class MessageLog(Base):
+    """One row per (event, template): the seed's ``whatsapp_logs``."""
+
+    __tablename__ = "whatsapp_logs"
+    __table_args__ = (
+        UniqueConstraint("event_id", "template", name="uq_whatsapp_logs_event_template"),
+        Index("ix_whatsapp_logs_status_priority", "status", "priority", "queued_at"),
+        Index("ix_whatsapp_logs_provider_message_id", "provider_message_id"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    event_type: Mapped[str] = mapped_column(String(100))
+    template: Mapped[str] = mapped_column(String(100))
+    recipient: Mapped[str] = mapped_column(String(20))
+    body: Mapped[str] = mapped_column(Text)
+    priority: Mapped[str] = mapped_column(String(10))
+    status: Mapped[str] = mapped_column(String(12), server_default=Status.QUEUED.value)
+    attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    last_error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+    provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    next_attempt_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Attempt(Base):
+    """Every provider call made for a message: the history a replay keeps."""
+
+    __tablename__ = "whatsapp_attempts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    log_id: Mapped[int] = mapped_column(ForeignKey("whatsapp_logs.id", ondelete="CASCADE"), index=True)
+    attempt: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    outcome: Mapped[str | None] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(Text)
+    error_code: Mapped[str | None] = mapped_column(String(40))
+
+
+class Template(Base):
+    __tablename__ = "templates"
+
+    key: Mapped[str] = mapped_column(String(100), primary_key=True)
+    language: Mapped[str] = mapped_column(String(10), server_default="id")
+    body: Mapped[str] = mapped_column(Text)
+    active: Mapped[bool] = mapped_column(Boolean, server_default=sa_true())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class Rule(Base):
+    """Which event type yields which template, at which priority. One event, many rules."""
+
+    __tablename__ = "notification_rules"
+    __table_args__ = (UniqueConstraint("event_type", "template", name="uq_rules_event_template"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    event_type: Mapped[str] = mapped_column(String(100), index=True)
+    # NULL template: take it from the event (notification.requested).
+    template: Mapped[str | None] = mapped_column(String(100))
+    priority: Mapped[str | None] = mapped_column(String(10))
+    active: Mapped[bool] = mapped_column(Boolean, server_default=sa_true())
+
+
+class RuntimeSetting(Base):
+    __tablename__ = "settings"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SenderState(Base):
+    """When the last call started, per namespace, so a restarted or new sender keeps the gap."""
+
+    __tablename__ = "sender_state"
+
+    namespace: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sender_id: Mapped[str | None] = mapped_column(String(64))
+    last_call_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pause_reason: Mapped[str | None] = mapped_column(Text)
+
+
+class DeadEvent(Base):
+    """An event parked in the events dead-letter queue, mirrored here so admins can search it."""
+
+    __tablename__ = "dead_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    event_id: Mapped[str | None] = mapped_column(String(64), index=True)
+    event_type: Mapped[str | None] = mapped_column(String(100))
+    reason: Mapped[str] = mapped_column(String(40))
+    detail: Mapped[str] = mapped_column(Text)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    parked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    status: Mapped[str] = mapped_column(String(12), server_default="parked")
+    extra: Mapped[dict | None] = mapped_column(JSONB)

@@ -1,0 +1,54 @@
+"""What travels on the send queue: a pointer to a log row, for one attempt.
+
+The log row in PostgreSQL is the source of truth (recipient, text, status); the queue carries
+which row to send and which attempt this copy is for. A copy whose attempt the row has
+already used is stale and dropped, which makes duplicate copies (a notifier redelivery, a
+double replay, a recovery sweep) harmless.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from shared.errors import PermanentError
+from shared.priority import Priority
+
+ATTEMPT_HEADER = "x-wanotify-attempt"
+REASON_HEADER = "x-wanotify-reason"
+DETAIL_HEADER = "x-wanotify-detail"
+DEAD_ID_HEADER = "x-wanotify-dead-id"
+
+
+@dataclass(frozen=True)
+class SendCommand:
+    log_id: int
+    attempt: int
+    priority: Priority
+    event_id: str
+    template: str
+
+    def encode(self) -> bytes:
+        return json.dumps(asdict(self), separators=(",", ":")).encode()
+
+    @property
+    def message_id(self) -> str:
+        return f"{self.log_id}.{self.attempt}"
+
+    def next_attempt(self) -> SendCommand:
+        return SendCommand(self.log_id, self.attempt + 1, self.priority, self.event_id, self.template)
+
+    @classmethod
+    def decode(cls, body: bytes) -> SendCommand:
+        try:
+            raw: Any = json.loads(body)
+            return cls(
+                log_id=int(raw["log_id"]),
+                attempt=int(raw["attempt"]),
+                priority=Priority(raw["priority"]),
+                event_id=str(raw["event_id"]),
+                template=str(raw["template"]),
+            )
+        except (ValueError, KeyError, TypeError) as exc:
+            raise PermanentError(f"not a send command: {exc}", code="bad_command") from None
