@@ -66,6 +66,6 @@ class Metrics:
         self.gap_setting = Gauge(
             "wanotify_send_gap_setting_seconds", "The configured minimum gap between calls.", registry=r)
 
-    def serve(self, port: int, addr: str = "0.0.0.0") -> None:  # noqa: S104 - scraped by Prometheus
+    def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Serve ``/metrics`` on ``port`` from a daemon thread."""
         start_http_server(port, addr=addr, registry=self.registry)

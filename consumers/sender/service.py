@@ -22,7 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 from consumers.providers import OutgoingMessage, Provider
 from consumers.sender import store
 from consumers.sender.pacing import Pacer
-from consumers.sender.policy import Dead, Decision, HoldFailed, Pause, Retry, decide
+from consumers.sender.policy import Dead, Decision, Pause, Retry, decide
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
 from shared.db.engine import transaction

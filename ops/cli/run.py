@@ -14,6 +14,7 @@ from shared.errors import ConfigError
 def register(main: click.Group) -> None:
     main.add_command(run)
     main.add_command(fake_provider)
+    main.add_command(demo)
 
 
 @click.command()
@@ -46,3 +47,28 @@ def fake_provider(host: str, port: int) -> None:
     from ops.fake_provider import serve
 
     serve(host, port)
+
+
+@click.command()
+@click.option("--members", default=5, show_default=True, type=click.IntRange(1, 100),
+              help="How many members register at the same moment.")
+@click.option("--gap", type=click.FloatRange(min=0), default=None,
+              help="Override SEND_GAP_SECONDS for the demo (default: the configured gap, 10 s).")
+@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON at the end.")
+@click.pass_context
+def demo(ctx: click.Context, members: int, gap: float | None, as_json: bool) -> None:
+    """Live demo: members register at once; watch payment links overtake welcomes, a gap apart.
+
+    Runs the notifier and the sender in this process against a local fake WhatsApp provider,
+    in the namespace WANOTIFY_NAMESPACE-demo so it never touches real queues. Creates and
+    migrates the database if needed.
+    """
+    from ops.cli.common import emit
+    from ops.demo import run_demo
+
+    settings = settings_from(ctx)
+    settings = settings.with_(namespace=f"{settings.namespace}-demo",
+                              send_gap_seconds=settings.send_gap_seconds if gap is None else gap)
+    summary = run_demo(settings, members)
+    if as_json:
+        emit(summary, True, "")

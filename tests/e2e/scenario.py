@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Any
 
 
@@ -19,4 +20,4 @@ def requested(i: int, priority: str) -> dict[str, Any]:
 
 
 def gaps(calls: list[dict[str, Any]]) -> list[float]:
-    return [b["t"] - a["t"] for a, b in zip(calls, calls[1:], strict=False)]
+    return [b["t"] - a["t"] for a, b in itertools.pairwise(calls)]

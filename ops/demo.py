@@ -1,0 +1,119 @@
+"""The live demo: the seed system's scenario against a local fake WhatsApp provider.
+
+Five members register at the same moment. Each registration yields a welcome message
+(normal priority) and a payment link (high priority). The first message leaves at once (the
+sender was idle); from then on there is a backlog, so the payment links go first, then the
+welcomes, each call at least the gap after the previous one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import threading
+import time
+from typing import Any
+
+from rich.console import Console
+
+from consumers.notifier.service import Notifier
+from consumers.providers import make_provider
+from consumers.sender.service import Sender
+from ops.fake_provider import FakeProviderServer
+from producers.async_publisher import AsyncEventPublisher
+from shared.config import Settings, WhatsAppSettings
+from shared.db.engine import create_database_if_missing, make_engine, session_factory, transaction
+from shared.db.migrate import upgrade
+from shared.db.seed import seed_defaults
+from shared.metrics import Metrics
+from shared.phone import mask_phone
+
+console = Console(highlight=False)
+
+
+def scenario(members: int) -> list[tuple[str, dict[str, Any]]]:
+    events = []
+    for i in range(1, members + 1):
+        person = {"member_id": f"M-{1000 + i}", "name": f"Member {i}", "phone": f"08114040{700 + i}"}
+        events.append(("member.registered", person))
+        events.append(("payment.link_created",
+                       person | {"amount": 150000, "payment_url": f"https://pay.example.com/i/{1000 + i}"}))
+    return events
+
+
+def run_demo(settings: Settings, members: int = 5) -> dict[str, Any]:
+    """Run the scenario to the end and return a summary (calls, gaps, order)."""
+    prepare_database(settings.database_url)
+    logging.getLogger().setLevel(logging.WARNING)  # the live lines below tell the story
+    with FakeProviderServer(on_call=_Printer(settings.send_gap_seconds)) as provider:
+        demo = settings.with_(whatsapp=WhatsAppSettings(
+            provider="meta", base_url=provider.url, phone_number_id="demo", access_token="demo"))
+        asyncio.run(_run(demo, provider, scenario(members)))
+        calls = provider.calls()
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(calls)]
+    summary = {
+        "messages": len(calls),
+        "order": [_kind(c) for c in calls],
+        "min_gap_seconds": round(min(gaps), 3) if gaps else None,
+        "max_gap_seconds": round(max(gaps), 3) if gaps else None,
+    }
+    console.print(f"\n[bold]{summary['messages']} messages sent[/]; gaps between calls "
+                  f"{summary['min_gap_seconds']}–{summary['max_gap_seconds']} s (configured {settings.send_gap_seconds} s)")
+    return summary
+
+
+def prepare_database(database_url: str) -> None:
+    create_database_if_missing(database_url)
+    upgrade(database_url)
+    engine = make_engine(database_url, pool_size=1)
+    with transaction(session_factory(engine)) as session:
+        seed_defaults(session)
+    engine.dispose()
+
+
+async def _run(settings: Settings, provider: FakeProviderServer, events: list[tuple[str, dict[str, Any]]]) -> None:
+    engine = make_engine(settings.database_url)
+    sessions = session_factory(engine)
+    stop = asyncio.Event()
+    metrics = Metrics()
+    sender_provider = make_provider(settings.whatsapp)
+    consumers = [
+        asyncio.create_task(Notifier(settings, metrics, sessions).run(stop)),
+        asyncio.create_task(Sender(settings, metrics, sessions, sender_provider).run(stop)),
+    ]
+    try:
+        async with AsyncEventPublisher(settings.amqp_url, settings.namespace, source="demo") as publisher:
+            console.print(f"[bold]Publishing {len(events)} events at once[/] "
+                          f"(gap {settings.send_gap_seconds} s; namespace {settings.namespace})\n")
+            await asyncio.gather(*(publisher.publish(kind, data) for kind, data in events))
+        await asyncio.to_thread(provider.wait_for_calls, len(events), len(events) * (settings.send_gap_seconds + 5))
+    finally:
+        stop.set()
+        await asyncio.gather(*consumers, return_exceptions=True)
+        sender_provider.close()
+        engine.dispose()
+
+
+def _kind(call: dict[str, Any]) -> str:
+    return "payment_link" if "pembayaran" in call["body"] else "welcome"
+
+
+class _Printer:
+    """Prints each call as the provider receives it, with the time since the previous one."""
+
+    def __init__(self, gap: float) -> None:
+        self._gap = gap
+        self._previous: float | None = None
+        self._count = 0
+        self._lock = threading.Lock()
+
+    def __call__(self, call: dict[str, Any]) -> None:
+        with self._lock:
+            self._count += 1
+            since = "   first" if self._previous is None else f"+{call['t'] - self._previous:7.3f}s"
+            self._previous = call["t"]
+            colour = "red" if _kind(call) == "payment_link" else "cyan"
+            stamp = time.strftime("%H:%M:%S", time.localtime(call["t"]))
+            console.print(f"{stamp} {since}  #{self._count:<2} [{colour}]{_kind(call):<12}[/] "
+                          f"{mask_phone(call['to'] or ''):<14} {call['body'][:48]}…", soft_wrap=True)

@@ -1,0 +1,9 @@
+"""``python -m ops.fake_provider``: the same as ``wanotify fake-provider``."""
+
+from __future__ import annotations
+
+import sys
+
+from ops.fake_provider.cli import main
+
+sys.exit(main())

@@ -1,0 +1,1 @@
+"""RabbitMQ deployment files generated from ``shared.topology`` (see ``definitions.py``)."""

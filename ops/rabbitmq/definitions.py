@@ -1,0 +1,113 @@
+"""Generate ``ops/rabbitmq/definitions.json`` from ``shared.topology.Topology``.
+
+RabbitMQ imports a definitions file at boot (``load_definitions`` in ``rabbitmq.conf``), so a
+fresh broker starts with the exchange, queues (with their arguments) and binding that the
+processes would declare themselves. Every name and argument comes from ``Topology``: nothing
+is typed here, so the file and the code cannot drift apart (a unit test regenerates the file
+and compares).
+
+A node that imports definitions at boot does not create its default ``guest`` user, so the
+document also carries one user for the demo deployment (``wanotify``/``wanotify``,
+administrator on ``/``). Change it before exposing the broker anywhere.
+
+Run ``python -m ops.rabbitmq.definitions [OUTPUT]`` to rewrite the file.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from shared.topology import QueueSpec, Topology
+
+VHOST = "/"
+DEFAULT_RETRY_DELAYS: tuple[float, ...] = (300.0,)
+DEFAULT_OUTPUT = Path(__file__).with_name("definitions.json")
+
+DEMO_USER = "wanotify"
+DEMO_PASSWORD = "wanotify"
+# A fixed salt keeps the generated file stable, so "committed == regenerated" can be tested.
+DEMO_SALT = b"wano"
+
+
+def password_hash(password: str, salt: bytes = DEMO_SALT) -> str:
+    """RabbitMQ's ``rabbit_password_hashing_sha256``: base64(salt + sha256(salt + password)), 4-byte salt."""
+    if len(salt) != 4:
+        raise ValueError("RabbitMQ password salts are 4 bytes")
+    return base64.b64encode(salt + hashlib.sha256(salt + password.encode("utf-8")).digest()).decode("ascii")
+
+
+def _queue(spec: QueueSpec) -> dict[str, Any]:
+    return {
+        "name": spec.name,
+        "vhost": VHOST,
+        "durable": True,
+        "auto_delete": False,
+        "arguments": dict(spec.arguments),
+    }
+
+
+def build_definitions(namespace: str = "wanotify", retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS) -> dict:  # type: ignore[type-arg]
+    """The definitions document for one namespace, with one retry queue per delay in ``retry_delays``."""
+    topology = Topology(namespace)
+    specs = list(topology.queues())
+    seen = {spec.name for spec in specs}
+    for delay in retry_delays:
+        spec = topology.retry_queue_spec(delay)
+        if spec.name not in seen:  # two delays that round to the same millisecond share a queue
+            seen.add(spec.name)
+            specs.append(spec)
+    return {
+        "vhosts": [{"name": VHOST}],
+        "users": [{
+            "name": DEMO_USER,
+            "password_hash": password_hash(DEMO_PASSWORD),
+            "hashing_algorithm": "rabbit_password_hashing_sha256",
+            "tags": ["administrator"],
+        }],
+        "permissions": [{"user": DEMO_USER, "vhost": VHOST, "configure": ".*", "write": ".*", "read": ".*"}],
+        "exchanges": [{
+            "name": topology.events_exchange,
+            "vhost": VHOST,
+            "type": "topic",
+            "durable": True,
+            "auto_delete": False,
+            "internal": False,
+            "arguments": {},
+        }],
+        "queues": [_queue(spec) for spec in specs],
+        "bindings": [
+            {
+                "source": exchange,
+                "vhost": VHOST,
+                "destination": queue,
+                "destination_type": "queue",
+                "routing_key": key,
+                "arguments": {},
+            }
+            for exchange, queue, key in topology.bindings()
+        ],
+    }
+
+
+def render(definitions: dict) -> str:  # type: ignore[type-arg]
+    """The file's exact text (stable key order, trailing newline)."""
+    return json.dumps(definitions, indent=2, sort_keys=True) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Write the default namespace's definitions to ``OUTPUT`` (default: next to this module)."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    output = Path(args[0]) if args else DEFAULT_OUTPUT
+    output.write_text(render(build_definitions()), encoding="utf-8")
+    print(f"wrote {output}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Everything a fresh machine needs before the demo or the tests: a virtualenv with the
+# project, RabbitMQ's management and Prometheus plugins, a running RabbitMQ and PostgreSQL
+# (started if installed locally but stopped), and Prometheus/promtool for the ops tests.
+# Safe to run again.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '==> %s\n' "$*" >&2; }
+
+if [ ! -x .venv/bin/python ]; then
+  log "creating .venv"
+  python3 -m venv .venv
+fi
+log "installing wanotify and its test dependencies into .venv"
+.venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
+.venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+
+port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+wait_port() {
+  for _ in $(seq 1 60); do port_open "$1" && return 0; sleep 1; done
+  return 1
+}
+
+if [ -z "${AMQP_URL:-}" ] && command -v rabbitmq-server >/dev/null 2>&1; then
+  if ! port_open 5672; then
+    log "starting RabbitMQ"
+    rabbitmq-server -detached || true
+    wait_port 5672 || { log "RabbitMQ did not start"; exit 1; }
+  fi
+  if command -v rabbitmq-plugins >/dev/null 2>&1; then
+    log "enabling RabbitMQ management and prometheus plugins"
+    rabbitmq-plugins enable --quiet rabbitmq_management rabbitmq_prometheus >/dev/null || true
+    wait_port 15672 || log "management API not up yet (tests that need it will say so)"
+  fi
+fi
+
+if [ -z "${DATABASE_URL:-}" ] && ! port_open 5432 && command -v pg_ctlcluster >/dev/null 2>&1; then
+  log "starting PostgreSQL"
+  pg_ctlcluster --skip-systemctl-redirect "$(ls /etc/postgresql | head -n1)" main start || true
+  wait_port 5432 || { log "PostgreSQL did not start"; exit 1; }
+fi
+
+if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  log "installing Prometheus (promtool) from Debian's packages"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) \
+    >/dev/null 2>&1 || log "could not install prometheus; the ops tests will report it"
+fi
