@@ -28,6 +28,12 @@ class SendCommand:
     priority: Priority
     event_id: str
     template: str
+    # The attempt at which the current retry budget began: 1, or the first call after a replay.
+    first_attempt: int = 1
+
+    @property
+    def retries_used(self) -> int:
+        return self.attempt - self.first_attempt
 
     def encode(self) -> bytes:
         return json.dumps(asdict(self), separators=(",", ":")).encode()
@@ -37,7 +43,7 @@ class SendCommand:
         return f"{self.log_id}.{self.attempt}"
 
     def next_attempt(self) -> SendCommand:
-        return SendCommand(self.log_id, self.attempt + 1, self.priority, self.event_id, self.template)
+        return SendCommand(self.log_id, self.attempt + 1, self.priority, self.event_id, self.template, self.first_attempt)
 
     @classmethod
     def decode(cls, body: bytes) -> SendCommand:
@@ -49,6 +55,7 @@ class SendCommand:
                 priority=Priority(raw["priority"]),
                 event_id=str(raw["event_id"]),
                 template=str(raw["template"]),
+                first_attempt=int(raw.get("first_attempt", 1)),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentError(f"not a send command: {exc}", code="bad_command") from None

@@ -13,6 +13,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from consumers.notifier.planning import Catalog, EventPlan, PlannedMessage, RuleSpec
+from shared.db.copies import next_copy
 from shared.db.models import DeadEvent, MessageLog, Rule, Status, Template
 from shared.messages import SendCommand
 from shared.priority import Priority
@@ -69,14 +70,14 @@ def _republish_unsent(session: Session, keys: list[tuple[str, str]], result: Bat
     """Rows that exist but never got a call: their first copy may have been lost before the
     event was acked, so publish it again (a second copy is dropped by the sender as stale)."""
     rows = session.execute(
-        select(MessageLog.id, MessageLog.event_id, MessageLog.template, MessageLog.priority).where(
+        select(MessageLog.id, MessageLog.event_id, MessageLog.template, MessageLog.priority, MessageLog.attempts,
+               MessageLog.first_attempt).where(
             tuple_(MessageLog.event_id, MessageLog.template).in_(keys),
             MessageLog.status == Status.QUEUED,
             MessageLog.attempts == 0,
         )
     ).all()
-    for row in rows:
-        result.to_publish.append(SendCommand(row.id, 1, Priority(row.priority), str(row.event_id), row.template))
+    result.to_publish.extend(next_copy(row) for row in rows)
 
 
 def _insert_dead_event(session: Session, plan: EventPlan) -> int:

@@ -31,17 +31,17 @@ class Pause:
 Decision = Retry | HoldFailed | Dead | Pause
 
 
-def decide(error: Exception, attempt: int, runtime: RuntimeSettings, backoff: float, quality_pause: float) -> Decision:
-    """Decide for a failed ``attempt`` (1 = the first call)."""
+def decide(error: Exception, retries_used: int, runtime: RuntimeSettings, backoff: float, quality_pause: float) -> Decision:
+    """Decide for a failed call that had ``retries_used`` retries before it (0 = the first call)."""
     if isinstance(error, QualityLimitError):
         # Retrying would hurt the number's quality rating further: stop sending for a while
         # and try the same message again afterwards, without spending one of its retries.
         return Pause(max(quality_pause, error.retry_after or 0))
     if isinstance(error, PermanentError) or not isinstance(error, TransientError):
         return Dead("permanent")
-    if attempt - 1 >= runtime.max_retry_attempts:
+    if retries_used >= runtime.max_retry_attempts:
         return Dead("out_of_retries")
     if not runtime.auto_retry_enabled:
         return HoldFailed()
-    delay = runtime.retry_delay_seconds(attempt, backoff)
+    delay = runtime.retry_delay_seconds(retries_used + 1, backoff)
     return Retry(max(delay, error.retry_after or 0.0))

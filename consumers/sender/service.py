@@ -25,6 +25,7 @@ from consumers.sender.pacing import Pacer
 from consumers.sender.policy import Dead, Decision, Pause, Retry, decide
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
+from shared.db.copies import failed_copies
 from shared.db.engine import transaction
 from shared.db.models import Status
 from shared.db.retry import Stopped, run_db
@@ -32,17 +33,21 @@ from shared.errors import PermanentError, TransientError
 from shared.messages import ATTEMPT_HEADER, DETAIL_HEADER, REASON_HEADER, SendCommand
 from shared.metrics import Metrics
 from shared.phone import mask_phone
+from shared.runtime import load
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
 LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
 MAX_HOLD_SECONDS = 30.0  # never keep a delivery longer than this (consumer timeout, takeover)
+SWEEP_INTERVAL_SECONDS = 60.0  # how often to look for retries whose copy was lost
+OVERDUE_SECONDS = 60.0  # a scheduled retry this late is presumed lost and republished
 
 
 class Sender:
     def __init__(self, settings: Settings, metrics: Metrics, sessions: sessionmaker[Session], provider: Provider,
-                 *, lead: float = LEAD_SECONDS, max_hold: float = MAX_HOLD_SECONDS) -> None:
+                 *, lead: float = LEAD_SECONDS, max_hold: float = MAX_HOLD_SECONDS,
+                 sweep_interval: float = SWEEP_INTERVAL_SECONDS) -> None:
         self.settings = settings
         self.metrics = metrics
         self.sessions = sessions
@@ -52,6 +57,8 @@ class Sender:
         self.pacer = Pacer()
         self.lead = lead
         self.max_hold = max_hold
+        self.sweep_interval = sweep_interval
+        self._gap = settings.send_gap_seconds
         self._stop = asyncio.Event()
         self._publisher: SendQueuePublisher | None = None
 
@@ -68,7 +75,9 @@ class Sender:
             self._idle.set()
             tag = await queue.consume(self._on_delivery)
             log.info("sender %s consuming %s", self.sender_id[:8], self.topology.send_queue)
+            sweeper = asyncio.create_task(self._sweep_forever())
             await stop.wait()
+            sweeper.cancel()
             await queue.cancel(tag)
             await self._idle.wait()
         finally:
@@ -120,16 +129,32 @@ class Sender:
             await self._call(message, command, claim)
             return
 
-    @property
-    def _gap(self) -> float:
-        return getattr(self, "_last_gap", self.settings.send_gap_seconds)
-
     def _claim(self, command: SendCommand) -> store.Claim:
         with transaction(self.sessions) as session:
             claim = store.claim(session, command, self.settings, self.sender_id, self.pacer.remaining, self.lead)
         if isinstance(claim, store.Go):
-            self._last_gap = claim.runtime.gap_seconds
+            self._gap = claim.runtime.gap_seconds
         return claim
+
+    async def _sweep_forever(self) -> None:
+        """The safety net under delayed retry: republish retries whose copy never came back."""
+        while True:
+            await asyncio.sleep(self.sweep_interval)
+            try:
+                copies = await asyncio.to_thread(self._overdue_copies)
+                for command in copies:
+                    assert self._publisher is not None
+                    await self._publisher.publish_send(command)
+                if copies:
+                    log.warning("republished %d overdue retries", len(copies))
+            except Exception:
+                log.exception("recovery sweep failed")
+
+    def _overdue_copies(self) -> list[SendCommand]:
+        with transaction(self.sessions) as session:
+            if not load(session, self.settings).auto_retry_enabled:
+                return []
+            return failed_copies(session, overdue_seconds=OVERDUE_SECONDS)
 
     async def _hold_and_requeue(self, message: AbstractIncomingMessage, seconds: float) -> None:
         try:
@@ -175,7 +200,7 @@ class Sender:
 
     async def _failed(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go,
                       error: TransientError | PermanentError) -> None:
-        decision = decide(error, command.attempt, claim.runtime, self.settings.retry_backoff,
+        decision = decide(error, command.retries_used, claim.runtime, self.settings.retry_backoff,
                           self.settings.quality_pause_seconds)
         code = error.code
         text = str(error)

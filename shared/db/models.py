@@ -64,6 +64,8 @@ class MessageLog(Base):
     priority: Mapped[str] = mapped_column(String(10))
     status: Mapped[str] = mapped_column(String(12), server_default=Status.QUEUED.value)
     attempts: Mapped[int] = mapped_column(Integer, server_default="0")
+    # The attempt at which the current retry budget began (a replay starts a new budget).
+    first_attempt: Mapped[int] = mapped_column(Integer, server_default="1")
     last_error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(40))
     provider_message_id: Mapped[str | None] = mapped_column(String(200))

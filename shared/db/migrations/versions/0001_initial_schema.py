@@ -74,6 +74,7 @@ def upgrade() -> None:
     sa.Column('priority', sa.String(length=10), nullable=False),
     sa.Column('status', sa.String(length=12), server_default='queued', nullable=False),
     sa.Column('attempts', sa.Integer(), server_default='0', nullable=False),
+    sa.Column('first_attempt', sa.Integer(), server_default='1', nullable=False),
     sa.Column('last_error', sa.Text(), nullable=True),
     sa.Column('error_code', sa.String(length=40), nullable=True),
     sa.Column('provider_message_id', sa.String(length=200), nullable=True),

@@ -1,0 +1,1 @@
+"""What admins do to the running system: dead letters, retries, emergency stops."""

@@ -1,0 +1,159 @@
+"""Admin actions that touch both the database and the broker.
+
+Ordering keeps every step safe to repeat: rows are selected and locked, copies are published
+(with confirms) while the lock is held, then the transaction commits. If publishing fails the
+rows stay as they were; if the commit fails the published copies are stale (their attempt does
+not match the row) and the sender drops them.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import aio_pika
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
+from sqlalchemy import func, update
+
+from ops.admin.dead_letters import DeadFilter, take_for_purge, take_for_replay
+from shared.broker import SendQueuePublisher, confirmed_channel, connect
+from shared.config import Settings
+from shared.db.copies import failed_copies
+from shared.db.engine import make_engine, session_factory, transaction
+from shared.db.models import MessageLog, Status
+from shared.errors import PermanentError
+from shared.messages import DEAD_ID_HEADER, SendCommand
+from shared.runtime import load
+from shared.topology import Topology
+
+
+@dataclass
+class Outcome:
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def add(self, key: str, n: int = 1) -> None:
+        self.counts[key] = self.counts.get(key, 0) + n
+
+
+class Admin:
+    """One connection to the broker and one to the database, for one admin command."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.topology = Topology(settings.namespace)
+
+    async def __aenter__(self) -> Admin:
+        self._engine = make_engine(self.settings.database_url, pool_size=1)
+        self.sessions = session_factory(self._engine)
+        self._connection = await connect(self.settings.amqp_url, "wanotify-admin")
+        self.channel: AbstractChannel = await confirmed_channel(self._connection, prefetch=100)
+        self.publisher = SendQueuePublisher(self.channel, self.topology)
+        await self.publisher.declare()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self._connection.close()
+        self._engine.dispose()
+
+    async def replay(self, f: DeadFilter, limit: int) -> Outcome:
+        outcome = Outcome()
+        with transaction(self.sessions) as session:
+            plan = take_for_replay(session, f, limit)
+            for command in plan.messages:
+                await self.publisher.publish_send(command)
+            for _dead_id, routing_key, body, event_id in plan.events:
+                await self._republish_event(routing_key, body, event_id)
+        outcome.add("messages_replayed", len(plan.messages))
+        outcome.add("events_replayed", len(plan.events))
+        await self._remove_from_dead_queues({c.log_id for c in plan.messages}, {e[0] for e in plan.events}, outcome)
+        return outcome
+
+    async def purge(self, f: DeadFilter, limit: int) -> Outcome:
+        outcome = Outcome()
+        with transaction(self.sessions) as session:
+            messages, events = take_for_purge(session, f, limit)
+        outcome.add("messages_purged", len(messages))
+        outcome.add("events_purged", len(events))
+        await self._remove_from_dead_queues(messages, events, outcome)
+        return outcome
+
+    async def retry_failed(self, limit: int) -> Outcome:
+        """Send every ``failed`` message again now (the original's scheduler pass, on demand)."""
+        outcome = Outcome()
+        with transaction(self.sessions) as session:
+            copies = failed_copies(session, overdue_seconds=None, limit=limit)
+            for command in copies:
+                await self.publisher.publish_send(command)
+        outcome.add("messages_requeued", len(copies))
+        return outcome
+
+    async def clear_queue(self) -> Outcome:
+        """Emergency stop: drop everything waiting to be sent; each dropped message's row says cancelled."""
+        outcome = Outcome()
+        with transaction(self.sessions) as session:
+            runtime = load(session, self.settings)
+            # Cancel the rows first: any copy still on a queue afterwards is stale and dropped.
+            result = session.execute(
+                update(MessageLog).where(MessageLog.status.in_([Status.QUEUED, Status.FAILED])).values(
+                    status=Status.CANCELLED, updated_at=func.now(), last_error="cancelled by `wanotify queue clear`"))
+            outcome.add("messages_cancelled", result.rowcount)
+        delays = {runtime.retry_delay_seconds(n, self.settings.retry_backoff) for n in range(1, 11)}
+        for name in [self.topology.send_queue, *(self.topology.retry_queue(d) for d in delays)]:
+            outcome.add("copies_dropped", await self._purge_queue(name))
+        return outcome
+
+    async def _purge_queue(self, name: str) -> int:
+        try:
+            channel = await self._connection.channel()
+            queue = await channel.declare_queue(name, passive=True)
+            dropped = await queue.purge()
+            await channel.close()
+            return int(dropped.message_count)
+        except aio_pika.exceptions.ChannelClosed:  # no such queue: nothing was waiting in it
+            return 0
+
+    async def _republish_event(self, routing_key: str, body: bytes, event_id: str | None) -> None:
+        exchange = await self.channel.get_exchange(self.topology.events_exchange)
+        message = aio_pika.Message(body, content_type="application/json", message_id=event_id,
+                                   delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await exchange.publish(message, routing_key=routing_key, mandatory=True)
+
+    async def _remove_from_dead_queues(self, log_ids: set[int], dead_ids: set[int], outcome: Outcome) -> None:
+        if log_ids:
+            outcome.add("queue_copies_removed", await self._walk(self.topology.send_dead_queue, _log_id_in(log_ids)))
+        if dead_ids:
+            outcome.add("queue_copies_removed", await self._walk(self.topology.events_dead_queue, _dead_id_in(dead_ids)))
+
+    async def _walk(self, queue_name: str, take: Callable[[AbstractIncomingMessage], bool]) -> int:
+        """Go through the queue once: ack what ``take`` selects, move the rest to the tail."""
+        queue = await self.channel.declare_queue(queue_name, passive=True)
+        waiting = queue.declaration_result.message_count or 0
+        taken = 0
+        for _ in range(waiting):
+            message = await queue.get(no_ack=False, fail=False)
+            if message is None:
+                break
+            if not take(message):
+                await self.publisher.publish_dead(queue_name, message.body, dict(message.headers or {}),
+                                                  message.message_id)
+            else:
+                taken += 1
+            await message.ack()
+        return taken
+
+
+def _log_id_in(ids: set[int]) -> Callable[[AbstractIncomingMessage], bool]:
+    def take(message: AbstractIncomingMessage) -> bool:
+        try:
+            return SendCommand.decode(message.body).log_id in ids
+        except PermanentError:
+            return False
+    return take
+
+
+def _dead_id_in(ids: set[int]) -> Callable[[AbstractIncomingMessage], bool]:
+    def take(message: AbstractIncomingMessage) -> bool:
+        value: Any = (message.headers or {}).get(DEAD_ID_HEADER)
+        return isinstance(value, int) and value in ids
+    return take

@@ -1,0 +1,163 @@
+"""Dead letters and manual recovery: ``dead …``, ``retry-failed``, ``queue clear``."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from ops.admin.actions import Admin, Outcome
+from ops.admin.dead_letters import DeadFilter, list_dead, parse_id, show
+from ops.cli.common import db_session, emit, json_option, settings_from, table
+
+UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def register(main: click.Group) -> None:
+    main.add_command(dead)
+    main.add_command(retry_failed)
+    main.add_command(queue)
+
+
+def _duration(_ctx: Any, _param: Any, value: str | None) -> timedelta | None:
+    if value is None:
+        return None
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value.strip())
+    if not match:
+        raise click.BadParameter("use a number and a unit, e.g. 45s, 30m, 2h, 7d")
+    return timedelta(seconds=float(match[1]) * UNITS[match[2]])
+
+
+def _ids(_ctx: Any, _param: Any, values: tuple[str, ...]) -> tuple[str, ...]:
+    try:
+        return tuple(parse_id(v) for v in values)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+def filters(fn: Any) -> Any:
+    options = [
+        click.option("--kind", type=click.Choice(["messages", "events", "all"]), default="all", show_default=True),
+        click.option("--reason", help="Only this reason (e.g. permanent, out_of_retries, invalid_phone, meta_131026)."),
+        click.option("--template", help="Only messages of this template (events: whose reason mentions it)."),
+        click.option("--older-than", callback=_duration, help="Only parked longer ago than this (45s, 30m, 2h, 7d)."),
+        click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100000)),
+    ]
+    for option in reversed(options):
+        fn = option(fn)
+    return fn
+
+
+def _filter(ids: tuple[str, ...], kind: str, reason: str | None, template: str | None,
+            older_than: timedelta | None) -> DeadFilter:
+    return DeadFilter(ids=ids, reason=reason, template=template, older_than=older_than, kind=kind)
+
+
+@click.group()
+def dead() -> None:
+    """Parked messages (m<id>) and events (e<id>): inspect, replay, purge."""
+
+
+@dead.command("list")
+@filters
+@json_option
+@click.pass_context
+def dead_list(ctx: click.Context, as_json: bool, limit: int, **f: Any) -> None:
+    """List parked messages and events, oldest first."""
+    with db_session(settings_from(ctx)) as session:
+        rows = list_dead(session, _filter((), **f), limit)
+    emit(rows, as_json, lambda r: table(r, ["id", "reason", "template", "attempts", "parked_at", "error"]))
+
+
+@dead.command("show")
+@click.argument("dead_id", callback=lambda c, p, v: _ids(c, p, (v,))[0])
+@json_option
+@click.pass_context
+def dead_show(ctx: click.Context, dead_id: str, as_json: bool) -> None:
+    """Everything about one parked message or event, including its text or body."""
+    with db_session(settings_from(ctx)) as session:
+        row = show(session, dead_id)
+    if row is None:
+        raise click.ClickException(f"no dead letter {dead_id}")
+    emit(row, as_json, lambda r: "\n".join(f"{k:>10}: {v}" for k, v in r.items()))
+
+
+def _selection(ids: tuple[str, ...], everything: bool, f: dict[str, Any]) -> DeadFilter:
+    narrowed = any(f[k] for k in ("reason", "template", "older_than")) or f["kind"] != "all"
+    if not ids and not everything and not narrowed:
+        raise click.UsageError("name IDs, or use --all (optionally narrowed by --kind/--reason/--template/--older-than)")
+    if ids and everything:
+        raise click.UsageError("give IDs or --all, not both")
+    return _filter(ids, **f)
+
+
+def _run(ctx: click.Context, action: str, *args: Any) -> Outcome:
+    async def go() -> Outcome:
+        async with Admin(settings_from(ctx)) as admin:
+            outcome: Outcome = await getattr(admin, action)(*args)
+            return outcome
+    return asyncio.run(go())
+
+
+def _report(outcome: Outcome, as_json: bool) -> None:
+    emit(outcome.counts, as_json, lambda c: ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in c.items()) or "nothing to do")
+
+
+@dead.command("replay")
+@click.argument("ids", nargs=-1, callback=_ids)
+@click.option("--all", "everything", is_flag=True, help="Every parked item the filters select.")
+@filters
+@json_option
+@click.pass_context
+def dead_replay(ctx: click.Context, ids: tuple[str, ...], everything: bool, as_json: bool, limit: int, **f: Any) -> None:
+    """Send parked messages again (same log row, history kept, fresh retry budget) and
+    re-process parked events (re-rendered, so fix the template first). Replaying twice
+    never sends twice."""
+    _report(_run(ctx, "replay", _selection(ids, everything, f), limit), as_json)
+
+
+@dead.command("purge")
+@click.argument("ids", nargs=-1, callback=_ids)
+@click.option("--all", "everything", is_flag=True, help="Every parked item the filters select.")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@filters
+@json_option
+@click.pass_context
+def dead_purge(ctx: click.Context, ids: tuple[str, ...], everything: bool, yes: bool, as_json: bool, limit: int,
+               **f: Any) -> None:
+    """Drop parked items for good (messages are kept in the log as cancelled)."""
+    selection = _selection(ids, everything, f)
+    if not yes and not click.confirm("Drop the selected dead letters for good?", default=False):
+        raise click.Abort
+    _report(_run(ctx, "purge", selection, limit), as_json)
+
+
+@click.command("retry-failed")
+@click.option("--limit", default=10000, show_default=True, type=click.IntRange(1, 1000000))
+@json_option
+@click.pass_context
+def retry_failed(ctx: click.Context, limit: int, as_json: bool) -> None:
+    """Queue every failed message for another call now (they still wait for the gap).
+
+    Failed messages are retried automatically while auto_retry_enabled is true; use this
+    after turning it off, or to skip the remaining retry delay."""
+    _report(_run(ctx, "retry_failed", limit), as_json)
+
+
+@click.group()
+def queue() -> None:
+    """Emergency controls for the send queue."""
+
+
+@queue.command("clear")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@json_option
+@click.pass_context
+def queue_clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
+    """Drop every message waiting to be sent (and waiting retries); their log rows become cancelled."""
+    if not yes and not click.confirm("Cancel every message waiting to be sent?", default=False):
+        raise click.Abort
+    _report(_run(ctx, "clear_queue"), as_json)
