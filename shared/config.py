@@ -80,6 +80,8 @@ class Settings:
     default_language: str = "id"
     metrics_port: int | None = None
     quality_pause_seconds: float = 3600.0
+    # How often the sender looks for scheduled retries that are this overdue (their copy was lost).
+    retry_sweep_seconds: float = 60.0
     log_json: bool = False
     whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
 
@@ -106,6 +108,7 @@ class Settings:
             default_language=env.get("DEFAULT_LANGUAGE") or "id",
             metrics_port=_optional_int(env, "METRICS_PORT"),
             quality_pause_seconds=_float(env, "QUALITY_PAUSE_SECONDS", 3600.0),
+            retry_sweep_seconds=_float(env, "RETRY_SWEEP_SECONDS", 60.0, minimum=0.1),
             log_json=(env.get("LOG_FORMAT", "text").lower() == "json"),
             whatsapp=WhatsAppSettings(
                 provider=provider,

@@ -40,14 +40,11 @@ log = logging.getLogger(__name__)
 
 LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
 MAX_HOLD_SECONDS = 30.0  # never keep a delivery longer than this (consumer timeout, takeover)
-SWEEP_INTERVAL_SECONDS = 60.0  # how often to look for retries whose copy was lost
-OVERDUE_SECONDS = 60.0  # a scheduled retry this late is presumed lost and republished
 
 
 class Sender:
     def __init__(self, settings: Settings, metrics: Metrics, sessions: sessionmaker[Session], provider: Provider,
-                 *, lead: float = LEAD_SECONDS, max_hold: float = MAX_HOLD_SECONDS,
-                 sweep_interval: float = SWEEP_INTERVAL_SECONDS) -> None:
+                 *, lead: float = LEAD_SECONDS, max_hold: float = MAX_HOLD_SECONDS) -> None:
         self.settings = settings
         self.metrics = metrics
         self.sessions = sessions
@@ -57,7 +54,6 @@ class Sender:
         self.pacer = Pacer()
         self.lead = lead
         self.max_hold = max_hold
-        self.sweep_interval = sweep_interval
         self._gap = settings.send_gap_seconds
         self._stop = asyncio.Event()
         self._publisher: SendQueuePublisher | None = None
@@ -139,7 +135,7 @@ class Sender:
     async def _sweep_forever(self) -> None:
         """The safety net under delayed retry: republish retries whose copy never came back."""
         while True:
-            await asyncio.sleep(self.sweep_interval)
+            await asyncio.sleep(self.settings.retry_sweep_seconds)
             try:
                 copies = await asyncio.to_thread(self._overdue_copies)
                 for command in copies:
@@ -154,7 +150,8 @@ class Sender:
         with transaction(self.sessions) as session:
             if not load(session, self.settings).auto_retry_enabled:
                 return []
-            return failed_copies(session, overdue_seconds=OVERDUE_SECONDS)
+            # A scheduled retry later than one sweep interval is presumed lost.
+            return failed_copies(session, overdue_seconds=self.settings.retry_sweep_seconds)
 
     async def _hold_and_requeue(self, message: AbstractIncomingMessage, seconds: float) -> None:
         try:
