@@ -7,6 +7,7 @@ import logging
 import signal
 from collections.abc import Awaitable, Callable
 
+from consumers.monitor import monitor_forever
 from shared.config import Settings
 from shared.db.engine import make_engine, session_factory
 from shared.metrics import Metrics
@@ -30,6 +31,7 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         log.info("metrics on :%d/metrics", settings.metrics_port)
     metrics.gap_setting.set(settings.send_gap_seconds)
     tasks = [asyncio.create_task(_start(role, settings, metrics, sessions, stop), name=role) for role in roles]
+    monitor = asyncio.create_task(monitor_forever(settings, metrics, sessions))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
@@ -39,7 +41,8 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         await asyncio.gather(*tasks)
     finally:
         stop.set()
-        await asyncio.gather(*tasks, return_exceptions=True)
+        monitor.cancel()
+        await asyncio.gather(*tasks, monitor, return_exceptions=True)
         engine.dispose()
         log.info("stopped")
 

@@ -1,0 +1,80 @@
+"""Everything ``wanotify status`` shows, as one plain dictionary."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.config import Settings
+from shared.db.models import SenderState
+from shared.monitoring import (
+    QueueProbe,
+    counts_by_status,
+    drain_seconds,
+    monitored_queues,
+    next_messages,
+    waiting_by_priority,
+)
+from shared.runtime import load
+from shared.topology import Topology
+
+
+def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str, Any]:
+    topology = Topology(settings.namespace)
+    queues = [{"name": q.name, "ready": q.ready, "consumers": q.consumers}
+              for q in probe.stats(monitored_queues(topology))]
+    runtime = load(session, settings)
+    waiting = waiting_by_priority(session)
+    backlog = sum(waiting.values())
+    return {
+        "namespace": settings.namespace,
+        "queues": queues,
+        "sender": _sender(session, settings.namespace, runtime.gap_seconds),
+        "backlog": {"waiting": backlog, "by_priority": waiting,
+                    "drain_seconds": drain_seconds(backlog, runtime.gap_seconds)},
+        "statuses": counts_by_status(session),
+        "next": next_messages(session),
+    }
+
+
+def _sender(session: Session, namespace: str, gap: float) -> dict[str, Any]:
+    state = session.get(SenderState, namespace)
+    now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
+    paused = bool(state and state.paused_until and state.paused_until > now)
+    return {
+        "gap_seconds": gap,
+        "last_call_at": state.last_call_at if state else None,
+        "seconds_since_last_call": (now - state.last_call_at).total_seconds() if state and state.last_call_at else None,
+        "paused_until": state.paused_until if paused and state else None,
+        "pause_reason": state.pause_reason if paused and state else None,
+    }
+
+
+def render(status: dict[str, Any]) -> str:
+    header = f"{'QUEUE':<40} {'READY':>6}  CONSUMERS"
+    lines = [f"wanotify status — namespace {status['namespace']}", "", header]
+    for q in status["queues"]:
+        ready = "absent" if q["ready"] is None else q["ready"]
+        lines.append(f"{q['name']:<40} {ready!s:>6}  {q['consumers'] if q['consumers'] is not None else '-':>9}")
+    s, b = status["sender"], status["backlog"]
+    last = "never" if s["last_call_at"] is None else f"{s['seconds_since_last_call']:.1f} s ago"
+    lines += ["", f"sender: gap {s['gap_seconds']} s, last call {last}"
+              + (f", PAUSED until {s['paused_until']:%H:%M:%S} ({s['pause_reason']})" if s["paused_until"] else "")]
+    by = ", ".join(f"{k} {v}" for k, v in b["by_priority"].items())
+    lines.append(f"backlog: {b['waiting']} waiting ({by}); drains in about {_duration(b['drain_seconds'])}")
+    lines.append("messages: " + (", ".join(f"{k} {v}" for k, v in status["statuses"].items() if v) or "none yet"))
+    if status["next"]:
+        lines += ["", "next to go out:"]
+        lines += [f"  #{m['id']:<8} {m['priority']:<7} {m['template']}" for m in status["next"]]
+    return "\n".join(lines)
+
+
+def _duration(seconds: float) -> str:
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"

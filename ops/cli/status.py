@@ -1,0 +1,45 @@
+"""``wanotify status``: queues, sender, backlog, statuses, next messages."""
+
+from __future__ import annotations
+
+import time
+
+import click
+from pika.exceptions import AMQPError
+
+from ops.admin.status import collect, render
+from ops.cli.common import db_session, emit, json_option, settings_from
+from shared.monitoring import QueueProbe
+
+
+def register(main: click.Group) -> None:
+    main.add_command(status)
+
+
+@click.command()
+@click.option("--watch", "watch", type=click.FloatRange(min=0.5), default=None, metavar="SECONDS",
+              help="Refresh every SECONDS until Ctrl-C.")
+@json_option
+@click.pass_context
+def status(ctx: click.Context, watch: float | None, as_json: bool) -> None:
+    """Queue depths and consumers, sender state, backlog and drain estimate, counts by status,
+    and the next messages to go out."""
+    settings = settings_from(ctx)
+    probe = QueueProbe(settings.amqp_url)
+    try:
+        while True:
+            try:
+                with db_session(settings) as session:
+                    snapshot = collect(settings, session, probe)
+            except AMQPError as exc:
+                raise click.ClickException(f"broker unreachable ({settings.amqp_url}): {exc!r}") from None
+            if watch and not as_json:
+                click.clear()
+            emit(snapshot, as_json, render)
+            if not watch:
+                return
+            time.sleep(watch)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        probe.close()

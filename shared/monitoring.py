@@ -1,0 +1,92 @@
+"""Queue health and backlog, read the same way by ``wanotify status`` and by each process's
+metrics: passive queue declarations on the broker, counts in the message log."""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+import pika
+from pika.exceptions import ChannelClosedByBroker
+from sqlalchemy import case, func, select
+from sqlalchemy.orm import Session
+
+from shared.db.models import MessageLog, Status
+from shared.topology import Topology
+
+PRIORITY_ORDER = case({"high": 0, "normal": 1, "low": 2}, value=MessageLog.priority, else_=3)
+
+
+@dataclass(frozen=True)
+class QueueStats:
+    name: str
+    ready: int | None  # None: the queue does not exist (yet)
+    consumers: int | None
+
+
+class QueueProbe:
+    """Passive declarations on one reused connection (reopened if it breaks)."""
+
+    def __init__(self, amqp_url: str) -> None:
+        self._params = pika.URLParameters(amqp_url)
+        self._params.client_properties = {"connection_name": "wanotify-monitor"}
+        self._connection: pika.BlockingConnection | None = None
+
+    def stats(self, names: list[str]) -> list[QueueStats]:
+        try:
+            return [self._one(name) for name in names]
+        except Exception:
+            self.close()
+            raise
+
+    def _one(self, name: str) -> QueueStats:
+        if self._connection is None or self._connection.is_closed:
+            self._connection = pika.BlockingConnection(self._params)
+        channel = self._connection.channel()
+        try:
+            ok = channel.queue_declare(name, passive=True).method
+        except ChannelClosedByBroker:  # 404: not declared yet
+            return QueueStats(name, None, None)
+        with contextlib.suppress(Exception):
+            channel.close()
+        return QueueStats(name, ok.message_count, ok.consumer_count)
+
+    def close(self) -> None:
+        if self._connection is not None and self._connection.is_open:
+            with contextlib.suppress(Exception):
+                self._connection.close()
+        self._connection = None
+
+
+def monitored_queues(topology: Topology) -> list[str]:
+    return [spec.name for spec in topology.queues()]
+
+
+def counts_by_status(session: Session) -> dict[str, int]:
+    rows = session.execute(select(MessageLog.status, func.count()).group_by(MessageLog.status)).all()
+    return {status.value: 0 for status in Status} | {row[0]: row[1] for row in rows}
+
+
+def waiting_by_priority(session: Session) -> dict[str, int]:
+    """Messages logged and waiting for a call (queued, or failed with a retry to come)."""
+    rows = session.execute(
+        select(MessageLog.priority, func.count())
+        .where(MessageLog.status.in_([Status.QUEUED, Status.FAILED]))
+        .group_by(MessageLog.priority)
+    ).all()
+    return {"high": 0, "normal": 0, "low": 0} | {row[0]: row[1] for row in rows}
+
+
+def next_messages(session: Session, limit: int = 5) -> list[dict[str, Any]]:
+    """The messages the sender takes next: by priority, then first in first out."""
+    rows = session.scalars(
+        select(MessageLog).where(MessageLog.status == Status.QUEUED)
+        .order_by(PRIORITY_ORDER, MessageLog.queued_at, MessageLog.id).limit(limit)
+    )
+    return [{"id": m.id, "priority": m.priority, "template": m.template, "queued_at": m.queued_at} for m in rows]
+
+
+def drain_seconds(backlog: int, gap_seconds: float) -> float:
+    """How long the backlog takes at one call per gap (the first one goes at once)."""
+    return max(0, backlog - 1) * gap_seconds if backlog else 0.0
