@@ -42,6 +42,11 @@ class SendCommand:
     def message_id(self) -> str:
         return f"{self.log_id}.{self.attempt}"
 
+    def log_fields(self) -> dict[str, object]:
+        """What a log line about this copy carries (as JSON fields with LOG_FORMAT=json)."""
+        return {"message_id": self.message_id, "log_id": self.log_id, "event_id": self.event_id,
+                "template": self.template, "attempt": self.attempt}
+
     def next_attempt(self) -> SendCommand:
         return SendCommand(self.log_id, self.attempt + 1, self.priority, self.event_id, self.template, self.first_attempt)
 

@@ -112,7 +112,8 @@ class Notifier:
     async def _park(self, plan: EventPlan, dead_id: int, publisher: SendQueuePublisher) -> None:
         parked = plan.parked
         assert parked is not None
-        log.warning("parked event %s (%s): %s", parked.event_id or "?", parked.reason, parked.detail)
+        log.warning("parked event %s (%s): %s", parked.event_id or "?", parked.reason, parked.detail,
+                    extra={"event_id": parked.event_id, "reason": parked.reason, "dead_id": dead_id})
         headers = {REASON_HEADER: parked.reason, DETAIL_HEADER: parked.detail[:1000], DEAD_ID_HEADER: dead_id}
         await publisher.publish_dead(self.topology.events_dead_queue, plan.body, headers, parked.event_id)
 

@@ -110,7 +110,7 @@ class Sender:
                 await _settle(message.nack(requeue=True))
                 return
             if isinstance(claim, store.Stale):
-                log.info("dropping stale copy %s: %s", command.message_id, claim.reason)
+                log.info("dropping stale copy %s: %s", command.message_id, claim.reason, extra=command.log_fields())
                 self.metrics.stale_copies.inc()
                 await _settle(message.ack())
                 return
@@ -164,7 +164,8 @@ class Sender:
         await self._sleep_until_slot(claim)
         if claim.ambiguous:
             # Policy: a call whose outcome was lost in a crash is made again (at least once).
-            log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id)
+            log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id,
+                        extra=command.log_fields())
             self.metrics.ambiguous_calls.inc()
         outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template,
                                    self.settings.default_language)
@@ -181,7 +182,8 @@ class Sender:
             return
         self.metrics.provider_call_duration.labels("ok").observe(time.monotonic() - started)
         await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, result.provider_message_id))
-        log.info("sent %s to %s", command.message_id, mask_phone(claim.recipient))
+        log.info("sent %s to %s", command.message_id, mask_phone(claim.recipient),
+                 extra=command.log_fields() | {"provider_message_id": result.provider_message_id})
         self.metrics.messages_sent.labels(command.priority.value).inc()
         await _settle(message.ack())
 
@@ -201,7 +203,8 @@ class Sender:
                           self.settings.quality_pause_seconds)
         code = error.code
         text = str(error)
-        log.warning("call for %s failed (%s): %s -> %s", command.message_id, code, text, type(decision).__name__)
+        log.warning("call for %s failed (%s): %s -> %s", command.message_id, code, text, type(decision).__name__,
+                    extra=command.log_fields() | {"error_code": code})
         kind = "permanent" if isinstance(error, PermanentError) else "retryable"
         self.metrics.messages_failed.labels(kind).inc()
         await run_db(lambda: self._record_decision(decision, command, claim, text, code))
@@ -235,7 +238,7 @@ class Sender:
                 await self._park(command, decision.reason, text)
         except Exception:
             # The row already says failed/dead; the recovery sweep republishes overdue retries.
-            log.exception("could not publish the follow-up for %s", command.message_id)
+            log.exception("could not publish the follow-up for %s", command.message_id, extra=command.log_fields())
         await _settle(message.ack())
 
     async def _park(self, command: SendCommand, reason: str, text: str) -> None:
