@@ -1,24 +1,65 @@
-"""Start-to-start spacing of this process's own calls, on the monotonic clock."""
+"""Start-to-start spacing of this process's own calls, on the monotonic clock.
+
+We cannot see when the provider received a request: at the earliest when we sent it, at the
+latest when its answer came. A call that had to open a connection first (the first one, or
+after the provider closed an idle one) reaches the provider later than it started, so the
+next call, on a warm connection, could arrive there closer than the gap. The pacer therefore
+counts the gap from the previous call's *arrival estimate*: its end minus the fastest recent
+round trip (for the very first call, its end) — never earlier than its start, and equal to
+it for an ordinary warm call.
+"""
 
 from __future__ import annotations
 
 import time
+from collections import deque
 from collections.abc import Callable
 
 
 class Pacer:
-    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 20) -> None:
         self._clock = clock
         self._last_start: float | None = None
+        self._slot_base: float | None = None  # when the previous call most likely reached the provider
+        self._durations: deque[float] = deque(maxlen=window)
 
     def remaining(self, gap: float) -> float:
         """Seconds until this process may start its next call."""
-        if self._last_start is None:
+        if self._slot_base is None:
             return 0.0
-        return max(0.0, self._last_start + gap - self._clock())
+        return max(0.0, self._slot_base + gap - self._clock())
+
+    def wait_for_slot(self, gap: float, not_before: float = 0.0) -> float | None:
+        """Block until both our gap has passed and ``not_before``; mark the start; return the
+        time since the previous start.
+
+        Runs in the thread that makes the call, so nothing stands between the end of the wait
+        and the request: ``time.sleep`` covers all but the last millisecond, which is spun,
+        because a sleep may overshoot by a fraction of a millisecond and lateness adds up
+        over a backlog.
+        """
+        def remaining() -> float:
+            return max(self.remaining(gap), not_before - self._clock())
+
+        while (left := remaining()) > 0.0015:
+            time.sleep(left - 0.001)
+        while remaining() > 0:
+            pass
+        return self.mark_start()
 
     def mark_start(self) -> float | None:
         """Record that a call starts now; returns the time since the previous start."""
         now = self._clock()
         previous, self._last_start = self._last_start, now
+        self._slot_base = now
         return None if previous is None else now - previous
+
+    def mark_end(self) -> None:
+        """Record that the call started last has returned (successfully or not)."""
+        if self._last_start is None:
+            return
+        duration = self._clock() - self._last_start
+        # With no earlier call to compare, assume the request arrived as the answer came.
+        fastest = min([*self._durations, duration]) if self._durations else 0.0
+        self._durations.append(duration)
+        self._slot_base = self._last_start + duration - fastest

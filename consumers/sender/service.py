@@ -19,7 +19,7 @@ import uuid
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from consumers.providers import OutgoingMessage, Provider
+from consumers.providers import OutgoingMessage, Provider, SendResult
 from consumers.sender import store
 from consumers.sender.pacing import Pacer
 from consumers.sender.policy import Dead, Decision, Pause, Retry, decide
@@ -161,7 +161,6 @@ class Sender:
         await _settle(message.nack(requeue=True))
 
     async def _call(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go) -> None:
-        await self._sleep_until_slot(claim)
         if claim.ambiguous:
             # Policy: a call whose outcome was lost in a crash is made again (at least once).
             log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id,
@@ -169,29 +168,34 @@ class Sender:
             self.metrics.ambiguous_calls.inc()
         outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template,
                                    self.settings.default_language)
-        since_previous = self.pacer.mark_start()
+        not_before = time.monotonic() + claim.external_wait
+        since_previous, duration, outcome = await asyncio.to_thread(
+            self._call_in_slot, outgoing, claim.runtime.gap_seconds, not_before)
         self.metrics.last_call.set(time.time())
         if since_previous is not None:
             self.metrics.send_gap.observe(since_previous)
-        started = time.monotonic()
-        try:
-            result = await asyncio.to_thread(self.provider.send, outgoing)
-        except Exception as exc:  # noqa: BLE001 - sorted by class below
-            self.metrics.provider_call_duration.labels("error").observe(time.monotonic() - started)
-            await self._failed(message, command, claim, _as_send_error(exc))
+        ok = not isinstance(outcome, Exception)
+        self.metrics.provider_call_duration.labels("ok" if ok else "error").observe(duration)
+        if not ok:
+            await self._failed(message, command, claim, _as_send_error(outcome))
             return
-        self.metrics.provider_call_duration.labels("ok").observe(time.monotonic() - started)
-        await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, result.provider_message_id))
+        await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, outcome.provider_message_id))
         log.info("sent %s to %s", command.message_id, mask_phone(claim.recipient),
-                 extra=command.log_fields() | {"provider_message_id": result.provider_message_id})
+                 extra=command.log_fields() | {"provider_message_id": outcome.provider_message_id})
         self.metrics.messages_sent.labels(command.priority.value).inc()
         await _settle(message.ack())
 
-    async def _sleep_until_slot(self, claim: store.Go) -> None:
-        await asyncio.sleep(claim.delay)
-        # asyncio may wake a hair early; the gap is a lower bound, so top it up.
-        while (remaining := self.pacer.remaining(claim.runtime.gap_seconds)) > 0:
-            await asyncio.sleep(remaining)
+    def _call_in_slot(self, outgoing: OutgoingMessage, gap: float,
+                      not_before: float) -> tuple[float | None, float, SendResult | Exception]:
+        """Wait for the slot and make the call, in one worker thread: (since previous, duration, result)."""
+        since_previous = self.pacer.wait_for_slot(gap, not_before)
+        started = time.monotonic()
+        try:
+            result: SendResult | Exception = self.provider.send(outgoing)
+        except Exception as exc:  # noqa: BLE001 - sorted by class by the caller
+            result = exc
+        self.pacer.mark_end()
+        return since_previous, time.monotonic() - started, result
 
     def _record(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
         with transaction(self.sessions) as session:

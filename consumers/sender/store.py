@@ -28,7 +28,9 @@ class Go:
     recipient: str
     body: str
     template: str
-    delay: float  # seconds to wait before starting the call (at most the lead)
+    # Seconds another sender's last call still imposes (0 when this sender made the last
+    # call: its own gap is kept by its monotonic clock).
+    external_wait: float
     runtime: RuntimeSettings
     attempt_id: int
     ambiguous: bool  # the previous try of this attempt died mid-call
@@ -58,9 +60,10 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     assert row is not None
     runtime = load(session, settings)
     now: datetime = session.scalar(select(func.clock_timestamp()))
-    wait = _wait_seconds(state, now, runtime.gap_seconds, sender_id, local_remaining)
     if state.paused_until and state.paused_until > now:
         return Wait((state.paused_until - now).total_seconds(), paused=True)
+    external = _external_wait(state, now, runtime.gap_seconds, sender_id)
+    wait = max(external, local_remaining(runtime.gap_seconds))
     if wait > lead:
         return Wait(wait)
     planned = now + timedelta(seconds=wait)
@@ -69,7 +72,7 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     attempt = Attempt(log_id=row.id, attempt=command.attempt, started_at=planned)
     session.add(attempt)
     session.flush()
-    return Go(row.recipient, row.body, row.template, wait, runtime, attempt.id, ambiguous=verdict)
+    return Go(row.recipient, row.body, row.template, external, runtime, attempt.id, ambiguous=verdict)
 
 
 def _lock_state(session: Session, namespace: str) -> SenderState:
@@ -90,12 +93,11 @@ def _copy_verdict(row: MessageLog | None, command: SendCommand) -> Stale | bool:
     return Stale(f"attempt {command.attempt} of a {row.status} message with {row.attempts} attempts")
 
 
-def _wait_seconds(state: SenderState, now: datetime, gap: float, sender_id: str,
-                  local_remaining: Callable[[float], float]) -> float:
+def _external_wait(state: SenderState, now: datetime, gap: float, sender_id: str) -> float:
+    """The rest of the gap after another sender's last call (a restart or a takeover), on the
+    database clock; our own calls are paced by our monotonic clock, which is more precise."""
     if state.sender_id == sender_id or state.last_call_at is None:
-        # Our own last call: the monotonic clock is more precise than the database's.
-        return local_remaining(gap)
-    # Another sender called last (a restart or a takeover): its start is on the database clock.
+        return 0.0
     return max(0.0, (state.last_call_at + timedelta(seconds=gap) - now).total_seconds())
 
 

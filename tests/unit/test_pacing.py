@@ -1,0 +1,57 @@
+"""The pacer: start-to-start gaps on a fake clock."""
+
+from __future__ import annotations
+
+from consumers.sender.pacing import Pacer
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 100.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def test_the_first_call_may_start_at_once():
+    assert Pacer(Clock()).remaining(10) == 0
+
+
+def test_the_next_call_waits_for_the_gap_from_the_previous_start():
+    clock = Clock()
+    pacer = Pacer(clock)
+    for _ in range(2):
+        pacer.mark_start()
+        clock.now += 0.002
+        pacer.mark_end()
+    clock.now += 3
+    assert abs(pacer.remaining(10) - 6.998) < 1e-9
+
+
+def test_after_the_very_first_call_the_gap_counts_from_its_end():
+    clock = Clock()
+    pacer = Pacer(clock)
+    pacer.mark_start()
+    clock.now += 0.005
+    pacer.mark_end()
+    assert abs(pacer.remaining(1.0) - 1.0) < 1e-9
+
+
+def test_a_call_slower_than_usual_pushes_the_next_one_back_by_the_difference():
+    # A warm call takes 2 ms; a call that had to connect first takes 7 ms and so most likely
+    # reached the provider 5 ms after it started: the next call waits those 5 ms too.
+    clock = Clock()
+    pacer = Pacer(clock)
+    for duration in (0.002, 0.007):
+        pacer.mark_start()
+        start = clock.now
+        clock.now += duration
+        pacer.mark_end()
+    assert abs(pacer.remaining(1.0) - (start + 0.005 + 1.0 - clock.now)) < 1e-9
+
+
+def test_wait_for_slot_returns_the_time_since_the_previous_start():
+    pacer = Pacer()
+    assert pacer.wait_for_slot(0.0) is None
+    since = pacer.wait_for_slot(0.01)
+    assert since is not None and since >= 0.01
