@@ -30,7 +30,7 @@ DEFAULT_RETRY_DELAYS: tuple[float, ...] = (300.0,)
 DEFAULT_OUTPUT = Path(__file__).with_name("definitions.json")
 
 DEMO_USER = "wanotify"
-DEMO_PASSWORD = "wanotify"
+DEMO_PASSWORD = "wanotify"  # demo credential, also in docker-compose.yml (AMQP_URL)
 # A fixed salt keeps the generated file stable, so "committed == regenerated" can be tested.
 DEMO_SALT = b"wano"
 
