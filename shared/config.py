@@ -60,6 +60,8 @@ class WhatsAppSettings:
     access_token: str | None = None
     api_key: str | None = None
     sender: str | None = None
+    verify_token: str | None = None  # webhook verification handshake
+    app_secret: str | None = None  # webhook payload signatures
     timeout_seconds: float = 15.0
     # The API-key gateway's request shape; see providers/gateway.py.
     gateway: Mapping[str, str] = field(default_factory=dict)
@@ -118,6 +120,8 @@ class Settings:
                 access_token=env.get("WHATSAPP_ACCESS_TOKEN") or None,
                 api_key=env.get("WHATSAPP_API_KEY") or None,
                 sender=env.get("WHATSAPP_SENDER") or None,
+                verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
+                app_secret=env.get("WHATSAPP_APP_SECRET") or None,
                 timeout_seconds=_float(env, "WHATSAPP_TIMEOUT_SECONDS", 15.0),
                 gateway=gateway,
             ),

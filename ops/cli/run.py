@@ -15,6 +15,7 @@ def register(main: click.Group) -> None:
     main.add_command(run)
     main.add_command(fake_provider)
     main.add_command(demo)
+    main.add_command(webhook)
 
 
 @click.command()
@@ -72,3 +73,35 @@ def demo(ctx: click.Context, members: int, gap: float | None, as_json: bool) -> 
     summary = run_demo(settings, members)
     if as_json:
         emit(summary, True, "")
+
+
+@click.command()
+@click.option("--host", default="0.0.0.0", show_default=True)
+@click.option("--port", default=8090, show_default=True, type=int)
+@click.pass_context
+def webhook(ctx: click.Context, host: str, port: int) -> None:
+    """Receive WhatsApp Cloud API status webhooks: sent messages move to delivered / read.
+
+    Needs WHATSAPP_VERIFY_TOKEN (the subscription handshake) and WHATSAPP_APP_SECRET (payload
+    signatures). Runs until SIGINT/SIGTERM.
+    """
+    import signal
+    import threading
+
+    from consumers.webhook import WebhookServer
+    from shared.db.engine import make_engine, session_factory
+
+    settings = settings_from(ctx)
+    token, secret = settings.whatsapp.verify_token, settings.whatsapp.app_secret
+    if not token or not secret:
+        raise click.ClickException("set WHATSAPP_VERIFY_TOKEN and WHATSAPP_APP_SECRET to receive webhooks")
+    engine = make_engine(settings.database_url)
+    server = WebhookServer((host, port), token, secret, session_factory(engine))
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: threading.Thread(target=server.shutdown).start())
+    click.echo(f"webhook listening on http://{host}:{server.server_address[1]}/", err=True)
+    try:
+        server.serve_forever()
+    finally:
+        server.server_close()
+        engine.dispose()
