@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import signal
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable, Coroutine
+from typing import Any
 
 from consumers.monitor import monitor_forever
 from shared.config import Settings
@@ -52,8 +53,8 @@ def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
     stop.set()
 
 
-def _start(role: str, settings: Settings, metrics: Metrics, sessions, stop: asyncio.Event) -> Awaitable[None]:  # type: ignore[no-untyped-def]
-    factories: dict[str, Callable[[], Awaitable[None]]] = {
+def _start(role: str, settings: Settings, metrics: Metrics, sessions, stop: asyncio.Event) -> Coroutine[Any, Any, None]:  # type: ignore[no-untyped-def]
+    factories: dict[str, Callable[[], Coroutine[Any, Any, None]]] = {
         "notifier": lambda: _notifier(settings, metrics, sessions, stop),
         "sender": lambda: _sender(settings, metrics, sessions, stop),
     }

@@ -33,7 +33,7 @@ console = Console(highlight=False)
 
 
 def scenario(members: int) -> list[tuple[str, dict[str, Any]]]:
-    events = []
+    events: list[tuple[str, dict[str, Any]]] = []
     for i in range(1, members + 1):
         person = {"member_id": f"M-{1000 + i}", "name": f"Member {i}", "phone": f"08114040{700 + i}"}
         events.append(("member.registered", person))

@@ -135,7 +135,7 @@ def _event_type(plan: EventPlan) -> str | None:
 
 
 def _drain(inbox: asyncio.Queue[AbstractIncomingMessage], limit: int | None = None) -> list[AbstractIncomingMessage]:
-    items = []
+    items: list[AbstractIncomingMessage] = []
     while not inbox.empty() and (limit is None or len(items) < limit):
         items.append(inbox.get_nowait())
     return items

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from consumers.providers.base import OutgoingMessage, Provider, SendResult
 from consumers.providers.fake import FakeProvider
 from consumers.providers.gateway import GatewayProvider, GatewayShape
@@ -20,7 +22,7 @@ __all__ = [
     "make_provider",
 ]
 
-_PROVIDERS = {
+_PROVIDERS: dict[str, Callable[[WhatsAppSettings], Provider]] = {
     "meta": MetaCloudProvider,
     "gateway": GatewayProvider,
     "fake": FakeProvider,

@@ -95,6 +95,7 @@ def classify_meta_error(status: int, payload: Any, headers: Mapping[str, str] | 
     meta_code = _int_or_none(error.get("code")) if isinstance(error, dict) else None
     if meta_code is None:
         return classify_http_status(status, detail=_describe_unknown_body(payload), headers=headers)
+    assert isinstance(error, dict)  # meta_code was read from it
     text = _meta_error_text(error, meta_code)
     message = f"HTTP {status} (#{meta_code}) {text}".rstrip()
     label = f"meta_{meta_code}"

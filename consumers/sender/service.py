@@ -174,9 +174,8 @@ class Sender:
         self.metrics.last_call.set(time.time())
         if since_previous is not None:
             self.metrics.send_gap.observe(since_previous)
-        ok = not isinstance(outcome, Exception)
-        self.metrics.provider_call_duration.labels("ok" if ok else "error").observe(duration)
-        if not ok:
+        self.metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(duration)
+        if isinstance(outcome, Exception):
             await self._failed(message, command, claim, _as_send_error(outcome))
             return
         await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, outcome.provider_message_id))

@@ -59,7 +59,7 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
         return verdict
     assert row is not None
     runtime = load(session, settings)
-    now: datetime = session.scalar(select(func.clock_timestamp()))
+    now: datetime = session.execute(select(func.clock_timestamp())).scalar_one()
     if state.paused_until and state.paused_until > now:
         return Wait((state.paused_until - now).total_seconds(), paused=True)
     external = _external_wait(state, now, runtime.gap_seconds, sender_id)

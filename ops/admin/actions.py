@@ -97,7 +97,7 @@ class Admin:
             result = session.execute(
                 update(MessageLog).where(MessageLog.status.in_([Status.QUEUED, Status.FAILED])).values(
                     status=Status.CANCELLED, updated_at=func.now(), last_error="cancelled by `wanotify queue clear`"))
-            outcome.add("messages_cancelled", result.rowcount)
+            outcome.add("messages_cancelled", result.rowcount)  # type: ignore[attr-defined]
         delays = {runtime.retry_delay_seconds(n, self.settings.retry_backoff) for n in range(1, 11)}
         for name in [self.topology.send_queue, *(self.topology.retry_queue(d) for d in delays)]:
             outcome.add("copies_dropped", await self._purge_queue(name))
@@ -109,7 +109,7 @@ class Admin:
             queue = await channel.declare_queue(name, passive=True)
             dropped = await queue.purge()
             await channel.close()
-            return int(dropped.message_count)
+            return int(dropped.message_count or 0)
         except aio_pika.exceptions.ChannelClosed:  # no such queue: nothing was waiting in it
             return 0
 

@@ -26,7 +26,7 @@ def seed_defaults(session: Session) -> dict[str, int]:
     added = {"templates": 0, "rules": 0}
     for key, spec in load_seed("templates.toml").items():
         stmt = insert(Template).values(key=key, language=spec.get("language", "id"), body=spec["body"].strip())
-        added["templates"] += session.execute(stmt.on_conflict_do_nothing()).rowcount
+        added["templates"] += session.execute(stmt.on_conflict_do_nothing()).rowcount  # type: ignore[attr-defined]
     for spec in load_seed("rules.toml")["rules"]:
         Priority(spec["priority"])  # a typo in the rules file fails the migration, loudly
         exists = session.scalar(

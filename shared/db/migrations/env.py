@@ -8,7 +8,7 @@ from sqlalchemy import create_engine
 from shared.db.models import Base
 
 config = context.config
-url = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url")
+url: str = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url") or ""
 
 
 def run() -> None:
