@@ -9,44 +9,34 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
-from typing import Any
+from typing import Any, TypeVar
 
 from shared.errors import ConfigError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@localhost:5432/wanotify"
 PROVIDERS = ("meta", "gateway", "fake")
+N = TypeVar("N", int, float)
 
 
-def _float(env: Mapping[str, str], key: str, default: float, minimum: float = 0.0) -> float:
+def _number(env: Mapping[str, str], key: str, default: N, minimum: float = 0) -> N:
+    """``env[key]`` parsed as the type of ``default`` (int or float), at least ``minimum``."""
     raw = env.get(key)
     if raw is None or raw == "":
         return default
+    kind = type(default)
     try:
-        value = float(raw)
+        value = kind(raw)
     except ValueError:
-        raise ConfigError(f"{key} must be a number, got {raw!r}") from None
-    if value < minimum:
-        raise ConfigError(f"{key} must be >= {minimum}, got {raw!r}")
-    return value
-
-
-def _int(env: Mapping[str, str], key: str, default: int, minimum: int = 0) -> int:
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise ConfigError(f"{key} must be a whole number, got {raw!r}") from None
-    if value < minimum:
+        raise ConfigError(f"{key} must be {'a whole number' if kind is int else 'a number'}, got {raw!r}") from None
+    if not value >= minimum:  # also rejects NaN
         raise ConfigError(f"{key} must be >= {minimum}, got {raw!r}")
     return value
 
 
 def _optional_int(env: Mapping[str, str], key: str) -> int | None:
     raw = env.get(key)
-    return None if raw in (None, "") else _int(env, key, 0)
+    return None if raw in (None, "") else _number(env, key, 0)
 
 
 @dataclass(frozen=True)
@@ -102,15 +92,15 @@ class Settings:
             amqp_url=env.get("AMQP_URL") or DEFAULT_AMQP_URL,
             database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
             namespace=namespace,
-            send_gap_seconds=_float(env, "SEND_GAP_SECONDS", 10.0),
-            max_retries=_int(env, "MAX_RETRIES", 3),
-            retry_delay_seconds=_float(env, "RETRY_DELAY_SECONDS", 300.0),
-            retry_backoff=_float(env, "RETRY_BACKOFF", 1.0, minimum=1.0),
+            send_gap_seconds=_number(env, "SEND_GAP_SECONDS", 10.0),
+            max_retries=_number(env, "MAX_RETRIES", 3),
+            retry_delay_seconds=_number(env, "RETRY_DELAY_SECONDS", 300.0),
+            retry_backoff=_number(env, "RETRY_BACKOFF", 1.0, minimum=1.0),
             default_region=(env.get("DEFAULT_REGION") or "ID").upper(),
             default_language=env.get("DEFAULT_LANGUAGE") or "id",
             metrics_port=_optional_int(env, "METRICS_PORT"),
-            quality_pause_seconds=_float(env, "QUALITY_PAUSE_SECONDS", 3600.0),
-            retry_sweep_seconds=_float(env, "RETRY_SWEEP_SECONDS", 60.0, minimum=0.1),
+            quality_pause_seconds=_number(env, "QUALITY_PAUSE_SECONDS", 3600.0),
+            retry_sweep_seconds=_number(env, "RETRY_SWEEP_SECONDS", 60.0, minimum=0.1),
             log_json=(env.get("LOG_FORMAT", "text").lower() == "json"),
             whatsapp=WhatsAppSettings(
                 provider=provider,
@@ -122,7 +112,7 @@ class Settings:
                 sender=env.get("WHATSAPP_SENDER") or None,
                 verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
                 app_secret=env.get("WHATSAPP_APP_SECRET") or None,
-                timeout_seconds=_float(env, "WHATSAPP_TIMEOUT_SECONDS", 15.0),
+                timeout_seconds=_number(env, "WHATSAPP_TIMEOUT_SECONDS", 15.0),
                 gateway=gateway,
             ),
         )
