@@ -32,6 +32,7 @@ PARK_REASONS = (
     "invalid_phone",
     "template_missing",
     "template_error",
+    "internal_error",
 )
 
 

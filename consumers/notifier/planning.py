@@ -86,6 +86,19 @@ def plan_event(body: bytes, catalog: Catalog, region: str) -> EventPlan:
     return plan
 
 
+def internal_error(body: bytes, error: Exception) -> EventPlan:
+    """A plan that parks the event because processing it failed unexpectedly (a bug, or data
+    the database refuses): the event is kept with the error, for a fix and a replay."""
+    try:
+        envelope: Envelope | None = decode_envelope(body)
+    except InvalidEvent:
+        envelope = None
+    detail = f"processing failed: {type(error).__name__}: {str(error).splitlines()[0] if str(error) else ''}"
+    return EventPlan(body, parked=ParkedEvent(
+        "internal_error", detail[:1000], str(envelope.event_id) if envelope else None,
+        envelope.event_type if envelope else None))
+
+
 def _render(event: Event, rule: RuleSpec, recipient: str, catalog: Catalog) -> PlannedMessage:
     data = event.data
     template = rule.template

@@ -14,12 +14,12 @@ from collections.abc import Sequence
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from consumers.notifier.planning import EventPlan, plan_event
+from consumers.notifier.planning import EventPlan, internal_error, plan_event
 from consumers.notifier.store import BatchResult, load_catalog, write_batch
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
 from shared.db.engine import transaction
-from shared.db.retry import Stopped, run_db
+from shared.db.retry import Stopped, is_outage, run_db
 from shared.messages import DEAD_ID_HEADER, DETAIL_HEADER, REASON_HEADER
 from shared.metrics import Metrics
 from shared.topology import Topology
@@ -98,9 +98,27 @@ class Notifier:
         self._count(plans, labels, result)
 
     def _plan_and_write(self, bodies: list[bytes]) -> tuple[list[EventPlan], list[str], BatchResult]:
+        """Plan and write a batch; if that fails for any reason but an outage, write its events
+        one by one, and park the one that still fails, so a poison event cannot block the queue."""
+        try:
+            return self._write(bodies)
+        except Exception as exc:
+            if is_outage(exc):
+                raise
+            if len(bodies) == 1:
+                log.exception("parking an event that cannot be written")
+                return self._write(bodies, failure=exc)
+            log.warning("a batch of %d failed (%s); writing its events one by one", len(bodies), exc)
+            return _merge([self._plan_and_write([body]) for body in bodies])
+
+    def _write(self, bodies: list[bytes], failure: Exception | None = None
+               ) -> tuple[list[EventPlan], list[str], BatchResult]:
         with transaction(self.sessions) as session:
             catalog = load_catalog(session)
-            plans = [plan_event(body, catalog, self.settings.default_region) for body in bodies]
+            if failure is None:
+                plans = [plan_event(body, catalog, self.settings.default_region) for body in bodies]
+            else:
+                plans = [internal_error(body, failure) for body in bodies]
             labels = [catalog.metric_label(_event_type(p)) for p in plans]
             return plans, labels, write_batch(session, plans)
 
@@ -126,6 +144,19 @@ class Notifier:
             self.metrics.messages_queued.labels(command.priority.value).inc()
         if result.duplicates:
             self.metrics.duplicate_events.inc(result.duplicates)
+
+
+def _merge(parts: list[tuple[list[EventPlan], list[str], BatchResult]]) -> tuple[list[EventPlan], list[str], BatchResult]:
+    plans: list[EventPlan] = []
+    labels: list[str] = []
+    merged = BatchResult()
+    for part_plans, part_labels, result in parts:
+        merged.to_publish += result.to_publish
+        merged.dead_ids |= {len(plans) + index: dead_id for index, dead_id in result.dead_ids.items()}
+        merged.duplicates += result.duplicates
+        plans += part_plans
+        labels += part_labels
+    return plans, labels, merged
 
 
 def _event_type(plan: EventPlan) -> str | None:

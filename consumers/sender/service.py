@@ -40,6 +40,7 @@ log = logging.getLogger(__name__)
 
 LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
 MAX_HOLD_SECONDS = 30.0  # never keep a delivery longer than this (consumer timeout, takeover)
+POISON_AFTER = 3  # unexpected errors on the same copy before it is parked instead of retried
 
 
 class Sender:
@@ -57,6 +58,7 @@ class Sender:
         self._gap = settings.send_gap_seconds
         self._stop = asyncio.Event()
         self._publisher: SendQueuePublisher | None = None
+        self._unexpected: dict[bytes, int] = {}  # copy body -> unexpected errors so far
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; a call in flight is finished, recorded and acked first."""
@@ -83,11 +85,40 @@ class Sender:
         self._idle.clear()
         try:
             await self._handle(message)
-        except Exception:
-            log.exception("unexpected error handling a send-queue delivery; it will be redelivered")
-            await _settle(message.nack(requeue=True))
+            self._unexpected.pop(message.body, None)
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: never crash on one delivery
+            await self._unexpected_error(message, exc)
         finally:
             self._idle.set()
+
+    async def _unexpected_error(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        """A bug or data the database refuses: retry the copy a few times, then park it, so one
+        bad copy can neither crash the sender nor spin at the head of the queue."""
+        count = self._unexpected[message.body] = self._unexpected.get(message.body, 0) + 1
+        if count < POISON_AFTER:
+            log.exception("unexpected error handling a delivery (%d of %d); requeueing it", count, POISON_AFTER)
+            await asyncio.sleep(1.0)
+            await _settle(message.nack(requeue=True))
+            return
+        log.exception("parking a delivery that failed unexpectedly %d times", count)
+        self._unexpected.pop(message.body, None)
+        assert self._publisher is not None
+        headers = {REASON_HEADER: "internal_error", DETAIL_HEADER: f"{type(exc).__name__}: {exc}"[:1000]}
+        try:
+            await self._publisher.publish_dead(self.topology.send_dead_queue, message.body, headers, message.message_id)
+        except Exception:  # noqa: BLE001 - cannot park it now: leave it to the broker
+            await _settle(message.nack(requeue=True))
+            return
+        self.metrics.messages_dead.labels("internal_error").inc()
+        await _settle(message.ack())
+        await asyncio.to_thread(self._mark_dead_if_possible, message.body, headers[DETAIL_HEADER])
+
+    def _mark_dead_if_possible(self, body: bytes, error: str) -> None:
+        """Best effort, so `wanotify dead list` shows it too; the parked copy is what counts."""
+        try:
+            self._record(store.mark_dead, SendCommand.decode(body).log_id, error, "internal_error")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not mark the parked message dead in the log: %s", exc)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:

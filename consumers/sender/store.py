@@ -137,6 +137,14 @@ def record_pause(session: Session, command: SendCommand, attempt_id: int, namesp
     _finish_attempt(session, attempt_id, "paused", error, code)
 
 
+def mark_dead(session: Session, log_id: int, error: str, code: str) -> None:
+    """Park a row outside the normal flow (a copy that kept failing unexpectedly)."""
+    session.execute(
+        update(MessageLog).where(MessageLog.id == log_id, MessageLog.status.in_([Status.QUEUED, Status.FAILED, Status.PENDING]))
+        .values(status=Status.DEAD, last_error=error, error_code=code, updated_at=func.now())
+    )
+
+
 def _finish_attempt(session: Session, attempt_id: int, outcome: str, error: str | None, code: str | None) -> None:
     session.execute(
         update(Attempt).where(Attempt.id == attempt_id).values(
