@@ -21,16 +21,15 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from consumers.providers import OutgoingMessage, Provider, SendResult
 from consumers.sender import store
+from consumers.sender.outcomes import Outcomes, settle
 from consumers.sender.pacing import Pacer
-from consumers.sender.policy import Dead, Decision, Pause, Retry, decide
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
 from shared.db.copies import failed_copies
 from shared.db.engine import transaction
-from shared.db.models import Status
 from shared.db.retry import Stopped, run_db
 from shared.errors import PermanentError, TransientError
-from shared.messages import ATTEMPT_HEADER, DETAIL_HEADER, REASON_HEADER, SendCommand
+from shared.messages import SendCommand
 from shared.metrics import Metrics
 from shared.phone import mask_phone
 from shared.runtime import load
@@ -40,7 +39,6 @@ log = logging.getLogger(__name__)
 
 LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
 MAX_HOLD_SECONDS = 30.0  # never keep a delivery longer than this (consumer timeout, takeover)
-POISON_AFTER = 3  # unexpected errors on the same copy before it is parked instead of retried
 
 
 class Sender:
@@ -58,7 +56,7 @@ class Sender:
         self._gap = settings.send_gap_seconds
         self._stop = asyncio.Event()
         self._publisher: SendQueuePublisher | None = None
-        self._unexpected: dict[bytes, int] = {}  # copy body -> unexpected errors so far
+        self._outcomes: Outcomes | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; a call in flight is finished, recorded and acked first."""
@@ -68,6 +66,7 @@ class Sender:
             channel = await confirmed_channel(connection, prefetch=1)
             self._publisher = SendQueuePublisher(channel, self.topology)
             await self._publisher.declare()
+            self._outcomes = Outcomes(self.settings, self.metrics, self.sessions, self._publisher)
             queue = await channel.get_queue(self.topology.send_queue)
             self._idle = asyncio.Event()
             self._idle.set()
@@ -83,52 +82,25 @@ class Sender:
 
     async def _on_delivery(self, message: AbstractIncomingMessage) -> None:
         self._idle.clear()
+        assert self._outcomes is not None
         try:
             await self._handle(message)
-            self._unexpected.pop(message.body, None)
+            self._outcomes.succeeded(message)
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never crash on one delivery
-            await self._unexpected_error(message, exc)
+            await self._outcomes.unexpected(message, exc)
         finally:
             self._idle.set()
-
-    async def _unexpected_error(self, message: AbstractIncomingMessage, exc: Exception) -> None:
-        """A bug or data the database refuses: retry the copy a few times, then park it, so one
-        bad copy can neither crash the sender nor spin at the head of the queue."""
-        count = self._unexpected[message.body] = self._unexpected.get(message.body, 0) + 1
-        if count < POISON_AFTER:
-            log.exception("unexpected error handling a delivery (%d of %d); requeueing it", count, POISON_AFTER)
-            await asyncio.sleep(1.0)
-            await _settle(message.nack(requeue=True))
-            return
-        log.exception("parking a delivery that failed unexpectedly %d times", count)
-        self._unexpected.pop(message.body, None)
-        assert self._publisher is not None
-        headers = {REASON_HEADER: "internal_error", DETAIL_HEADER: f"{type(exc).__name__}: {exc}"[:1000]}
-        try:
-            await self._publisher.publish_dead(self.topology.send_dead_queue, message.body, headers, message.message_id)
-        except Exception:  # noqa: BLE001 - cannot park it now: leave it to the broker
-            await _settle(message.nack(requeue=True))
-            return
-        self.metrics.messages_dead.labels("internal_error").inc()
-        await _settle(message.ack())
-        await asyncio.to_thread(self._mark_dead_if_possible, message.body, headers[DETAIL_HEADER])
-
-    def _mark_dead_if_possible(self, body: bytes, error: str) -> None:
-        """Best effort, so `wanotify dead list` shows it too; the parked copy is what counts."""
-        try:
-            self._record(store.mark_dead, SendCommand.decode(body).log_id, error, "internal_error")
-        except Exception as exc:  # noqa: BLE001
-            log.warning("could not mark the parked message dead in the log: %s", exc)
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
             command = SendCommand.decode(message.body)
         except PermanentError as exc:
-            await self._park_undecodable(message, str(exc))
+            assert self._outcomes is not None
+            await self._outcomes.undecodable(message, str(exc))
             return
         while True:
             if self._stop.is_set():
-                await _settle(message.nack(requeue=True))
+                await settle(message.nack(requeue=True))
                 return
             # Early delivery: wait until shortly before our own gap ends, then let the broker choose.
             early = self.pacer.remaining(self._gap) - self.lead
@@ -138,12 +110,12 @@ class Sender:
             try:
                 claim = await run_db(lambda: self._claim(command), self._stop)
             except Stopped:
-                await _settle(message.nack(requeue=True))
+                await settle(message.nack(requeue=True))
                 return
             if isinstance(claim, store.Stale):
                 log.info("dropping stale copy %s: %s", command.message_id, claim.reason, extra=command.log_fields())
                 self.metrics.stale_copies.inc()
-                await _settle(message.ack())
+                await settle(message.ack())
                 return
             if isinstance(claim, store.Wait):
                 self.metrics.sender_paused.set(1 if claim.paused else 0)
@@ -189,7 +161,7 @@ class Sender:
             await asyncio.wait_for(self._stop.wait(), min(seconds, self.max_hold))
         except TimeoutError:
             pass
-        await _settle(message.nack(requeue=True))
+        await settle(message.nack(requeue=True))
 
     async def _call(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go) -> None:
         if claim.ambiguous:
@@ -207,13 +179,14 @@ class Sender:
             self.metrics.send_gap.observe(since_previous)
         self.metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(duration)
         if isinstance(outcome, Exception):
-            await self._failed(message, command, claim, _as_send_error(outcome))
+            assert self._outcomes is not None
+            await self._outcomes.failed(message, command, claim, _as_send_error(outcome))
             return
         await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, outcome.provider_message_id))
         log.info("sent %s to %s", command.message_id, mask_phone(claim.recipient),
                  extra=command.log_fields() | {"provider_message_id": outcome.provider_message_id})
         self.metrics.messages_sent.labels(command.priority.value).inc()
-        await _settle(message.ack())
+        await settle(message.ack())
 
     def _call_in_slot(self, outgoing: OutgoingMessage, gap: float,
                       not_before: float) -> tuple[float | None, float, SendResult | Exception]:
@@ -231,76 +204,9 @@ class Sender:
         with transaction(self.sessions) as session:
             fn(session, *args)
 
-    async def _failed(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go,
-                      error: TransientError | PermanentError) -> None:
-        decision = decide(error, command.retries_used, claim.runtime, self.settings.retry_backoff,
-                          self.settings.quality_pause_seconds)
-        code = error.code
-        text = str(error)
-        log.warning("call for %s failed (%s): %s -> %s", command.message_id, code, text, type(decision).__name__,
-                    extra=command.log_fields() | {"error_code": code})
-        kind = "permanent" if isinstance(error, PermanentError) else "retryable"
-        self.metrics.messages_failed.labels(kind).inc()
-        await run_db(lambda: self._record_decision(decision, command, claim, text, code))
-        await self._settle_decision(message, command, decision, text)
-
-    def _record_decision(self, decision: Decision, command: SendCommand, claim: store.Go, text: str,
-                         code: str | None) -> None:
-        with transaction(self.sessions) as session:
-            if isinstance(decision, Pause):
-                store.record_pause(session, command, claim.attempt_id, self.settings.namespace, decision.seconds,
-                                   text, code)
-            elif isinstance(decision, Dead):
-                store.record_failure(session, command, claim.attempt_id, Status.DEAD, text, code, None)
-            else:
-                retry_in = decision.delay_seconds if isinstance(decision, Retry) else None
-                store.record_failure(session, command, claim.attempt_id, Status.FAILED, text, code, retry_in)
-
-    async def _settle_decision(self, message: AbstractIncomingMessage, command: SendCommand, decision: Decision,
-                               text: str) -> None:
-        assert self._publisher is not None
-        if isinstance(decision, Pause):
-            self.metrics.sender_pauses.labels("quality").inc()
-            self.metrics.sender_paused.set(1)
-            await _settle(message.nack(requeue=True))
-            return
-        try:
-            if isinstance(decision, Retry):
-                await self._publisher.publish_retry(command.next_attempt(), decision.delay_seconds)
-                self.metrics.retries.inc()
-            elif isinstance(decision, Dead):
-                await self._park(command, decision.reason, text)
-        except Exception:
-            # The row already says failed/dead; the recovery sweep republishes overdue retries.
-            log.exception("could not publish the follow-up for %s", command.message_id, extra=command.log_fields())
-        await _settle(message.ack())
-
-    async def _park(self, command: SendCommand, reason: str, text: str) -> None:
-        assert self._publisher is not None
-        headers = {REASON_HEADER: reason, DETAIL_HEADER: text[:1000], ATTEMPT_HEADER: command.attempt}
-        await self._publisher.publish_dead(self.topology.send_dead_queue, command.encode(), headers, command.message_id)
-        self.metrics.messages_dead.labels(reason).inc()
-
-    async def _park_undecodable(self, message: AbstractIncomingMessage, text: str) -> None:
-        assert self._publisher is not None
-        log.error("parking an undecodable send-queue message: %s", text)
-        headers = {REASON_HEADER: "bad_command", DETAIL_HEADER: text[:1000]}
-        await self._publisher.publish_dead(self.topology.send_dead_queue, message.body, headers, message.message_id)
-        self.metrics.messages_dead.labels("bad_command").inc()
-        await _settle(message.ack())
-
-
 def _as_send_error(exc: Exception) -> TransientError | PermanentError:
     if isinstance(exc, TransientError | PermanentError):
         return exc
     # A bug or an unexpected library error: retrying is the safe default, and it is logged.
     log.error("provider raised %s; treating it as transient", type(exc).__name__, exc_info=exc)
     return TransientError(f"{type(exc).__name__}: {exc}", code="internal")
-
-
-async def _settle(action) -> None:  # type: ignore[no-untyped-def]
-    """Ack/nack; if the channel died meanwhile the broker redelivers, and the copy check dedupes."""
-    try:
-        await action
-    except Exception as exc:  # noqa: BLE001
-        log.warning("could not settle a delivery (%s); it will be redelivered", exc)

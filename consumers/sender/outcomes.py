@@ -1,0 +1,136 @@
+"""What follows a failed call or a broken delivery: recorded first, then retried later
+through a retry queue, parked in the dead-letter queue, or held back by a pause.
+
+The log row is committed before the broker hears of the outcome, so a crash in between
+leaves a row that says what should happen; the recovery sweep and the copy check make the
+broker side safe to repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable
+from typing import Any
+
+from aio_pika.abc import AbstractIncomingMessage
+from sqlalchemy.orm import Session, sessionmaker
+
+from consumers.sender import store
+from consumers.sender.policy import Dead, Decision, Pause, Retry, decide
+from shared.broker import SendQueuePublisher
+from shared.config import Settings
+from shared.db.engine import transaction
+from shared.db.models import Status
+from shared.db.retry import run_db
+from shared.errors import PermanentError, TransientError
+from shared.messages import ATTEMPT_HEADER, DETAIL_HEADER, REASON_HEADER, SendCommand
+from shared.metrics import Metrics
+from shared.topology import Topology
+
+log = logging.getLogger(__name__)
+
+POISON_AFTER = 3  # unexpected errors on the same copy before it is parked instead of retried
+
+
+class Outcomes:
+    def __init__(self, settings: Settings, metrics: Metrics, sessions: sessionmaker[Session],
+                 publisher: SendQueuePublisher) -> None:
+        self.settings = settings
+        self.metrics = metrics
+        self.sessions = sessions
+        self.publisher = publisher
+        self.dead_queue = Topology(settings.namespace).send_dead_queue
+        self._unexpected: dict[bytes, int] = {}  # copy body -> unexpected errors so far
+
+    async def failed(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go,
+                     error: TransientError | PermanentError) -> None:
+        """Decide what a failed call leads to, record it, then retry, park or pause."""
+        decision = decide(error, command.retries_used, claim.runtime, self.settings.retry_backoff,
+                          self.settings.quality_pause_seconds)
+        text, code = str(error), error.code
+        log.warning("call for %s failed (%s): %s -> %s", command.message_id, code, text, type(decision).__name__,
+                    extra=command.log_fields() | {"error_code": code})
+        self.metrics.messages_failed.labels("permanent" if isinstance(error, PermanentError) else "retryable").inc()
+        await run_db(lambda: self._record(decision, command, claim, text, code))
+        await self._follow_up(message, command, decision, text)
+
+    def _record(self, decision: Decision, command: SendCommand, claim: store.Go, text: str, code: str | None) -> None:
+        with transaction(self.sessions) as session:
+            if isinstance(decision, Pause):
+                store.record_pause(session, command, claim.attempt_id, self.settings.namespace, decision.seconds,
+                                   text, code)
+            elif isinstance(decision, Dead):
+                store.record_failure(session, command, claim.attempt_id, Status.DEAD, text, code, None)
+            else:
+                retry_in = decision.delay_seconds if isinstance(decision, Retry) else None
+                store.record_failure(session, command, claim.attempt_id, Status.FAILED, text, code, retry_in)
+
+    async def _follow_up(self, message: AbstractIncomingMessage, command: SendCommand, decision: Decision,
+                         text: str) -> None:
+        if isinstance(decision, Pause):
+            self.metrics.sender_pauses.labels("quality").inc()
+            self.metrics.sender_paused.set(1)
+            await settle(message.nack(requeue=True))
+            return
+        try:
+            if isinstance(decision, Retry):
+                await self.publisher.publish_retry(command.next_attempt(), decision.delay_seconds)
+                self.metrics.retries.inc()
+            elif isinstance(decision, Dead):
+                headers = {REASON_HEADER: decision.reason, DETAIL_HEADER: text[:1000], ATTEMPT_HEADER: command.attempt}
+                await self._park(command.encode(), headers, command.message_id, decision.reason)
+        except Exception:
+            # The row already says failed/dead; the recovery sweep republishes overdue retries.
+            log.exception("could not publish the follow-up for %s", command.message_id, extra=command.log_fields())
+        await settle(message.ack())
+
+    async def undecodable(self, message: AbstractIncomingMessage, text: str) -> None:
+        log.error("parking an undecodable send-queue message: %s", text)
+        headers = {REASON_HEADER: "bad_command", DETAIL_HEADER: text[:1000]}
+        await self._park(message.body, headers, message.message_id, "bad_command")
+        await settle(message.ack())
+
+    def succeeded(self, message: AbstractIncomingMessage) -> None:
+        self._unexpected.pop(message.body, None)
+
+    async def unexpected(self, message: AbstractIncomingMessage, exc: Exception) -> None:
+        """A bug or data the database refuses: retry the copy a few times, then park it, so one
+        bad copy can neither crash the sender nor spin at the head of the queue."""
+        count = self._unexpected[message.body] = self._unexpected.get(message.body, 0) + 1
+        if count < POISON_AFTER:
+            log.exception("unexpected error handling a delivery (%d of %d); requeueing it", count, POISON_AFTER)
+            await asyncio.sleep(1.0)
+            await settle(message.nack(requeue=True))
+            return
+        log.exception("parking a delivery that failed unexpectedly %d times", count)
+        self._unexpected.pop(message.body, None)
+        detail = f"{type(exc).__name__}: {exc}"[:1000]
+        try:
+            await self._park(message.body, {REASON_HEADER: "internal_error", DETAIL_HEADER: detail},
+                             message.message_id, "internal_error")
+        except Exception:  # noqa: BLE001 - cannot park it now: leave it to the broker
+            await settle(message.nack(requeue=True))
+            return
+        await settle(message.ack())
+        await asyncio.to_thread(self._mark_dead_if_possible, message.body, detail)
+
+    async def _park(self, body: bytes, headers: dict[str, Any], message_id: str | None, reason: str) -> None:
+        await self.publisher.publish_dead(self.dead_queue, body, headers, message_id)
+        self.metrics.messages_dead.labels(reason).inc()
+
+    def _mark_dead_if_possible(self, body: bytes, error: str) -> None:
+        """Best effort, so `wanotify dead list` shows it too; the parked copy is what counts."""
+        try:
+            with transaction(self.sessions) as session:
+                store.mark_dead(session, SendCommand.decode(body).log_id, error, "internal_error")
+        except Exception as exc:  # noqa: BLE001
+            log.warning("could not mark the parked message dead in the log: %s", exc)
+
+
+async def settle(action: Awaitable[Any]) -> None:
+    """Ack/nack; if the channel died meanwhile the broker redelivers, and the copy check dedupes."""
+    try:
+        await action
+    except Exception as exc:  # noqa: BLE001
+        log.warning("could not settle a delivery (%s); it will be redelivered", exc)
