@@ -1,0 +1,122 @@
+"""The command line as an admin uses it."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from shared.topology import Topology
+from tests.e2e.scenario import member
+from tests.support.broker import queue_depth
+from tests.support.db import messages
+from tests.support.processes import wait_until
+
+
+def run_cli(stack, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=stack.env(), capture_output=True, text=True,
+                          timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_migrate_is_safe_to_run_again_and_keeps_edited_templates(stack):
+    stack.cli("templates", "set", "account_activated", "--body", "Akun {{ name }} aktif.")
+    try:
+        again = json.loads(stack.cli("migrate", "--json"))
+        assert again == {"database_created": False, "schema": "up to date", "templates_added": 0, "rules_added": 0}
+        assert json.loads(stack.cli("templates", "show", "account_activated", "--json"))["body"] == "Akun {{ name }} aktif."
+    finally:
+        stack.cli("templates", "set", "account_activated", "--body", "Halo {{ name }}, akun Anda ({{ member_id }}) sekarang aktif.")
+
+
+def test_templates_are_listed_previewed_and_checked_before_saving(stack):
+    before = json.loads(stack.cli("templates", "show", "payment_link", "--json"))["body"]
+    keys = [t["key"] for t in json.loads(stack.cli("templates", "list", "--json"))]
+    assert {"welcome_new_member", "payment_link", "withdrawal_rejected", "test_message"} <= set(keys)
+    preview = stack.cli("templates", "preview", "payment_link", "--data", '{"amount": 2500000}')
+    assert "Rp 2.500.000" in preview and "Budi" in preview
+    broken = run_cli(stack, "templates", "set", "payment_link", "--body", "Halo {{ name ")
+    assert broken.returncode != 0 and "syntax error" in broken.stderr
+    assert json.loads(stack.cli("templates", "show", "payment_link", "--json"))["body"] == before
+
+
+def test_settings_are_listed_with_their_source_and_validated_when_set(stack):
+    listed = {row["key"]: row for row in json.loads(stack.cli("settings", "list", "--json"))}
+    assert listed["message_delay_seconds"] == {**listed["message_delay_seconds"], "value": 0.2, "source": "environment"}
+    assert json.loads(stack.cli("settings", "set", "message_delay_seconds", "12", "--json"))["value"] == 12.0
+    listed = {row["key"]: row for row in json.loads(stack.cli("settings", "list", "--json"))}
+    assert (listed["message_delay_seconds"]["value"], listed["message_delay_seconds"]["source"]) == (12.0, "database")
+    bad = run_cli(stack, "settings", "set", "max_retry_attempts", "many")
+    assert bad.returncode != 0 and "invalid value for max_retry_attempts" in bad.stderr
+
+
+def test_publish_prints_the_event_id_and_refuses_bad_data_clearly(stack, fake_provider):
+    stack.start("notifier")
+    stack.start("sender")
+    event_id = stack.cli("publish", "member.registered", "--data", json.dumps(member(1))).strip()
+    assert len(event_id) == 36
+    fake_provider.wait_for_calls(1, timeout=15)
+    not_json = run_cli(stack, "publish", "member.registered", "--data", "{oops")
+    assert not_json.returncode == 2 and "--data is not valid JSON" in not_json.stderr
+
+
+def test_send_test_queues_a_test_message_and_rejects_a_bad_number(stack, fake_provider):
+    stack.start("notifier")
+    stack.start("sender")
+    stack.cli("send-test", "0811 4040 707")
+    [call] = fake_provider.wait_for_calls(1, timeout=15)
+    assert call["to"] == "628114040707" and "Pesan uji" in call["body"]
+    bad = run_cli(stack, "send-test", "12")
+    assert bad.returncode == 2 and "not a valid phone number" in bad.stderr
+
+
+@pytest.fixture
+def settings(settings):  # type: ignore[no-untyped-def]
+    return settings.with_(retry_delay_seconds=60.0)
+
+
+def test_retry_failed_sends_failed_messages_now_instead_of_after_the_delay(stack, publisher, fake_provider, sessions):
+    stack.start("notifier")
+    stack.start("sender")
+    fake_provider.fail_next(1, "5xx")
+    publisher.publish("member.registered", member(1))
+    wait_until(lambda: [m for m in messages(sessions) if m.status == "failed"], 15, "a failed message")
+    assert json.loads(stack.cli("retry-failed", "--json")) == {"messages_requeued": 1}
+    fake_provider.wait_for_calls(2, timeout=10)  # long before the 60 s retry delay
+    wait_until(lambda: messages(sessions)[0].status == "sent", 10, "the message to be sent")
+
+
+def test_queue_clear_drops_waiting_messages_and_marks_their_rows_cancelled(stack, publisher, fake_provider, sessions,
+                                                                           settings):
+    stack.settings = settings.with_(send_gap_seconds=60)
+    stack.start("notifier")
+    stack.start("sender")
+    for i in range(4):
+        publisher.publish("member.registered", member(i))
+    wait_until(lambda: len(messages(sessions)) == 4 and len(fake_provider.calls()) == 1, 15, "one sent, three waiting")
+    result = json.loads(stack.cli("queue", "clear", "--yes", "--json"))
+    assert result["messages_cancelled"] == 3
+    assert sorted(m.status for m in messages(sessions)) == ["cancelled"] * 3 + ["sent"]
+    assert queue_depth(settings.amqp_url, Topology(settings.namespace).send_queue) == 0
+    assert len(fake_provider.calls()) == 1
+
+
+def test_dead_purge_drops_parked_items_and_keeps_the_rows_as_cancelled(stack, publisher, fake_provider, sessions,
+                                                                       settings):
+    stack.start("notifier")
+    stack.start("sender")
+    fake_provider.fail_next(1, "permanent")
+    publisher.publish("member.registered", member(1))
+    publisher.publish("member.registered", member(2) | {"phone": "12"})
+    wait_until(lambda: len(json.loads(stack.cli("dead", "list", "--json"))) == 2, 15, "two dead letters")
+    refused = run_cli(stack, "dead", "purge")
+    assert refused.returncode == 2 and "--all" in refused.stderr
+    assert json.loads(stack.cli("dead", "purge", "--all", "--kind", "events", "--yes", "--json"))["events_purged"] == 1
+    result = json.loads(stack.cli("dead", "purge", "--all", "--yes", "--json"))
+    assert result["messages_purged"] == 1 and result["queue_copies_removed"] == 1
+    assert json.loads(stack.cli("dead", "list", "--json")) == []
+    assert [m.status for m in messages(sessions)] == ["cancelled"]
+    topology = Topology(settings.namespace)
+    assert queue_depth(settings.amqp_url, topology.send_dead_queue) == 0
+    assert queue_depth(settings.amqp_url, topology.events_dead_queue) == 0
