@@ -26,6 +26,8 @@ from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
+Written = tuple[list[EventPlan], list[str], BatchResult]  # plans, their metric labels, what was written
+
 
 class Notifier:
     def __init__(self, settings: Settings, metrics: Metrics, sessions: sessionmaker[Session], *,
@@ -41,17 +43,29 @@ class Notifier:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
         connection = await connect(self.settings.amqp_url, "wanotify-notifier")
         try:
-            channel = await confirmed_channel(connection, prefetch=self.batch_size * 2)
+            channel = await confirmed_channel(connection, prefetch=self.batch_size * 3)
             publisher = SendQueuePublisher(channel, self.topology)
             await publisher.declare()
             queue = await channel.get_queue(self.topology.notifier_queue)
             inbox: asyncio.Queue[AbstractIncomingMessage] = asyncio.Queue()
             tag = await queue.consume(inbox.put)
             log.info("notifier consuming %s", self.topology.notifier_queue)
+            # Two batches in flight: while the broker confirms one batch's messages, the next is
+            # planned and written in the worker thread. Acks stay in delivery order, because a
+            # batch's publish-and-ack starts only after the previous one has finished.
+            in_flight: asyncio.Task[None] | None = None
             while not stop.is_set():
                 batch = await self._next_batch(inbox, stop)
-                if batch:
-                    await self._handle(batch, publisher, stop)
+                if not batch:
+                    continue
+                written = await self._write_or_requeue(batch, stop)
+                if in_flight is not None:
+                    await in_flight
+                    in_flight = None
+                if written is not None:
+                    in_flight = asyncio.create_task(self._publish_and_ack(batch, written, publisher))
+            if in_flight is not None:
+                await in_flight
             await queue.cancel(tag)
             await _requeue(_drain(inbox))
         finally:
@@ -80,14 +94,18 @@ class Notifier:
                 break
         return batch
 
-    async def _handle(self, batch: list[AbstractIncomingMessage], publisher: SendQueuePublisher,
-                      stop: asyncio.Event) -> None:
+    async def _write_or_requeue(self, batch: list[AbstractIncomingMessage],
+                                stop: asyncio.Event) -> Written | None:
         bodies = [m.body for m in batch]
         try:
-            plans, labels, result = await run_db(lambda: self._plan_and_write(bodies), stop)
+            return await run_db(lambda: self._plan_and_write(bodies), stop)
         except Stopped:
             await _requeue(batch)
-            return
+            return None
+
+    async def _publish_and_ack(self, batch: list[AbstractIncomingMessage], written: Written,
+                               publisher: SendQueuePublisher) -> None:
+        plans, labels, result = written
         try:
             await self._publish(plans, result, publisher)
         except Exception:
@@ -97,7 +115,7 @@ class Notifier:
         await _ack(batch)
         self._count(plans, labels, result)
 
-    def _plan_and_write(self, bodies: list[bytes]) -> tuple[list[EventPlan], list[str], BatchResult]:
+    def _plan_and_write(self, bodies: list[bytes]) -> Written:
         """Plan and write a batch; if that fails for any reason but an outage, write its events
         one by one, and park the one that still fails, so a poison event cannot block the queue."""
         try:
@@ -112,7 +130,7 @@ class Notifier:
             return _merge([self._plan_and_write([body]) for body in bodies])
 
     def _write(self, bodies: list[bytes], failure: Exception | None = None
-               ) -> tuple[list[EventPlan], list[str], BatchResult]:
+               ) -> Written:
         with transaction(self.sessions) as session:
             catalog = load_catalog(session)
             if failure is None:
@@ -146,7 +164,7 @@ class Notifier:
             self.metrics.duplicate_events.inc(result.duplicates)
 
 
-def _merge(parts: list[tuple[list[EventPlan], list[str], BatchResult]]) -> tuple[list[EventPlan], list[str], BatchResult]:
+def _merge(parts: list[Written]) -> Written:
     plans: list[EventPlan] = []
     labels: list[str] = []
     merged = BatchResult()

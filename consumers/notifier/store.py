@@ -53,8 +53,10 @@ def _insert_messages(session: Session, messages: list[PlannedMessage], result: B
         }
         for m in messages
     ]
-    stmt = insert(MessageLog).values(rows).on_conflict_do_nothing(constraint="uq_whatsapp_logs_event_template")
-    inserted = session.execute(stmt.returning(MessageLog.id, MessageLog.event_id, MessageLog.template)).all()
+    # One cached statement executed with many parameter sets: SQLAlchemy batches it into
+    # multi-row INSERTs ("insertmanyvalues") and still returns every inserted row.
+    stmt = insert(MessageLog).on_conflict_do_nothing(constraint="uq_whatsapp_logs_event_template")
+    inserted = session.execute(stmt.returning(MessageLog.id, MessageLog.event_id, MessageLog.template), rows).all()
     created = {(str(r.event_id), r.template) for r in inserted}
     by_key = {(m.event_id, m.template): m for m in messages}
     for row in inserted:

@@ -32,13 +32,14 @@ from shared.errors import PermanentError, TransientError
 from shared.messages import SendCommand
 from shared.metrics import Metrics
 from shared.phone import mask_phone
-from shared.runtime import load
+from shared.runtime import RuntimeSettings, load
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
 LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
 MAX_HOLD_SECONDS = 30.0  # never keep a delivery longer than this (consumer timeout, takeover)
+RUNTIME_REFRESH_SECONDS = 1.0  # `wanotify settings set` reaches a running sender within this
 
 
 class Sender:
@@ -57,6 +58,7 @@ class Sender:
         self._stop = asyncio.Event()
         self._publisher: SendQueuePublisher | None = None
         self._outcomes: Outcomes | None = None
+        self._runtime_cache: tuple[float, RuntimeSettings] | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; a call in flight is finished, recorded and acked first."""
@@ -130,10 +132,18 @@ class Sender:
 
     def _claim(self, command: SendCommand) -> store.Claim:
         with transaction(self.sessions) as session:
-            claim = store.claim(session, command, self.settings, self.sender_id, self.pacer.remaining, self.lead)
+            claim = store.claim(session, command, self.settings, self.sender_id, self.pacer.remaining, self.lead,
+                                self._runtime)
         if isinstance(claim, store.Go):
             self._gap = claim.runtime.gap_seconds
         return claim
+
+    def _runtime(self, session: Session) -> RuntimeSettings:
+        """The runtime settings, read from the database at most once a second."""
+        now = time.monotonic()
+        if self._runtime_cache is None or now - self._runtime_cache[0] > RUNTIME_REFRESH_SECONDS:
+            self._runtime_cache = (now, load(session, self.settings))
+        return self._runtime_cache[1]
 
     async def _sweep_forever(self) -> None:
         """The safety net under delayed retry: republish retries whose copy never came back."""

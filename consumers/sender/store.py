@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from shared.config import Settings
 from shared.db.models import Attempt, MessageLog, SenderState, Status
 from shared.messages import SendCommand
-from shared.runtime import RuntimeSettings, load
+from shared.runtime import RuntimeSettings
 
 
 @dataclass(frozen=True)
@@ -51,15 +51,15 @@ Claim = Go | Wait | Stale
 
 
 def claim(session: Session, command: SendCommand, settings: Settings, sender_id: str,
-          local_remaining: Callable[[float], float], lead: float) -> Claim:
-    state = _lock_state(session, settings.namespace)
+          local_remaining: Callable[[float], float], lead: float,
+          runtime_of: Callable[[Session], RuntimeSettings]) -> Claim:
+    state, now = _lock_state(session, settings.namespace)
     row = session.get(MessageLog, command.log_id, with_for_update=True)
     verdict = _copy_verdict(row, command)
     if isinstance(verdict, Stale):
         return verdict
     assert row is not None
-    runtime = load(session, settings)
-    now: datetime = session.execute(select(func.clock_timestamp())).scalar_one()
+    runtime = runtime_of(session)
     if state.paused_until and state.paused_until > now:
         return Wait((state.paused_until - now).total_seconds(), paused=True)
     external = _external_wait(state, now, runtime.gap_seconds, sender_id)
@@ -75,11 +75,15 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     return Go(row.recipient, row.body, row.template, external, runtime, attempt.id, ambiguous=verdict)
 
 
-def _lock_state(session: Session, namespace: str) -> SenderState:
-    session.execute(insert(SenderState).values(namespace=namespace).on_conflict_do_nothing())
-    state = session.get(SenderState, namespace, with_for_update=True, populate_existing=True)
-    assert state is not None
-    return state
+def _lock_state(session: Session, namespace: str) -> tuple[SenderState, datetime]:
+    """Lock this namespace's state row (created on first use) and read the database clock."""
+    query = (select(SenderState, func.clock_timestamp()).where(SenderState.namespace == namespace)
+             .with_for_update(of=SenderState).execution_options(populate_existing=True))
+    found = session.execute(query).first()
+    if found is None:
+        session.execute(insert(SenderState).values(namespace=namespace).on_conflict_do_nothing())
+        found = session.execute(query).one()
+    return found[0], found[1]
 
 
 def _copy_verdict(row: MessageLog | None, command: SendCommand) -> Stale | bool:

@@ -152,7 +152,7 @@ def settings_list(ctx: click.Context, as_json: bool) -> None:
 @json_option
 @click.pass_context
 def settings_set(ctx: click.Context, key: str, value: str, as_json: bool) -> None:
-    """Set a runtime setting; running senders use it from their next message."""
+    """Set a runtime setting; running senders pick it up within a second."""
     try:
         with db_session(settings_from(ctx)) as session:
             stored = runtime.set_value(session, key, value)
