@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumers.sender.pacing import Pacer
+from consumers.sender.pacing import SAFETY_MARGIN, Pacer
 
 
 class Clock:
@@ -25,7 +25,7 @@ def test_the_next_call_waits_for_the_gap_from_the_previous_start():
         clock.now += 0.002
         pacer.mark_end()
     clock.now += 3
-    assert abs(pacer.remaining(10) - 6.998) < 1e-9
+    assert abs(pacer.remaining(10) - (10 + SAFETY_MARGIN - 3.002)) < 1e-9
 
 
 def test_after_the_very_first_call_the_gap_counts_from_its_end():
@@ -35,6 +35,16 @@ def test_after_the_very_first_call_the_gap_counts_from_its_end():
     clock.now += 0.005
     pacer.mark_end()
     assert abs(pacer.remaining(1.0) - 1.0) < 1e-9
+
+
+def test_an_ordinary_call_is_followed_after_the_gap_plus_the_safety_margin():
+    clock = Clock()
+    pacer = Pacer(clock)
+    for _ in range(3):
+        pacer.mark_start()
+        clock.now += 0.002
+        pacer.mark_end()
+    assert abs(pacer.remaining(0.05) - (0.05 + SAFETY_MARGIN - 0.002)) < 1e-9
 
 
 def test_a_call_slower_than_usual_pushes_the_next_one_back_by_the_difference():
@@ -48,6 +58,7 @@ def test_a_call_slower_than_usual_pushes_the_next_one_back_by_the_difference():
         clock.now += duration
         pacer.mark_end()
     assert abs(pacer.remaining(1.0) - (start + 0.005 + 1.0 - clock.now)) < 1e-9
+    assert SAFETY_MARGIN < 0.005
 
 
 def test_wait_for_slot_returns_the_time_since_the_previous_start():
