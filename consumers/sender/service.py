@@ -15,6 +15,7 @@ import asyncio
 import logging
 import time
 import uuid
+from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
@@ -40,6 +41,17 @@ log = logging.getLogger(__name__)
 LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
 MAX_HOLD_SECONDS = 30.0  # never keep a delivery longer than this (consumer timeout, takeover)
 RUNTIME_REFRESH_SECONDS = 1.0  # `wanotify settings set` reaches a running sender within this
+
+
+@dataclass
+class Step:
+    """What one claim-and-call step did."""
+
+    claim: store.Claim
+    since_previous: float | None = None  # since the start of this sender's previous call
+    duration: float = 0.0
+    outcome: SendResult | Exception | None = None  # None: no call was made
+    recorded: bool = False  # a success already committed
 
 
 class Sender:
@@ -110,10 +122,11 @@ class Sender:
                 await self._hold_and_requeue(message, early)
                 return
             try:
-                claim = await run_db(lambda: self._claim(command), self._stop)
+                step = await run_db(lambda: self._claim_and_call(command), self._stop)
             except Stopped:
                 await settle(message.nack(requeue=True))
                 return
+            claim = step.claim
             if isinstance(claim, store.Stale):
                 log.info("dropping stale copy %s: %s", command.message_id, claim.reason, extra=command.log_fields())
                 self.metrics.stale_copies.inc()
@@ -127,7 +140,7 @@ class Sender:
                 await asyncio.sleep(claim.seconds)
                 continue
             self.metrics.sender_paused.set(0)
-            await self._call(message, command, claim)
+            await self._after_call(message, command, step)
             return
 
     def _claim(self, command: SendCommand) -> store.Claim:
@@ -173,42 +186,57 @@ class Sender:
             pass
         await settle(message.nack(requeue=True))
 
-    async def _call(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go) -> None:
-        if claim.ambiguous:
-            # Policy: a call whose outcome was lost in a crash is made again (at least once).
-            log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id,
-                        extra=command.log_fields())
-            self.metrics.ambiguous_calls.inc()
+    def _claim_and_call(self, command: SendCommand) -> Step:
+        """Claim the slot, wait for it, call, and record a success: one worker-thread step.
+
+        An exception can only escape before the call is made (while claiming), so the caller
+        may retry the whole step when the database is down; after the call, a failure to record
+        is handed back instead (``recorded`` false) and retried without calling again.
+        """
+        claim = self._claim(command)
+        if not isinstance(claim, store.Go):
+            return Step(claim)
         outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template,
                                    self.settings.default_language)
-        not_before = time.monotonic() + claim.external_wait
-        since_previous, duration, outcome = await asyncio.to_thread(
-            self._call_in_slot, outgoing, claim.runtime.gap_seconds, not_before)
+        since_previous = self.pacer.wait_for_slot(claim.runtime.gap_seconds, time.monotonic() + claim.external_wait)
+        started = time.monotonic()
+        try:
+            outcome: SendResult | Exception = self.provider.send(outgoing)
+        except Exception as exc:  # noqa: BLE001 - sorted by class by the caller
+            outcome = exc
+        self.pacer.mark_end()
+        step = Step(claim, since_previous, time.monotonic() - started, outcome)
+        if isinstance(outcome, SendResult):
+            try:
+                self._record(store.record_sent, command, claim.attempt_id, outcome.provider_message_id)
+                step.recorded = True
+            except Exception as exc:  # noqa: BLE001 - recorded from the event loop, with retries
+                log.warning("recording %s failed (%s); retrying", command.message_id, type(exc).__name__)
+        return step
+
+    async def _after_call(self, message: AbstractIncomingMessage, command: SendCommand, step: Step) -> None:
+        claim, outcome = step.claim, step.outcome
+        assert isinstance(claim, store.Go) and outcome is not None
+        if claim.ambiguous:
+            # Policy: a call whose outcome was lost in a crash is made again (at least once).
+            log.warning("resent %s: the previous try of this attempt died mid-call", command.message_id,
+                        extra=command.log_fields())
+            self.metrics.ambiguous_calls.inc()
         self.metrics.last_call.set(time.time())
-        if since_previous is not None:
-            self.metrics.send_gap.observe(since_previous)
-        self.metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(duration)
+        if step.since_previous is not None:
+            self.metrics.send_gap.observe(step.since_previous)
+        self.metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(
+            step.duration)
         if isinstance(outcome, Exception):
             assert self._outcomes is not None
             await self._outcomes.failed(message, command, claim, _as_send_error(outcome))
             return
-        await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, outcome.provider_message_id))
+        if not step.recorded:
+            await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, outcome.provider_message_id))
         log.info("sent %s to %s", command.message_id, mask_phone(claim.recipient),
                  extra=command.log_fields() | {"provider_message_id": outcome.provider_message_id})
         self.metrics.messages_sent.labels(command.priority.value).inc()
         await settle(message.ack())
-
-    def _call_in_slot(self, outgoing: OutgoingMessage, gap: float,
-                      not_before: float) -> tuple[float | None, float, SendResult | Exception]:
-        """Wait for the slot and make the call, in one worker thread: (since previous, duration, result)."""
-        since_previous = self.pacer.wait_for_slot(gap, not_before)
-        started = time.monotonic()
-        try:
-            result: SendResult | Exception = self.provider.send(outgoing)
-        except Exception as exc:  # noqa: BLE001 - sorted by class by the caller
-            result = exc
-        self.pacer.mark_end()
-        return since_previous, time.monotonic() - started, result
 
     def _record(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
         with transaction(self.sessions) as session:
