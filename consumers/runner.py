@@ -21,7 +21,7 @@ ROLES = ("notifier", "sender")
 async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | None = None) -> None:
     """Run the given consumers until SIGINT or SIGTERM, then stop them cleanly."""
     metrics = metrics or Metrics()
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pre_ping=False)
     sessions = session_factory(engine)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

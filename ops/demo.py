@@ -73,7 +73,7 @@ def prepare_database(database_url: str) -> None:
 
 
 async def _run(settings: Settings, provider: FakeProviderServer, events: list[tuple[str, dict[str, Any]]]) -> None:
-    engine = make_engine(settings.database_url)
+    engine = make_engine(settings.database_url, pre_ping=False)
     sessions = session_factory(engine)
     stop = asyncio.Event()
     metrics = Metrics()

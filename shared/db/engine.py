@@ -10,9 +10,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
-def make_engine(database_url: str, *, pool_size: int = 5) -> Engine:
-    """An engine whose pooled connections are checked before use (PostgreSQL may restart)."""
-    return create_engine(database_url, pool_size=pool_size, pool_pre_ping=True, future=True)
+def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
+    """An engine for ``database_url``.
+
+    ``pre_ping`` checks each pooled connection before use, so a caller without its own retry
+    never sees a connection PostgreSQL closed when it restarted. The consumers turn it off:
+    it costs a round trip per transaction, and their ``run_db`` retries after a disconnect
+    anyway (SQLAlchemy then drops every pooled connection older than the failure).
+    """
+    return create_engine(database_url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
