@@ -347,3 +347,11 @@ def test_the_command_line_fake_can_be_driven_from_another_process() -> None:
         if process.stdout is not None:
             process.stdout.close()
     assert exit_code == 0
+
+
+def test_the_fake_server_sends_replies_without_waiting_for_delayed_acks():
+    # Without TCP_NODELAY each reply's body waits for the client's delayed ACK (~40 ms a call),
+    # which hides the sender's own costs in benchmarks and slows the demo.
+    from ops.fake_provider.handler import FakeHandler
+
+    assert FakeHandler.disable_nagle_algorithm is True
