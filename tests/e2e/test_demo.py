@@ -1,0 +1,26 @@
+"""The README's demo command, run as a user runs it (with a short gap)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+from tests.conftest import delete_namespace
+
+
+def test_the_demo_sends_payment_links_before_welcomes_a_gap_apart(stack, settings):
+    env = stack.env(SEND_GAP_SECONDS="0.3")
+    done = subprocess.run([sys.executable, "-m", "ops.cli", "demo", "--json"], env=env, capture_output=True,
+                          text=True, timeout=120, stdin=subprocess.DEVNULL)
+    try:
+        assert done.returncode == 0, done.stderr
+        summary = json.loads(done.stdout[done.stdout.index("{"):])
+        assert summary["messages"] == 10
+        # the first leaves at once (the sender was idle); then the backlog goes by priority
+        assert summary["order"][1:] == sorted(summary["order"][1:], key=lambda kind: kind != "payment_link")
+        assert summary["order"].count("payment_link") == 5
+        assert summary["min_gap_seconds"] >= 0.3
+        assert "payment_link" in done.stdout and "messages sent" in done.stdout
+    finally:
+        delete_namespace(settings.amqp_url, f"{settings.namespace}-demo")
