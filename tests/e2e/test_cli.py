@@ -27,7 +27,8 @@ def test_migrate_is_safe_to_run_again_and_keeps_edited_templates(stack):
         assert again == {"database_created": False, "schema": "up to date", "templates_added": 0, "rules_added": 0}
         assert json.loads(stack.cli("templates", "show", "account_activated", "--json"))["body"] == "Akun {{ name }} aktif."
     finally:
-        stack.cli("templates", "set", "account_activated", "--body", "Halo {{ name }}, akun Anda ({{ member_id }}) sekarang aktif.")
+        original = "Halo {{ name }}, akun Anda ({{ member_id }}) sekarang aktif."
+        stack.cli("templates", "set", "account_activated", "--body", original)
 
 
 def test_templates_are_listed_previewed_and_checked_before_saving(stack):
