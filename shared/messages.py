@@ -9,7 +9,7 @@ double replay, a recovery sweep) harmless.
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass
+from dataclasses import dataclass
 from typing import Any
 
 from shared.errors import PermanentError
@@ -36,7 +36,9 @@ class SendCommand:
         return self.attempt - self.first_attempt
 
     def encode(self) -> bytes:
-        return json.dumps(asdict(self), separators=(",", ":")).encode()
+        fields = {"log_id": self.log_id, "attempt": self.attempt, "priority": self.priority.value,
+                  "event_id": self.event_id, "template": self.template, "first_attempt": self.first_attempt}
+        return json.dumps(fields, separators=(",", ":")).encode()
 
     @property
     def message_id(self) -> str:

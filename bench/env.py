@@ -1,0 +1,106 @@
+"""The bench's surroundings: settings, a fresh database, namespaces, queue depths, clean-up."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import uuid
+
+import pika
+from pika.exceptions import AMQPError
+
+from bench.config import AMQP_URL, DATABASE_URL
+from shared.config import Settings, WhatsAppSettings
+from shared.db.engine import drop_database
+from shared.monitoring import QueueProbe
+from shared.topology import Topology
+
+RUN_ID = uuid.uuid4().hex[:6]
+
+
+def namespace(scenario: str, part: str = "") -> str:
+    """A namespace used by one scenario (part) of this run only."""
+    return f"bench-{RUN_ID}-{scenario}{'-' + part if part else ''}"
+
+
+def settings(ns: str, gap: float = 10.0, provider_url: str | None = None) -> Settings:
+    whatsapp = WhatsAppSettings()
+    if provider_url:
+        whatsapp = WhatsAppSettings(provider="meta", base_url=provider_url, phone_number_id="bench",
+                                    access_token="bench", timeout_seconds=5.0)
+    return Settings.from_env({}).with_(amqp_url=AMQP_URL, database_url=DATABASE_URL, namespace=ns,
+                                       send_gap_seconds=gap, whatsapp=whatsapp)
+
+
+def process_env(s: Settings, **extra: str) -> dict[str, str]:
+    """Environment for ``python -m ops.cli run ...`` with these settings (no inherited WANOTIFY_*)."""
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith(("WANOTIFY_", "WHATSAPP_", "SEND_GAP", "DATABASE_URL", "AMQP_URL", "METRICS_PORT"))}
+    env.update({
+        "AMQP_URL": s.amqp_url,
+        "DATABASE_URL": s.database_url,
+        "WANOTIFY_NAMESPACE": s.namespace,
+        "SEND_GAP_SECONDS": repr(s.send_gap_seconds),
+        "WHATSAPP_PROVIDER": s.whatsapp.provider,
+        "PYTHONUNBUFFERED": "1",
+    })
+    if s.whatsapp.base_url:
+        env.update({
+            "WHATSAPP_API_BASE_URL": s.whatsapp.base_url,
+            "WHATSAPP_PHONE_NUMBER_ID": s.whatsapp.phone_number_id or "bench",
+            "WHATSAPP_ACCESS_TOKEN": s.whatsapp.access_token or "bench",
+            "WHATSAPP_TIMEOUT_SECONDS": str(s.whatsapp.timeout_seconds),
+        })
+    env.update(extra)
+    return env
+
+
+def fresh_database() -> None:
+    """Drop and recreate ``wanotify_bench``: schema, templates and rules, nothing else."""
+    from ops.demo import prepare_database
+
+    drop_database(DATABASE_URL)
+    prepare_database(DATABASE_URL)
+
+
+class Depths:
+    """Ready-message counts of a namespace's queues (passive declarations on one connection)."""
+
+    def __init__(self, ns: str) -> None:
+        self.topology = Topology(ns)
+        self._probe = QueueProbe(AMQP_URL)
+
+    def send(self) -> int:
+        return self._ready(self.topology.send_queue)
+
+    def notifier(self) -> int:
+        return self._ready(self.topology.notifier_queue)
+
+    def _ready(self, queue: str) -> int:
+        (stats,) = self._probe.stats([queue])
+        return stats.ready or 0
+
+    def close(self) -> None:
+        self._probe.close()
+
+
+def delete_namespace(ns: str, extra_queues: tuple[str, ...] = ()) -> None:
+    """Delete every queue and the exchange of a namespace (best effort)."""
+    topology = Topology(ns)
+    # A retry queue exists only if a call failed; the default delay's name is deleted too.
+    names = [spec.name for spec in topology.queues()] + [topology.retry_queue(300.0), *extra_queues]
+    with contextlib.suppress(AMQPError, OSError):
+        connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+        try:
+            for name in names:
+                channel = connection.channel()
+                with contextlib.suppress(AMQPError):
+                    channel.queue_delete(name)
+                with contextlib.suppress(AMQPError):
+                    channel.close()
+            channel = connection.channel()
+            with contextlib.suppress(AMQPError):
+                channel.exchange_delete(topology.events_exchange)
+        finally:
+            with contextlib.suppress(AMQPError):
+                connection.close()
