@@ -13,7 +13,7 @@ from bench.config import AMQP_URL, DATABASE_URL
 from shared.config import Settings, WhatsAppSettings
 from shared.db.engine import drop_database
 from shared.monitoring import QueueProbe
-from shared.topology import Topology
+from shared.topology import Topology, delete_topology
 
 RUN_ID = uuid.uuid4().hex[:6]
 
@@ -88,19 +88,12 @@ def delete_namespace(ns: str, extra_queues: tuple[str, ...] = ()) -> None:
     """Delete every queue and the exchange of a namespace (best effort)."""
     topology = Topology(ns)
     # A retry queue exists only if a call failed; the default delay's name is deleted too.
-    names = [spec.name for spec in topology.queues()] + [topology.retry_queue(300.0), *extra_queues]
     with contextlib.suppress(AMQPError, OSError):
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         try:
-            for name in names:
-                channel = connection.channel()
-                with contextlib.suppress(AMQPError):
-                    channel.queue_delete(name)
-                with contextlib.suppress(AMQPError):
-                    channel.close()
-            channel = connection.channel()
-            with contextlib.suppress(AMQPError):
-                channel.exchange_delete(topology.events_exchange)
+            delete_topology(connection.channel(), topology, [topology.retry_queue(300.0), *extra_queues])
         finally:
             with contextlib.suppress(AMQPError):
                 connection.close()
+
+

@@ -22,7 +22,7 @@ from shared.config import Settings
 from shared.db.engine import create_database_if_missing, drop_database, make_engine, session_factory, transaction
 from shared.db.migrate import upgrade
 from shared.db.seed import seed_defaults
-from shared.topology import Topology
+from shared.topology import Topology, delete_topology
 from tests.support.processes import Proc, wanotify_env
 from tests.support.services import postgres_server_url, rabbitmq_url
 
@@ -73,18 +73,12 @@ def namespace(request: pytest.FixtureRequest, amqp_url: str) -> Iterator[str]:
     delete_namespace(amqp_url, name)
 
 
-def delete_namespace(amqp_url: str, namespace: str, retry_delays: tuple[float, ...] = ()) -> None:
-    """Remove a test namespace's exchange and queues (retry queues too, via the management API)."""
-    topology = Topology(namespace)
-    names = [spec.name for spec in topology.queues()] + _retry_queues(namespace)
+def delete_namespace(amqp_url: str, namespace: str) -> None:
+    """Remove a test namespace's exchange and queues (retry queues found via the management API)."""
     with contextlib.suppress(Exception):
         connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         try:
-            for name in names:
-                channel = connection.channel()
-                with contextlib.suppress(Exception):
-                    channel.queue_delete(name)
-            connection.channel().exchange_delete(topology.events_exchange)
+            delete_topology(connection.channel(), Topology(namespace), _retry_queues(namespace))
         finally:
             connection.close()
 
