@@ -7,7 +7,7 @@ import asyncio
 import click
 
 from consumers.runner import ROLES, run_roles
-from ops.cli.common import settings_from
+from ops.cli.common import emit, settings_from
 from shared.errors import ConfigError
 
 
