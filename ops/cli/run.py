@@ -64,7 +64,6 @@ def demo(ctx: click.Context, members: int, gap: float | None, as_json: bool) -> 
     in the namespace WANOTIFY_NAMESPACE-demo so it never touches real queues. Creates and
     migrates the database if needed.
     """
-    from ops.cli.common import emit
     from ops.demo import run_demo
 
     settings = settings_from(ctx)
