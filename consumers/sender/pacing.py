@@ -29,6 +29,11 @@ class Pacer:
         self._slot_base: float | None = None  # when the previous call most likely reached the provider
         self._durations: deque[float] = deque(maxlen=window)
 
+    @property
+    def last_start(self) -> float | None:
+        """When this process's last call started (monotonic clock), if it made one."""
+        return self._last_start
+
     def remaining(self, gap: float) -> float:
         """Seconds until this process may start its next call."""
         if self._slot_base is None:

@@ -229,6 +229,7 @@ class Sender:
             step.duration)
         if isinstance(outcome, Exception):
             assert self._outcomes is not None
+            await run_db(self._note_start)  # the outcome itself is recorded by Outcomes
             await self._outcomes.failed(message, command, claim, _as_send_error(outcome))
             return
         if not step.recorded:
@@ -239,8 +240,19 @@ class Sender:
         await settle(message.ack())
 
     def _record(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
+        """Record an outcome, and in the same transaction when our last call really started."""
         with transaction(self.sessions) as session:
             fn(session, *args)
+            self._note_call_started(session)
+
+    def _note_start(self) -> None:
+        with transaction(self.sessions) as session:
+            self._note_call_started(session)
+
+    def _note_call_started(self, session: Session) -> None:
+        started = self.pacer.last_start
+        if started is not None:
+            store.note_call_started(session, self.settings.namespace, self.sender_id, time.monotonic() - started)
 
 def _as_send_error(exc: Exception) -> TransientError | PermanentError:
     if isinstance(exc, TransientError | PermanentError):

@@ -97,12 +97,31 @@ def _copy_verdict(row: MessageLog | None, command: SendCommand) -> Stale | bool:
     return Stale(f"attempt {command.attempt} of a {row.status} message with {row.attempts} attempts")
 
 
+# A sender stores its call's planned start when it claims the slot and its actual start when it
+# records the outcome. A sender killed in between started a few milliseconds after the planned
+# time, so a successor keeps this much more distance (takeovers are rare: it costs nothing).
+TAKEOVER_MARGIN = timedelta(seconds=0.05)
+
+
 def _external_wait(state: SenderState, now: datetime, gap: float, sender_id: str) -> float:
     """The rest of the gap after another sender's last call (a restart or a takeover), on the
     database clock; our own calls are paced by our monotonic clock, which is more precise."""
     if state.sender_id == sender_id or state.last_call_at is None:
         return 0.0
-    return max(0.0, (state.last_call_at + timedelta(seconds=gap) - now).total_seconds())
+    return max(0.0, (state.last_call_at + timedelta(seconds=gap) + TAKEOVER_MARGIN - now).total_seconds())
+
+
+def note_call_started(session: Session, namespace: str, sender_id: str, seconds_ago: float) -> None:
+    """Replace the planned start of our last call by its actual start, on the database clock.
+
+    ``clock_timestamp() - seconds_ago`` is never earlier than the real start: the statement
+    runs after the moment ``seconds_ago`` was measured."""
+    session.execute(
+        update(SenderState)
+        .where(SenderState.namespace == namespace, SenderState.sender_id == sender_id)
+        .values(last_call_at=func.greatest(SenderState.last_call_at,
+                                           func.clock_timestamp() - timedelta(seconds=seconds_ago)))
+    )
 
 
 def record_sent(session: Session, command: SendCommand, attempt_id: int, provider_message_id: str | None) -> None:
