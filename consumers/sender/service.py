@@ -196,6 +196,11 @@ class Sender:
         claim = self._claim(command)
         if not isinstance(claim, store.Go):
             return Step(claim)
+        if claim.ambiguous:
+            # Policy: a call whose outcome was lost in a crash is made again (at least once).
+            log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id,
+                        extra=command.log_fields())
+            self.metrics.ambiguous_calls.inc()
         outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template,
                                    self.settings.default_language)
         since_previous = self.pacer.wait_for_slot(claim.runtime.gap_seconds, time.monotonic() + claim.external_wait)
@@ -217,11 +222,6 @@ class Sender:
     async def _after_call(self, message: AbstractIncomingMessage, command: SendCommand, step: Step) -> None:
         claim, outcome = step.claim, step.outcome
         assert isinstance(claim, store.Go) and outcome is not None
-        if claim.ambiguous:
-            # Policy: a call whose outcome was lost in a crash is made again (at least once).
-            log.warning("resent %s: the previous try of this attempt died mid-call", command.message_id,
-                        extra=command.log_fields())
-            self.metrics.ambiguous_calls.inc()
         self.metrics.last_call.set(time.time())
         if step.since_previous is not None:
             self.metrics.send_gap.observe(step.since_previous)
