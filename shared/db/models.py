@@ -18,6 +18,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy import true as sa_true
 from sqlalchemy.dialects.postgresql import JSONB, UUID
@@ -69,6 +70,8 @@ class MessageLog(Base):
     last_error: Mapped[str | None] = mapped_column(Text)
     error_code: Mapped[str | None] = mapped_column(String(40))
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
+    # The sender process (``SenderProcess.sender_id``) that claimed the current call.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -135,10 +138,30 @@ class SenderState(Base):
     pause_reason: Mapped[str | None] = mapped_column(Text)
 
 
+class SenderProcess(Base):
+    """A running sender process and when it last said it was alive (its claims' liveness)."""
+
+    __tablename__ = "sender_processes"
+
+    sender_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    host: Mapped[str] = mapped_column(String(255))
+    pid: Mapped[int] = mapped_column(Integer)
+    started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    seen_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    stopped_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
 class DeadEvent(Base):
-    """An event parked in the events dead-letter queue, mirrored here so admins can search it."""
+    """An event parked in the events dead-letter queue, mirrored here so admins can search it.
+
+    One parked row per body (``body_sha256``): parking the same event again changes nothing.
+    A body over the size limit keeps only its head here; the whole body is on the dead queue.
+    """
 
     __tablename__ = "dead_events"
+    __table_args__ = (
+        Index("uq_dead_events_parked_body", "body_sha256", unique=True, postgresql_where=text("status = 'parked'")),
+    )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     event_id: Mapped[str | None] = mapped_column(String(64), index=True)
@@ -150,3 +173,6 @@ class DeadEvent(Base):
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(12), server_default="parked")
     extra: Mapped[dict | None] = mapped_column(JSONB)
+    body_sha256: Mapped[str | None] = mapped_column(String(64))
+    body_size: Mapped[int | None] = mapped_column(Integer)
+    body_truncated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
