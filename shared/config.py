@@ -75,6 +75,10 @@ class Settings:
     # How often the sender looks for scheduled retries that are this overdue (their copy was lost).
     retry_sweep_seconds: float = 60.0
     log_json: bool = False
+    # The status webhook: the largest body read (Meta's payloads are up to 3 MB), and how long
+    # raw payloads are kept for `wanotify webhooks replay`.
+    webhook_max_body_bytes: int = 3 * 1024 * 1024
+    webhook_retention_days: float = 7.0
     whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
 
     @classmethod
@@ -102,6 +106,8 @@ class Settings:
             quality_pause_seconds=_number(env, "QUALITY_PAUSE_SECONDS", 3600.0),
             retry_sweep_seconds=_number(env, "RETRY_SWEEP_SECONDS", 60.0, minimum=0.1),
             log_json=(env.get("LOG_FORMAT", "text").lower() == "json"),
+            webhook_max_body_bytes=_number(env, "WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=1),
+            webhook_retention_days=_number(env, "WEBHOOK_RETENTION_DAYS", 7.0),
             whatsapp=WhatsAppSettings(
                 provider=provider,
                 base_url=env.get("WHATSAPP_API_BASE_URL") or None,
