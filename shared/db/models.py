@@ -176,3 +176,45 @@ class DeadEvent(Base):
     body_sha256: Mapped[str | None] = mapped_column(String(64))
     body_size: Mapped[int | None] = mapped_column(Integer)
     body_truncated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class WebhookPayload(Base):
+    """A signed status-webhook body exactly as it arrived, kept for a while so it can be replayed.
+
+    One row per distinct body (``body_sha256``): Meta's retries of the same payload add nothing.
+    """
+
+    __tablename__ = "webhook_payloads"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now(), index=True)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+    body_sha256: Mapped[str] = mapped_column(String(64), unique=True)
+    # What applying it did: "received" (not yet applied), "applied", "not_json".
+    outcome: Mapped[str] = mapped_column(String(20), server_default="received")
+    # Receipts by what they did ({"moved": 1, "duplicate": 2}) the last time it was applied.
+    counts: Mapped[dict | None] = mapped_column(JSONB)
+    applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class WebhookReceipt(Base):
+    """One delivery receipt (a message's status at the provider's time), stored once.
+
+    The unique key is what Meta repeats when it retries or delivers twice, so a duplicate
+    receipt is never applied twice.
+    """
+
+    __tablename__ = "webhook_receipts"
+    __table_args__ = (
+        UniqueConstraint("provider_message_id", "status", "provider_timestamp", name="uq_webhook_receipts_key"),
+    )
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    provider_message_id: Mapped[str] = mapped_column(String(200))
+    status: Mapped[str] = mapped_column(String(20))
+    provider_timestamp: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    payload_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_payloads.id", ondelete="SET NULL"))
+    # What it did to the message: moved, parked, stale, late_failure or unknown (no such message yet).
+    outcome: Mapped[str] = mapped_column(String(20))
+    error: Mapped[str | None] = mapped_column(Text)
