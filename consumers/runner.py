@@ -1,4 +1,10 @@
-"""Running consumers as a process: logging, metrics endpoint, signals, clean stop."""
+"""Running consumers as a process: logging, metrics endpoint, signals, clean stop.
+
+Each consumer is supervised: while RabbitMQ or PostgreSQL is unreachable (at start-up, or a
+connection closed while starting), it waits and starts again with backoff, logging each
+attempt. The process exits only on a signal or on a problem only a person can fix (a
+configuration error, printed with its fix).
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,15 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
+from urllib.parse import urlsplit
 
 from consumers.monitor import monitor_forever
 from shared.config import Settings
 from shared.db.engine import make_engine, session_factory
+from shared.db.retry import Stopped
+from shared.errors import ConfigError
 from shared.metrics import Metrics
+from shared.startup import broker_config_error, check_database, database_config_error, until_available, where_database
 
 log = logging.getLogger(__name__)
 
@@ -21,6 +31,9 @@ ROLES = ("notifier", "sender")
 async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | None = None) -> None:
     """Run the given consumers until SIGINT or SIGTERM, then stop them cleanly."""
     metrics = metrics or Metrics()
+    if "sender" in roles and not settings.whatsapp.provider:
+        raise ConfigError("WHATSAPP_PROVIDER is not set: choose meta (WhatsApp Cloud API), gateway (API-key "
+                          "gateway) or fake (sends nothing; demos and tests)")
     engine = make_engine(settings.database_url, pre_ping=False)
     sessions = session_factory(engine)
     stop = asyncio.Event()
@@ -31,7 +44,12 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         metrics.serve(settings.metrics_port)
         log.info("metrics on :%d/metrics", settings.metrics_port)
     metrics.gap_setting.set(settings.send_gap_seconds)
-    tasks = [asyncio.create_task(_start(role, settings, metrics, sessions, stop), name=role) for role in roles]
+    try:
+        await _wait_for_database(settings, stop)
+    except Stopped:
+        engine.dispose()
+        return
+    tasks = [asyncio.create_task(_supervise(role, settings, metrics, sessions, stop), name=role) for role in roles]
     monitor = asyncio.create_task(monitor_forever(settings, metrics, sessions))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
@@ -46,6 +64,28 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         await asyncio.gather(*tasks, monitor, return_exceptions=True)
         engine.dispose()
         log.info("stopped")
+
+
+async def _wait_for_database(settings: Settings, stop: asyncio.Event) -> None:
+    where = where_database(settings.database_url)
+    await until_available(lambda: asyncio.to_thread(check_database, settings.database_url), f"PostgreSQL at {where}",
+                          stop, lambda exc: database_config_error(exc, where))
+    log.info("PostgreSQL at %s: ready", where)
+
+
+async def _supervise(role: str, settings: Settings, metrics: Metrics, sessions, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
+    """Run one consumer; start it again whenever the broker cuts it off before it is up."""
+    where = _broker_host(settings.amqp_url)
+    try:
+        await until_available(lambda: _start(role, settings, metrics, sessions, stop), f"{role}: RabbitMQ at {where}",
+                              stop, lambda exc: broker_config_error(exc, where))
+    except Stopped:
+        return
+
+
+def _broker_host(amqp_url: str) -> str:
+    parts = urlsplit(amqp_url)
+    return f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
 
 
 def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:

@@ -14,9 +14,18 @@ from shared.topology import Topology, declare_topology_async
 log = logging.getLogger(__name__)
 
 
+# After a broker restart the connection is back within this long of the broker (aio-pika's
+# default, 5 s, would stall sending for that long after every restart).
+RECONNECT_INTERVAL_SECONDS = 1.0
+
+
 async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
-    """A connection that reconnects by itself and restores queues, consumers and QoS."""
-    return await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": name})
+    """A connection that reconnects by itself and restores queues, consumers and QoS.
+
+    The first connection attempt raises if the broker is unreachable; the consumers' runner
+    waits and tries again (``shared.startup``)."""
+    return await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": name},
+                                         reconnect_interval=RECONNECT_INTERVAL_SECONDS)
 
 
 async def confirmed_channel(connection: AbstractRobustConnection, prefetch: int) -> AbstractChannel:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
@@ -22,7 +22,7 @@ from shared.broker import SendQueuePublisher
 from shared.config import Settings
 from shared.db.engine import transaction
 from shared.db.models import Status
-from shared.db.retry import run_db
+from shared.db.retry import record_durably
 from shared.errors import PermanentError, TransientError
 from shared.messages import ATTEMPT_HEADER, DETAIL_HEADER, REASON_HEADER, SendCommand
 from shared.metrics import Metrics
@@ -44,19 +44,26 @@ class Outcomes:
         self._unexpected: dict[bytes, int] = {}  # copy body -> unexpected errors so far
 
     async def failed(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go,
-                     error: TransientError | PermanentError) -> None:
-        """Decide what a failed call leads to, record it, then retry, park or pause."""
+                     error: TransientError | PermanentError, also: Callable[[Session], None]) -> None:
+        """Decide what a failed call leads to, record it (with ``also`` in the same transaction),
+        then retry, park or pause."""
         decision = decide(error, command.retries_used, claim.runtime, self.settings.retry_backoff,
                           self.settings.quality_pause_seconds)
         text, code = str(error), error.code
         log.warning("call for %s failed (%s): %s -> %s", command.message_id, code, text, type(decision).__name__,
                     extra=command.log_fields() | {"error_code": code})
         self.metrics.messages_failed.labels("permanent" if isinstance(error, PermanentError) else "retryable").inc()
-        await run_db(lambda: self._record(decision, command, claim, text, code))
+        await record_durably([
+            lambda: self._record(decision, command, claim, text, code, also),
+            # the plainest record: the provider's text may be what the database refuses
+            lambda: self._record(decision, command, claim, "(the error text could not be stored)", "unstorable", also),
+        ], f"the failure of {command.message_id}")
         await self._follow_up(message, command, decision, text)
 
-    def _record(self, decision: Decision, command: SendCommand, claim: store.Go, text: str, code: str | None) -> None:
+    def _record(self, decision: Decision, command: SendCommand, claim: store.Go, text: str, code: str | None,
+                also: Callable[[Session], None]) -> None:
         with transaction(self.sessions) as session:
+            also(session)
             if isinstance(decision, Pause):
                 store.record_pause(session, command, claim.attempt_id, self.settings.namespace, decision.seconds,
                                    text, code)

@@ -5,8 +5,12 @@ that arrives while the gap is still running is held and then handed back to the 
 (requeued) a moment before the gap ends. The broker then delivers the head of the priority
 queue, so a high-priority message that arrived during the gap goes next, and FIFO order within
 a priority is kept (a requeued message returns to its place). The same mechanism covers a
-takeover, a restart, a changed gap and a quality pause: nothing holds a delivery for long, so
-the broker's consumer timeout never fires.
+takeover, a restart, a changed gap and a quality pause: nothing holds a delivery longer than
+``MAX_HOLD_SECONDS``, so the broker's consumer timeout never fires, and a gap lowered with
+``wanotify settings set`` reaches a held delivery within about a second.
+
+Once a call is made, its outcome is recorded durably (``record_durably``): the record is
+retried, never the call.
 """
 
 from __future__ import annotations
@@ -15,20 +19,21 @@ import asyncio
 import logging
 import time
 import uuid
+from collections import Counter
 from dataclasses import dataclass
 
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from consumers.providers import OutgoingMessage, Provider, SendResult
-from consumers.sender import store
+from consumers.providers import OutgoingMessage, Provider, SendResult, describe_provider
+from consumers.sender import liveness, store
 from consumers.sender.outcomes import Outcomes, settle
 from consumers.sender.pacing import Pacer
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
-from shared.db.copies import failed_copies
+from shared.db.copies import ScheduledCopy, failed_copies, forget_schedule
 from shared.db.engine import transaction
-from shared.db.retry import Stopped, run_db
+from shared.db.retry import Stopped, record_durably, run_db
 from shared.errors import PermanentError, TransientError
 from shared.messages import SendCommand
 from shared.metrics import Metrics
@@ -39,7 +44,7 @@ from shared.topology import Topology
 log = logging.getLogger(__name__)
 
 LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
-MAX_HOLD_SECONDS = 30.0  # never keep a delivery longer than this (consumer timeout, takeover)
+MAX_HOLD_SECONDS = 1.0  # hand a held delivery back at least this often, to look at it afresh
 RUNTIME_REFRESH_SECONDS = 1.0  # `wanotify settings set` reaches a running sender within this
 
 
@@ -51,7 +56,6 @@ class Step:
     since_previous: float | None = None  # since the start of this sender's previous call
     duration: float = 0.0
     outcome: SendResult | Exception | None = None  # None: no call was made
-    recorded: bool = False  # a success already committed
 
 
 class Sender:
@@ -71,28 +75,53 @@ class Sender:
         self._publisher: SendQueuePublisher | None = None
         self._outcomes: Outcomes | None = None
         self._runtime_cache: tuple[float, RuntimeSettings] | None = None
+        self._in_flight: Counter[int] = Counter()  # log id -> deliveries of it being handled here
+        self._idle = asyncio.Event()
+        self._idle.set()
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; a call in flight is finished, recorded and acked first."""
         self._stop = stop
+        await run_db(lambda: self._in_transaction(liveness.register), stop)
         connection = await connect(self.settings.amqp_url, f"wanotify-sender-{self.sender_id[:8]}")
+        heartbeat = asyncio.create_task(self._heartbeat_forever())
         try:
             channel = await confirmed_channel(connection, prefetch=1)
             self._publisher = SendQueuePublisher(channel, self.topology)
             await self._publisher.declare()
             self._outcomes = Outcomes(self.settings, self.metrics, self.sessions, self._publisher)
             queue = await channel.get_queue(self.topology.send_queue)
-            self._idle = asyncio.Event()
-            self._idle.set()
             tag = await queue.consume(self._on_delivery)
-            log.info("sender %s consuming %s", self.sender_id[:8], self.topology.send_queue)
+            log.info("sender %s consuming %s with provider %s", self.sender_id[:8], self.topology.send_queue,
+                     describe_provider(self.settings.whatsapp))
             sweeper = asyncio.create_task(self._sweep_forever())
             await stop.wait()
             sweeper.cancel()
             await queue.cancel(tag)
             await self._idle.wait()
         finally:
+            heartbeat.cancel()
             await connection.close()
+        await self._say_stopped()
+
+    async def _heartbeat_forever(self) -> None:
+        """Tell other senders this process is alive, so they never resend what it is sending."""
+        while True:
+            await asyncio.sleep(liveness.HEARTBEAT_SECONDS)
+            try:
+                await asyncio.to_thread(self._in_transaction, liveness.beat)
+            except Exception as exc:  # noqa: BLE001 - a missed beat only makes us look dead for a while
+                log.debug("heartbeat failed: %s", exc)
+
+    async def _say_stopped(self) -> None:
+        try:
+            await asyncio.to_thread(self._in_transaction, liveness.stopped)
+        except Exception as exc:  # noqa: BLE001 - others will notice through the missing heartbeat
+            log.debug("could not record the stop: %s", exc)
+
+    def _in_transaction(self, fn) -> None:  # type: ignore[no-untyped-def]
+        with transaction(self.sessions) as session:
+            fn(session, self.sender_id)
 
     async def _on_delivery(self, message: AbstractIncomingMessage) -> None:
         self._idle.clear()
@@ -103,7 +132,8 @@ class Sender:
         except Exception as exc:  # noqa: BLE001 - the last line of defence: never crash on one delivery
             await self._outcomes.unexpected(message, exc)
         finally:
-            self._idle.set()
+            if not self._in_flight:
+                self._idle.set()
 
     async def _handle(self, message: AbstractIncomingMessage) -> None:
         try:
@@ -112,6 +142,16 @@ class Sender:
             assert self._outcomes is not None
             await self._outcomes.undecodable(message, str(exc))
             return
+        self._in_flight[command.log_id] += 1
+        try:
+            await self._handle_command(message, command)
+        finally:
+            self._in_flight[command.log_id] -= 1
+            if self._in_flight[command.log_id] <= 0:
+                del self._in_flight[command.log_id]
+
+    async def _handle_command(self, message: AbstractIncomingMessage, command: SendCommand) -> None:
+        await self._refresh_gap()
         while True:
             if self._stop.is_set():
                 await settle(message.nack(requeue=True))
@@ -133,6 +173,9 @@ class Sender:
                 await settle(message.ack())
                 return
             if isinstance(claim, store.Wait):
+                if claim.why == "claimed":
+                    log.debug("holding %s: another try of it is still in progress", command.message_id,
+                             extra=command.log_fields())
                 self.metrics.sender_paused.set(1 if claim.paused else 0)
                 if claim.seconds > self.lead:
                     await self._hold_and_requeue(message, claim.seconds - self.lead)
@@ -146,10 +189,29 @@ class Sender:
     def _claim(self, command: SendCommand) -> store.Claim:
         with transaction(self.sessions) as session:
             claim = store.claim(session, command, self.settings, self.sender_id, self.pacer.remaining, self.lead,
-                                self._runtime)
+                                self._runtime, self._in_flight_elsewhere(command))
         if isinstance(claim, store.Go):
             self._gap = claim.runtime.gap_seconds
         return claim
+
+    def _in_flight_elsewhere(self, command: SendCommand):  # type: ignore[no-untyped-def]
+        """Whether another delivery of this message is still being handled in this process."""
+        return lambda log_id: self._in_flight[log_id] > (1 if log_id == command.log_id else 0)
+
+    async def _refresh_gap(self) -> None:
+        """Pick up a changed gap before judging a delivery early (at most one read a second)."""
+        cached = self._runtime_cache
+        if cached is not None and time.monotonic() - cached[0] <= RUNTIME_REFRESH_SECONDS:
+            self._gap = cached[1].gap_seconds
+            return
+        try:
+            self._gap = await asyncio.to_thread(self._current_gap)
+        except Exception as exc:  # noqa: BLE001 - the database is down: keep the gap we know
+            log.debug("could not refresh the gap: %s", exc)
+
+    def _current_gap(self) -> float:
+        with self.sessions() as session:
+            return self._runtime(session).gap_seconds
 
     def _runtime(self, session: Session) -> RuntimeSettings:
         """The runtime settings, read from the database at most once a second."""
@@ -163,21 +225,35 @@ class Sender:
         while True:
             await asyncio.sleep(self.settings.retry_sweep_seconds)
             try:
-                copies = await asyncio.to_thread(self._overdue_copies)
-                for command in copies:
-                    assert self._publisher is not None
-                    await self._publisher.publish_send(command)
-                if copies:
-                    log.warning("republished %d overdue retries", len(copies))
-            except Exception:
-                log.exception("recovery sweep failed")
+                await self.sweep_once()
+            except Exception as exc:  # noqa: BLE001 - the rows stay overdue: the next sweep takes them
+                log.warning("recovery sweep failed (%s: %s); the next sweep tries again", type(exc).__name__, exc)
 
-    def _overdue_copies(self) -> list[SendCommand]:
+    async def sweep_once(self) -> int:
+        """Publish a copy of every overdue retry, then forget its schedule; returns how many.
+
+        Publishing first: if it fails, or the process dies before the schedule is forgotten, the
+        rows are still overdue and the next sweep publishes them again (a second copy is stale).
+        """
+        copies = await asyncio.to_thread(self._overdue_copies)
+        assert self._publisher is not None
+        for copy in copies:
+            await self._publisher.publish_send(copy.command)
+        if copies:
+            await run_db(lambda: self._forget(copies))
+            log.warning("republished %d overdue retries", len(copies))
+        return len(copies)
+
+    def _overdue_copies(self) -> list[ScheduledCopy]:
         with transaction(self.sessions) as session:
             if not load(session, self.settings).auto_retry_enabled:
                 return []
             # A scheduled retry later than one sweep interval is presumed lost.
             return failed_copies(session, overdue_seconds=self.settings.retry_sweep_seconds)
+
+    def _forget(self, copies: list[ScheduledCopy]) -> None:
+        with transaction(self.sessions) as session:
+            forget_schedule(session, copies)
 
     async def _hold_and_requeue(self, message: AbstractIncomingMessage, seconds: float) -> None:
         try:
@@ -187,11 +263,10 @@ class Sender:
         await settle(message.nack(requeue=True))
 
     def _claim_and_call(self, command: SendCommand) -> Step:
-        """Claim the slot, wait for it, call, and record a success: one worker-thread step.
+        """Claim the slot, wait for it, and call: one worker-thread step.
 
         An exception can only escape before the call is made (while claiming), so the caller
-        may retry the whole step when the database is down; after the call, a failure to record
-        is handed back instead (``recorded`` false) and retried without calling again.
+        may retry the whole step when the database is down; the outcome is recorded afterwards.
         """
         claim = self._claim(command)
         if not isinstance(claim, store.Go):
@@ -210,14 +285,7 @@ class Sender:
         except Exception as exc:  # noqa: BLE001 - sorted by class by the caller
             outcome = exc
         self.pacer.mark_end()
-        step = Step(claim, since_previous, time.monotonic() - started, outcome)
-        if isinstance(outcome, SendResult):
-            try:
-                self._record(store.record_sent, command, claim.attempt_id, outcome.provider_message_id)
-                step.recorded = True
-            except Exception as exc:  # noqa: BLE001 - recorded from the event loop, with retries
-                log.warning("recording %s failed (%s); retrying", command.message_id, type(exc).__name__)
-        return step
+        return Step(claim, since_previous, time.monotonic() - started, outcome)
 
     async def _after_call(self, message: AbstractIncomingMessage, command: SendCommand, step: Step) -> None:
         claim, outcome = step.claim, step.outcome
@@ -229,11 +297,14 @@ class Sender:
             step.duration)
         if isinstance(outcome, Exception):
             assert self._outcomes is not None
-            await run_db(self._note_start)  # the outcome itself is recorded by Outcomes
-            await self._outcomes.failed(message, command, claim, _as_send_error(outcome))
+            await self._outcomes.failed(message, command, claim, _as_send_error(outcome), self._note_call_started)
             return
-        if not step.recorded:
-            await run_db(lambda: self._record(store.record_sent, command, claim.attempt_id, outcome.provider_message_id))
+        provider_id = outcome.provider_message_id
+        await record_durably([
+            lambda: self._record(store.record_sent, command, claim.attempt_id, provider_id),
+            # the plainest record of a success: without the provider's id, which receipts need
+            lambda: self._record(store.record_sent, command, claim.attempt_id, None),
+        ], f"the success of {command.message_id}")
         log.info("sent %s to %s", command.message_id, mask_phone(claim.recipient),
                  extra=command.log_fields() | {"provider_message_id": outcome.provider_message_id})
         self.metrics.messages_sent.labels(command.priority.value).inc()
@@ -243,10 +314,6 @@ class Sender:
         """Record an outcome, and in the same transaction when our last call really started."""
         with transaction(self.sessions) as session:
             fn(session, *args)
-            self._note_call_started(session)
-
-    def _note_start(self) -> None:
-        with transaction(self.sessions) as session:
             self._note_call_started(session)
 
     def _note_call_started(self, session: Session) -> None:

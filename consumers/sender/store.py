@@ -3,8 +3,16 @@
 ``claim`` is the one place that decides whether a copy may be sent now. In one transaction it
 locks this namespace's ``sender_state`` row and the message's log row, drops stale copies,
 honours a pause and the gap left by another sender (the time of its last call is kept here, on
-the database's clock), then marks the row ``pending`` and stores the planned start of our
-call. Because the state row is locked, two senders can never both claim the same slot.
+the database's clock), then marks the row ``pending``, owned by this sender process, and
+stores the planned start of our call. Because the state row is locked, two senders can never
+both claim the same slot.
+
+A copy of a ``pending`` row is a redelivery while a call may be in progress. It is resent
+("ambiguous") only when the process that claimed the row is gone; while the claimant lives,
+the copy waits, and the claimant's record makes it stale.
+
+What is recorded after a call cannot fail on its data: texts lose NUL characters and are cut
+to their column's size, so a call that succeeded is never left looking unfinished.
 """
 
 from __future__ import annotations
@@ -17,6 +25,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+from consumers.sender import liveness
 from shared.config import Settings
 from shared.db.models import Attempt, MessageLog, SenderState, Status
 from shared.messages import SendCommand
@@ -40,6 +49,11 @@ class Go:
 class Wait:
     seconds: float
     paused: bool = False
+    why: str = "gap"  # gap, paused, or claimed (another try of this message is in progress)
+
+
+# How often a copy whose message is being sent by a live claimant looks again.
+CLAIMANT_WAIT_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -52,23 +66,27 @@ Claim = Go | Wait | Stale
 
 def claim(session: Session, command: SendCommand, settings: Settings, sender_id: str,
           local_remaining: Callable[[float], float], lead: float,
-          runtime_of: Callable[[Session], RuntimeSettings]) -> Claim:
+          runtime_of: Callable[[Session], RuntimeSettings], in_flight: Callable[[int], bool]) -> Claim:
+    """Decide for one copy; ``in_flight(log_id)`` tells whether this process is still working on
+    an earlier copy of the same message."""
     state, now = _lock_state(session, settings.namespace)
     row = session.get(MessageLog, command.log_id, with_for_update=True)
     verdict = _copy_verdict(row, command)
     if isinstance(verdict, Stale):
         return verdict
     assert row is not None
+    if verdict and _claimant_still_working(session, row, sender_id, in_flight, now):
+        return Wait(CLAIMANT_WAIT_SECONDS, why="claimed")
     runtime = runtime_of(session)
     if state.paused_until and state.paused_until > now:
-        return Wait((state.paused_until - now).total_seconds(), paused=True)
+        return Wait((state.paused_until - now).total_seconds(), paused=True, why="paused")
     external = _external_wait(state, now, runtime.gap_seconds, sender_id)
     wait = max(external, local_remaining(runtime.gap_seconds))
     if wait > lead:
         return Wait(wait)
     planned = now + timedelta(seconds=wait)
     state.sender_id, state.last_call_at = sender_id, planned
-    row.status, row.attempts, row.updated_at = Status.PENDING, command.attempt, now
+    row.status, row.attempts, row.updated_at, row.claimed_by = Status.PENDING, command.attempt, now, sender_id
     attempt = Attempt(log_id=row.id, attempt=command.attempt, started_at=planned)
     session.add(attempt)
     session.flush()
@@ -95,6 +113,16 @@ def _copy_verdict(row: MessageLog | None, command: SendCommand) -> Stale | bool:
     if row.status in (Status.QUEUED, Status.FAILED) and row.attempts == command.attempt - 1:
         return False
     return Stale(f"attempt {command.attempt} of a {row.status} message with {row.attempts} attempts")
+
+
+def _claimant_still_working(session: Session, row: MessageLog, sender_id: str, in_flight: Callable[[int], bool],
+                            now: datetime) -> bool:
+    """Whether the process that marked this row ``pending`` may still be calling or recording."""
+    if row.claimed_by is None:
+        return False
+    if row.claimed_by == sender_id:
+        return in_flight(row.id)
+    return liveness.is_alive(session, row.claimed_by, now)
 
 
 # A sender stores its call's planned start when it claims the slot and its actual start when it
@@ -124,12 +152,22 @@ def note_call_started(session: Session, namespace: str, sender_id: str, seconds_
     )
 
 
+def clean(text: str | None, limit: int) -> str | None:
+    """A text PostgreSQL will store: no NUL characters, at most ``limit`` characters."""
+    return None if text is None else text.replace("\x00", "")[:limit]
+
+
+ERROR_CHARS = 2000  # an error text in the log row and the attempt history
+CODE_CHARS = 40  # the error_code columns
+PROVIDER_ID_CHARS = 200  # the provider_message_id column
+
+
 def record_sent(session: Session, command: SendCommand, attempt_id: int, provider_message_id: str | None) -> None:
     now = func.now()
     session.execute(
         update(MessageLog).where(MessageLog.id == command.log_id).values(
-            status=Status.SENT, provider_message_id=provider_message_id, sent_at=now, updated_at=now,
-            last_error=None, error_code=None, next_attempt_at=None)
+            status=Status.SENT, provider_message_id=clean(provider_message_id, PROVIDER_ID_CHARS), sent_at=now,
+            updated_at=now, last_error=None, error_code=None, next_attempt_at=None)
     )
     _finish_attempt(session, attempt_id, "sent", None, None)
 
@@ -138,6 +176,7 @@ def record_failure(session: Session, command: SendCommand, attempt_id: int, stat
                    code: str | None, retry_in: float | None) -> None:
     """``failed`` (with the time of the next try, if one is scheduled) or ``dead``."""
     next_at = func.now() + timedelta(seconds=retry_in) if retry_in is not None else None
+    error, code = clean(error, ERROR_CHARS) or "", clean(code, CODE_CHARS)
     session.execute(
         update(MessageLog).where(MessageLog.id == command.log_id).values(
             status=status, last_error=error, error_code=code, next_attempt_at=next_at, updated_at=func.now())
@@ -148,6 +187,7 @@ def record_failure(session: Session, command: SendCommand, attempt_id: int, stat
 def record_pause(session: Session, command: SendCommand, attempt_id: int, namespace: str, seconds: float,
                  error: str, code: str | None) -> None:
     """Pause every sender of the namespace; the message goes back to ``queued``, attempt not spent."""
+    error, code = clean(error, ERROR_CHARS) or "", clean(code, CODE_CHARS)
     session.execute(
         update(SenderState).where(SenderState.namespace == namespace).values(
             paused_until=func.now() + timedelta(seconds=seconds), pause_reason=error)
@@ -162,6 +202,7 @@ def record_pause(session: Session, command: SendCommand, attempt_id: int, namesp
 
 def mark_dead(session: Session, log_id: int, error: str, code: str) -> None:
     """Park a row outside the normal flow (a copy that kept failing unexpectedly)."""
+    error = clean(error, ERROR_CHARS) or ""
     session.execute(
         update(MessageLog).where(MessageLog.id == log_id, MessageLog.status.in_([Status.QUEUED, Status.FAILED, Status.PENDING]))
         .values(status=Status.DEAD, last_error=error, error_code=code, updated_at=func.now())
@@ -171,5 +212,6 @@ def mark_dead(session: Session, log_id: int, error: str, code: str) -> None:
 def _finish_attempt(session: Session, attempt_id: int, outcome: str, error: str | None, code: str | None) -> None:
     session.execute(
         update(Attempt).where(Attempt.id == attempt_id).values(
-            finished_at=func.now(), outcome=outcome, error=error, error_code=code)
+            finished_at=func.now(), outcome=outcome, error=clean(error, ERROR_CHARS),
+            error_code=clean(code, CODE_CHARS))
     )

@@ -19,7 +19,7 @@ from sqlalchemy import func, update
 from ops.admin.dead_letters import DeadFilter, take_for_purge, take_for_replay
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
-from shared.db.copies import failed_copies
+from shared.db.copies import failed_copies, forget_schedule
 from shared.db.engine import make_engine, session_factory, transaction
 from shared.db.models import MessageLog, Status
 from shared.errors import PermanentError
@@ -82,9 +82,10 @@ class Admin:
         """Send every ``failed`` message again now (the original's scheduler pass, on demand)."""
         outcome = Outcome()
         with transaction(self.sessions) as session:
-            copies = failed_copies(session, overdue_seconds=None, limit=limit)
-            for command in copies:
-                await self.publisher.publish_send(command)
+            copies = failed_copies(session, overdue_seconds=None, limit=limit, lock=True)
+            for copy in copies:
+                await self.publisher.publish_send(copy.command)
+            forget_schedule(session, copies)
         outcome.add("messages_requeued", len(copies))
         return outcome
 

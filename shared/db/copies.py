@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
+from dataclasses import dataclass
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, update
@@ -19,17 +20,47 @@ def next_copy(row: Any) -> SendCommand:
                        row.first_attempt)
 
 
-def failed_copies(session: Session, *, overdue_seconds: float | None, limit: int = 1000) -> list[SendCommand]:
-    """Copies for ``failed`` rows, and forget their scheduled time so they are taken only once.
+@dataclass(frozen=True)
+class ScheduledCopy:
+    """A ``failed`` row's next copy, and the retry time it had when it was read."""
+
+    command: SendCommand
+    scheduled_at: datetime | None
+
+
+def failed_copies(session: Session, *, overdue_seconds: float | None, limit: int = 1000,
+                  lock: bool = False) -> list[ScheduledCopy]:
+    """Copies for ``failed`` rows, oldest first; nothing is changed.
 
     With ``overdue_seconds``, only rows whose scheduled retry is that late: their retry copy
     was lost (a crash between commit and publish, or a broker failure while dead-lettering).
-    Without it, every failed row (``wanotify retry-failed``).
+    Without it, every failed row (``wanotify retry-failed``). Publish the copies, then call
+    ``forget_schedule``: a publish that fails (or a crash before it) leaves the rows as they
+    were, so they are taken again; a copy published twice is dropped by the sender as stale.
     """
     query = select(MessageLog).where(MessageLog.status == Status.FAILED).order_by(MessageLog.id).limit(limit)
     if overdue_seconds is not None:
         query = query.where(MessageLog.next_attempt_at < func.now() - timedelta(seconds=overdue_seconds))
-    rows = session.scalars(query.with_for_update(skip_locked=True)).all()
-    if rows:
-        session.execute(update(MessageLog).where(MessageLog.id.in_([r.id for r in rows])).values(next_attempt_at=None))
-    return [next_copy(row) for row in rows]
+    if lock:
+        query = query.with_for_update(skip_locked=True)
+    return [ScheduledCopy(next_copy(row), row.next_attempt_at) for row in session.scalars(query)]
+
+
+def forget_schedule(session: Session, copies: list[ScheduledCopy]) -> int:
+    """After their copies were published: clear the retry time of rows that still wait for it.
+
+    Compare-and-set on the time that was read, so a row that moved on meanwhile (sent, or
+    failed again with a new schedule) is left alone. Returns how many rows were cleared.
+    """
+    cleared = 0
+    for copy in copies:
+        result = session.execute(
+            update(MessageLog).where(
+                MessageLog.id == copy.command.log_id,
+                MessageLog.status == Status.FAILED,
+                MessageLog.attempts == copy.command.attempt - 1,
+                MessageLog.next_attempt_at.is_(None) if copy.scheduled_at is None
+                else MessageLog.next_attempt_at == copy.scheduled_at,
+            ).values(next_attempt_at=None))
+        cleared += result.rowcount  # type: ignore[attr-defined]
+    return cleared
