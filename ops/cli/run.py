@@ -1,13 +1,15 @@
-"""Long-running processes: ``run notifier|sender|all`` and ``fake-provider``."""
+"""Long-running processes: ``run notifier|sender|all|web`` and ``fake-provider``."""
 
 from __future__ import annotations
 
 import asyncio
+import sys
 
 import click
 
 from consumers.runner import ROLES, run_roles
 from ops.cli.common import emit, settings_from
+from shared.config import Settings
 from shared.errors import ConfigError
 
 
@@ -18,22 +20,67 @@ def register(main: click.Group) -> None:
     main.add_command(webhook)
 
 
-@click.command()
-@click.argument("role", type=click.Choice([*ROLES, "all"]))
-@click.pass_context
-def run(ctx: click.Context, role: str) -> None:
-    """Run a consumer until SIGINT/SIGTERM, then stop cleanly.
+ROLE_HELP = {
+    "notifier": "The notifier: events -> validated, rendered, logged messages on the send queue.",
+    "sender": "The sender: send queue -> WhatsApp API, one call at a time, SEND_GAP_SECONDS apart.",
+    "all": "Every consumer in one process.",
+}
 
-    \b
-    notifier  events -> validated, rendered, logged messages on the send queue
-    sender    send queue -> WhatsApp API, one call at a time, SEND_GAP_SECONDS apart
-    all       both in one process
+
+@click.group()
+def run() -> None:
+    """Run a long-lived process until SIGINT/SIGTERM, then stop cleanly."""
+
+
+def _role_command(role: str) -> click.Command:
+    @click.command(role, help=ROLE_HELP.get(role, f"The {role} consumer."))
+    @click.pass_context
+    def command(ctx: click.Context) -> None:
+        roles = list(ROLES) if role == "all" else [role]
+        try:
+            asyncio.run(run_roles(settings_from(ctx), roles))
+        except ConfigError as exc:
+            raise click.ClickException(str(exc)) from None
+    return command
+
+
+for _role in (*ROLES, "all"):
+    run.add_command(_role_command(_role))
+
+
+@run.command("web")
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
+@click.option("--only", metavar="PARTS", help="Comma-separated parts to serve (default: all): webhook.")
+@click.pass_context
+def web(ctx: click.Context, host: str, port: int, only: str | None) -> None:
+    """The web server: WhatsApp status webhooks at /webhooks/whatsapp, /healthz.
+
+    Needs WHATSAPP_VERIFY_TOKEN and WHATSAPP_APP_SECRET when it serves the webhook.
+    Runs until SIGINT/SIGTERM.
     """
-    roles = list(ROLES) if role == "all" else [role]
+    _serve_web(settings_from(ctx), host, port, only)
+
+
+def _serve_web(settings: Settings, host: str, port: int, only: str | None, legacy_root: bool = False) -> None:
+    from ops.web.app import create_app, select_parts
+    from ops.web.limits import Limits
+    from ops.web.server import listen, serve
+    from ops.web.webhook import at_root
+
     try:
-        asyncio.run(run_roles(settings_from(ctx), roles))
+        parts = select_parts(only)
+        app = create_app(settings, parts)
     except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+        click.echo(f"Error: {exc}", err=True)
+        sys.exit(2)
+    try:
+        sock = listen(host, port)
+    except OSError as exc:
+        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    bound = sock.getsockname()[1]
+    click.echo(f"web: serving {', '.join(parts)} on http://{host}:{bound}/ (health: /healthz)", err=True)
+    serve(at_root(app) if legacy_root else app, Limits.from_settings(settings), sock)
 
 
 @click.command("fake-provider")
@@ -74,33 +121,16 @@ def demo(ctx: click.Context, members: int, gap: float | None, as_json: bool) -> 
         emit(summary, True, "")
 
 
-@click.command()
+@click.command(hidden=True)
 @click.option("--host", default="0.0.0.0", show_default=True)
-@click.option("--port", default=8090, show_default=True, type=int)
+@click.option("--port", default=8090, show_default=True, type=click.IntRange(0, 65535))
 @click.pass_context
 def webhook(ctx: click.Context, host: str, port: int) -> None:
-    """Receive WhatsApp Cloud API status webhooks: sent messages move to delivered / read.
+    """Deprecated: use `wanotify run web --only webhook`.
 
-    Needs WHATSAPP_VERIFY_TOKEN (the subscription handshake) and WHATSAPP_APP_SECRET (payload
-    signatures). Runs until SIGINT/SIGTERM.
+    Kept for existing deployments: the same server, on the old default address, also
+    answering at / (the old path) besides /webhooks/whatsapp.
     """
-    import signal
-    import threading
-
-    from consumers.webhook import WebhookServer
-    from shared.db.engine import make_engine, session_factory
-
-    settings = settings_from(ctx)
-    token, secret = settings.whatsapp.verify_token, settings.whatsapp.app_secret
-    if not token or not secret:
-        raise click.ClickException("set WHATSAPP_VERIFY_TOKEN and WHATSAPP_APP_SECRET to receive webhooks")
-    engine = make_engine(settings.database_url)
-    server = WebhookServer((host, port), token, secret, session_factory(engine))
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: threading.Thread(target=server.shutdown).start())
-    click.echo(f"webhook listening on http://{host}:{server.server_address[1]}/", err=True)
-    try:
-        server.serve_forever()
-    finally:
-        server.server_close()
-        engine.dispose()
+    click.echo("wanotify webhook is deprecated: running `wanotify run web --only webhook` "
+               f"--host {host} --port {port} (it also answers at /, the old path)", err=True)
+    _serve_web(settings_from(ctx), host, port, "webhook", legacy_root=True)

@@ -1,0 +1,144 @@
+"""The ``webhook`` part: WhatsApp Cloud API status webhooks at ``/webhooks/whatsapp``.
+
+GET is the subscription handshake; POST carries receipts. The order of checks on a POST is
+the cheap refusals first: no signature header (401) or a malformed one (403) before any
+body is read; then the body within the limits (411/413/408/503); then the HMAC over the raw
+bytes, before any parsing (403); then the receipts service (400 not JSON, 503 database
+down, else 200). Every refusal closes the connection, so an unread body goes with it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager, suppress
+from datetime import timedelta
+
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse, Response
+from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from ops.web.limits import BodyBudget, Limits, Refused, read_body
+from ops.web.parts import Built, Part
+from ops.web.signatures import SIGNATURE_HEADER, signature_matches, token_matches, well_formed
+from shared.config import Settings
+from shared.db.engine import make_engine, session_factory, transaction
+from shared.errors import ConfigError, TransientError
+from shared.receipts import PayloadNotJson, prune_payloads, receive_payload
+
+log = logging.getLogger(__name__)
+PATH = "/webhooks/whatsapp"
+PRUNE_EVERY_SECONDS = 3600.0
+
+
+def check(settings: Settings) -> None:
+    if not settings.whatsapp.verify_token or not settings.whatsapp.app_secret:
+        raise ConfigError("the webhook needs WHATSAPP_VERIFY_TOKEN and WHATSAPP_APP_SECRET: set both, "
+                          "or serve other parts with --only")
+
+
+def build(settings: Settings, limits: Limits) -> Built:
+    hook = Webhook(settings, limits)
+    return Built([Route(PATH, hook.handshake, methods=["GET"]), Route(PATH, hook.receive, methods=["POST"])],
+                 hook.lifespan)
+
+
+PART = Part("webhook", f"WhatsApp status webhooks at {PATH}", check, build)
+
+
+class Webhook:
+    def __init__(self, settings: Settings, limits: Limits) -> None:
+        check(settings)
+        self.verify_token = settings.whatsapp.verify_token or ""
+        self.app_secret = settings.whatsapp.app_secret or ""
+        self.limits = limits
+        self.budget = BodyBudget(limits.body_budget_bytes)
+        self.retention = timedelta(days=settings.webhook_retention_days)
+        self.engine = make_engine(settings.database_url)  # connects on first use
+        self.sessions = session_factory(self.engine)
+
+    async def handshake(self, request: Request) -> Response:
+        query = request.query_params
+        if query.get("hub.mode") != "subscribe" or not token_matches(self.verify_token, query.get("hub.verify_token", "")):
+            return refuse(Refused(403, "verification failed"))
+        if "hub.challenge" not in query:
+            return refuse(Refused(400, "hub.challenge missing"))
+        log.info("webhook subscription handshake answered")
+        return PlainTextResponse(query["hub.challenge"])
+
+    async def receive(self, request: Request) -> Response:
+        try:
+            with self.budget.lease() as lease:
+                signature = self._signature_header(request)
+                body = await read_body(request, self.limits, lease)
+                if not signature_matches(self.app_secret, body, signature):
+                    raise Refused(403, "signature does not match the body")
+                return await self._apply(body)
+        except Refused as refusal:
+            return refuse(refusal)
+
+    def _signature_header(self, request: Request) -> str:
+        signature = request.headers.get(SIGNATURE_HEADER)
+        if signature is None:
+            raise Refused(401, f"{SIGNATURE_HEADER} missing")
+        if not well_formed(signature):
+            raise Refused(403, f"{SIGNATURE_HEADER} is not sha256=<64 hex digits>")
+        return signature
+
+    async def _apply(self, body: bytes) -> Response:
+        try:
+            result = await asyncio.to_thread(receive_payload, self.sessions, body)
+        except PayloadNotJson:
+            raise Refused(400, "the body is not JSON") from None
+        except TransientError as exc:
+            log.warning("could not record a webhook payload; Meta will retry it: %s", exc)
+            raise Refused(503, "receipts cannot be recorded now; try again later") from None
+        log.info("webhook payload %s%s: %s", result.payload_id, "" if result.new else " (again)", result.counts)
+        return JSONResponse({"payload": result.payload_id, "receipts": result.counts})
+
+    @asynccontextmanager
+    async def lifespan(self) -> AsyncIterator[None]:
+        pruning = asyncio.create_task(self._prune_forever())
+        try:
+            yield
+        finally:
+            pruning.cancel()
+            with suppress(asyncio.CancelledError):
+                await pruning
+            self.engine.dispose()
+
+    async def _prune_forever(self) -> None:
+        while True:
+            try:
+                gone = await asyncio.to_thread(self._prune)
+                if gone:
+                    log.info("pruned %d webhook payloads older than %s", gone, self.retention)
+            except Exception as exc:  # noqa: BLE001 - the database may be down: try again next time
+                log.warning("could not prune old webhook payloads: %s", exc)
+            await asyncio.sleep(PRUNE_EVERY_SECONDS)
+
+    def _prune(self) -> int:
+        with transaction(self.sessions) as session:
+            return prune_payloads(session, self.retention)
+
+
+def refuse(refusal: Refused) -> Response:
+    """One line saying why, and the connection closed, so an unread body cannot linger."""
+    headers = {"Connection": "close"}
+    if refusal.status == 401:
+        headers["WWW-Authenticate"] = 'HubSignature realm="whatsapp-webhook"'
+    if refusal.status >= 500:
+        headers["Retry-After"] = "60"
+    log.info("webhook request refused: %s %s", refusal.status, refusal.reason)
+    return PlainTextResponse(refusal.reason + "\n", refusal.status, headers=headers)
+
+
+def at_root(app: ASGIApp) -> ASGIApp:
+    """``app`` also answering the webhook at ``/``, where the old ``wanotify webhook`` answered it."""
+    async def wrapped(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["path"] == "/":
+            scope = {**scope, "path": PATH, "raw_path": PATH.encode()}
+        await app(scope, receive, send)
+    return wrapped
