@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import click
 
-from ops.cli import admin, dead, publish, run, status
+from ops.cli import admin, dead, publish, run, status, webhooks
 from ops.cli.common import fail_on_config_error
 from shared.config import Settings
 from shared.logs import setup_logging
@@ -25,5 +25,5 @@ def main(ctx: click.Context) -> None:
     ctx.obj = settings
 
 
-for module in (admin, publish, run, dead, status):
+for module in (admin, publish, run, dead, status, webhooks):
     module.register(main)

@@ -1,0 +1,62 @@
+"""Stored status-webhook payloads: ``webhooks list`` and ``webhooks replay``."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from typing import Any
+
+import click
+
+from ops.cli.common import db_session, emit, json_option, settings_from, table
+from ops.cli.dead import _duration  # the same "45s, 30m, 2h, 7d" as dead --older-than
+from shared.db.engine import make_engine, session_factory
+from shared.receipts import list_payloads, replay_payloads
+
+
+def register(main: click.Group) -> None:
+    main.add_command(webhooks)
+
+
+@click.group()
+def webhooks() -> None:
+    """Status-webhook payloads kept for WEBHOOK_RETENTION_DAYS: list them, apply them again."""
+
+
+@webhooks.command("list")
+@click.option("--since", callback=_duration, help="Only received within this long (45s, 30m, 2h, 7d).")
+@click.option("--limit", default=100, show_default=True, type=click.IntRange(1, 100000))
+@json_option
+@click.pass_context
+def webhooks_list(ctx: click.Context, since: timedelta | None, limit: int, as_json: bool) -> None:
+    """Stored payloads, newest first: when, size, outcome, receipts by what they did."""
+    with db_session(settings_from(ctx)) as session:
+        rows = list_payloads(session, since=since, limit=limit)
+    emit(rows, as_json, lambda r: table([_readable(row) for row in r],
+                                        ["id", "received_at", "bytes", "outcome", "receipts"]))
+
+
+@webhooks.command("replay")
+@click.option("--since", callback=_duration, help="Replay what was received within this long (45s, 30m, 2h, 7d).")
+@click.option("--id", "ids", multiple=True, type=click.IntRange(1), help="Replay this payload (repeatable).")
+@json_option
+@click.pass_context
+def webhooks_replay(ctx: click.Context, since: timedelta | None, ids: tuple[int, ...], as_json: bool) -> None:
+    """Apply stored payloads again. Receipts already applied change nothing; receipts whose
+    message was unknown when they arrived are tried again."""
+    if (since is None) == (not ids):
+        raise click.UsageError("say what to replay: --since DURATION or --id N (not both)")
+    settings = settings_from(ctx)
+    with db_session(settings):  # a clear message if the database is unreachable or not migrated
+        pass
+    engine = make_engine(settings.database_url, pool_size=1)
+    try:
+        results = replay_payloads(session_factory(engine), since=since, ids=list(ids) or None)
+    finally:
+        engine.dispose()
+    rows = [{"id": r.payload_id, "receipts": r.counts} for r in results]
+    emit(rows, as_json, lambda r: f"replayed {len(r)} payload(s)\n" + table([_readable(x) for x in r], ["id", "receipts"]))
+
+
+def _readable(row: dict[str, Any]) -> dict[str, Any]:
+    counts = row.get("receipts", row.get("counts")) or {}
+    return {**row, "receipts": ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"}
