@@ -6,44 +6,145 @@ command line (or a test) and passed down.
 
 from __future__ import annotations
 
+import math
 import os
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
+from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@localhost:5432/wanotify"
 PROVIDERS = ("meta", "gateway", "fake")
+LOG_LEVELS = ("debug", "info", "warning", "error")
 N = TypeVar("N", int, float)
 
+# Upper bounds of the pacing and retry settings, shared with the runtime settings
+# (shared/runtime.py): anything beyond them is a typo, not a policy.
+MAX_GAP_SECONDS = 86_400  # one call a day
+MAX_RETRIES_LIMIT = 100
+MAX_RETRY_DELAY_SECONDS = 7 * 86_400  # a week
 
-def _number(env: Mapping[str, str], key: str, default: N, minimum: float = 0) -> N:
-    """``env[key]`` parsed as the type of ``default`` (int or float), at least ``minimum``."""
-    raw = env.get(key)
-    if raw is None or raw == "":
-        return default
-    kind = type(default)
+PROVIDER_MISSING = (
+    "WHATSAPP_PROVIDER is not set: choose meta, gateway or fake (fake sends nothing) — "
+    "e.g. WHATSAPP_PROVIDER=meta with WHATSAPP_PHONE_NUMBER_ID and WHATSAPP_ACCESS_TOKEN")
+
+
+def parse_bounded(raw: str, kind: type[N], minimum: float, maximum: float | None = None) -> N:
+    """``raw`` as an int or float within [minimum, maximum]; a ValueError naming the bounds.
+
+    Infinity and NaN are refused: a gap of ``inf`` or a retry delay of ``1e308`` would be
+    accepted by ``float()`` and then break the sender or the broker much later.
+    """
     try:
-        value = kind(raw)
+        value = kind(raw.strip())
     except ValueError:
-        raise ConfigError(f"{key} must be {'a whole number' if kind is int else 'a number'}, got {raw!r}") from None
-    if not value >= minimum:  # also rejects NaN
-        raise ConfigError(f"{key} must be >= {minimum}, got {raw!r}")
+        raise ValueError(f"must be {'a whole number' if kind is int else 'a number'} "
+                         f"{_bounds(minimum, maximum)}, got {raw!r}") from None
+    if not (math.isfinite(value) and value >= minimum and (maximum is None or value <= maximum)):
+        raise ValueError(f"must be {_bounds(minimum, maximum)}, got {raw!r}")
     return value
 
 
-def _optional_int(env: Mapping[str, str], key: str) -> int | None:
+def _bounds(minimum: float, maximum: float | None) -> str:
+    def show(x: float) -> str:
+        return str(int(x)) if float(x).is_integer() else str(x)
+    return f">= {show(minimum)}" if maximum is None else f"between {show(minimum)} and {show(maximum)}"
+
+
+def _number(env: Mapping[str, str], key: str, default: N, minimum: float = 0, maximum: float | None = None) -> N:
+    """``env[key]`` parsed as the type of ``default`` (int or float), within [minimum, maximum]."""
     raw = env.get(key)
-    return None if raw in (None, "") else _number(env, key, 0)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        return parse_bounded(raw, type(default), minimum, maximum)
+    except ValueError as exc:
+        raise ConfigError(f"{key} {exc}") from None
+
+
+def _optional_int(env: Mapping[str, str], key: str, maximum: float | None = None) -> int | None:
+    raw = env.get(key)
+    return None if raw in (None, "") else _number(env, key, 0, minimum=1, maximum=maximum)
+
+
+_QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pwd)=)[^&;#]*")
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: every password replaced by ``***`` (also in a comma-separated list).
+
+    ``amqp://guest:s3cret@host/`` becomes ``amqp://guest:***@host/``; a ``password=`` query
+    parameter is masked too. Anything unparseable is masked generously rather than shown.
+    """
+    return ",".join(_redact_one(part) for part in url.split(","))
+
+
+def _redact_one(url: str) -> str:
+    head, at, rest = url.rpartition("@")  # the last @: a password may contain an unescaped one
+    if at:
+        scheme, sep, userinfo = head.partition("://") if "://" in head else ("", "", head)
+        user, colon, _password = userinfo.partition(":")
+        url = f"{scheme}{sep}{user}{':***' if colon else ''}@{rest}"
+    return _QUERY_SECRET.sub(r"\1***", url)
+
+
+def _database_url(env: Mapping[str, str]) -> str:
+    """DATABASE_URL in SQLAlchemy's form: ``postgres://`` and ``postgresql://`` get the psycopg2 driver."""
+    raw = (env.get("DATABASE_URL") or "").strip() or DEFAULT_DATABASE_URL
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres", "postgresql+psycopg2") or not rest:
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL such as "
+                          f"postgresql://USER:PASSWORD@HOST:5432/DATABASE, got {redact_url(raw)!r}")
+    url = f"postgresql+psycopg2://{rest}"
+    from sqlalchemy.engine import make_url  # SQLAlchemy's own parser decides what it can use
+
+    try:
+        make_url(url)
+    except ValueError as exc:  # ArgumentError and a bad port are both ValueErrors
+        raise ConfigError(f"DATABASE_URL cannot be parsed ({exc}): use "
+                          f"postgresql://USER:PASSWORD@HOST:5432/DATABASE, got {redact_url(raw)!r}") from None
+    return url
+
+
+def _amqp_url(env: Mapping[str, str]) -> str:
+    """AMQP_URL checked: one or several comma-separated ``amqp://`` / ``amqps://`` URLs."""
+    raw = (env.get("AMQP_URL") or "").strip() or DEFAULT_AMQP_URL
+    for part in raw.split(","):
+        try:
+            parts = urlsplit(part.strip())
+            usable = parts.scheme.lower() in ("amqp", "amqps") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number
+            usable = False
+        if not usable:
+            raise ConfigError(f"AMQP_URL must be amqp://USER:PASSWORD@HOST:5672/VHOST (several may be given, "
+                              f"comma-separated), got {redact_url(raw)!r}")
+    return raw
+
+
+def _provider(env: Mapping[str, str]) -> str | None:
+    """The chosen provider, or None: sending without a choice must fail, never fake success."""
+    provider = (env.get("WHATSAPP_PROVIDER") or "").strip().lower() or None
+    if provider is not None and provider not in PROVIDERS:
+        raise ConfigError(f"WHATSAPP_PROVIDER must be one of {', '.join(PROVIDERS)}, got {provider!r}")
+    return provider
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    level = (env.get("LOG_LEVEL") or "info").strip().lower()
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"LOG_LEVEL must be one of {', '.join(LOG_LEVELS)}, got {level!r}")
+    return level
 
 
 @dataclass(frozen=True)
 class WhatsAppSettings:
-    """Which provider sends, and its credentials."""
+    """Which provider sends, and its credentials. ``provider`` is None until one is chosen."""
 
-    provider: str = "fake"
+    provider: str | None = None
     base_url: str | None = None
     api_version: str = "v21.0"
     phone_number_id: str | None = None
@@ -55,6 +156,18 @@ class WhatsAppSettings:
     timeout_seconds: float = 15.0
     # The API-key gateway's request shape; see providers/gateway.py.
     gateway: Mapping[str, str] = field(default_factory=dict)
+
+    def describe(self) -> str:
+        """One line for a start-up log: which provider, where, as which number. Never a secret."""
+        if self.provider is None:
+            return "no provider (WHATSAPP_PROVIDER is not set)"
+        if self.provider == "fake":
+            return "provider fake: nothing reaches WhatsApp, every message is only marked sent"
+        base = redact_url(self.base_url) if self.base_url else None
+        if self.provider == "meta":
+            return (f"provider meta (WhatsApp Cloud API {self.api_version}) at {base or 'https://graph.facebook.com'}, "
+                    f"phone number id {self.phone_number_id or '(not set)'}")
+        return f"provider gateway at {base or '(no WHATSAPP_API_BASE_URL)'}, sending number {self.sender or '(not set)'}"
 
 
 @dataclass(frozen=True)
@@ -75,6 +188,7 @@ class Settings:
     # How often the sender looks for scheduled retries that are this overdue (their copy was lost).
     retry_sweep_seconds: float = 60.0
     log_json: bool = False
+    log_level: str = "info"
     # The status webhook: the largest body read (Meta's payloads are up to 3 MB), and how long
     # raw payloads are kept for `wanotify webhooks replay`.
     webhook_max_body_bytes: int = 3 * 1024 * 1024
@@ -85,31 +199,29 @@ class Settings:
     def from_env(cls, env: Mapping[str, str] | None = None) -> Settings:
         """Build the settings from environment variables (contract section 4)."""
         env = os.environ if env is None else env
-        provider = env.get("WHATSAPP_PROVIDER", "fake") or "fake"
-        if provider not in PROVIDERS:
-            raise ConfigError(f"WHATSAPP_PROVIDER must be one of {', '.join(PROVIDERS)}, got {provider!r}")
         namespace = env.get("WANOTIFY_NAMESPACE", "wanotify") or "wanotify"
         if any(ch.isspace() for ch in namespace):
             raise ConfigError(f"WANOTIFY_NAMESPACE must not contain spaces, got {namespace!r}")
         gateway = {k[len("WHATSAPP_GATEWAY_"):].lower(): v for k, v in env.items() if k.startswith("WHATSAPP_GATEWAY_")}
         return cls(
-            amqp_url=env.get("AMQP_URL") or DEFAULT_AMQP_URL,
-            database_url=env.get("DATABASE_URL") or DEFAULT_DATABASE_URL,
+            amqp_url=_amqp_url(env),
+            database_url=_database_url(env),
             namespace=namespace,
-            send_gap_seconds=_number(env, "SEND_GAP_SECONDS", 10.0),
-            max_retries=_number(env, "MAX_RETRIES", 3),
-            retry_delay_seconds=_number(env, "RETRY_DELAY_SECONDS", 300.0),
-            retry_backoff=_number(env, "RETRY_BACKOFF", 1.0, minimum=1.0),
+            send_gap_seconds=_number(env, "SEND_GAP_SECONDS", 10.0, maximum=MAX_GAP_SECONDS),
+            max_retries=_number(env, "MAX_RETRIES", 3, maximum=MAX_RETRIES_LIMIT),
+            retry_delay_seconds=_number(env, "RETRY_DELAY_SECONDS", 300.0, maximum=MAX_RETRY_DELAY_SECONDS),
+            retry_backoff=_number(env, "RETRY_BACKOFF", 1.0, minimum=1.0, maximum=10),
             default_region=(env.get("DEFAULT_REGION") or "ID").upper(),
             default_language=env.get("DEFAULT_LANGUAGE") or "id",
-            metrics_port=_optional_int(env, "METRICS_PORT"),
-            quality_pause_seconds=_number(env, "QUALITY_PAUSE_SECONDS", 3600.0),
-            retry_sweep_seconds=_number(env, "RETRY_SWEEP_SECONDS", 60.0, minimum=0.1),
+            metrics_port=_optional_int(env, "METRICS_PORT", maximum=65_535),
+            quality_pause_seconds=_number(env, "QUALITY_PAUSE_SECONDS", 3600.0, maximum=7 * 86_400),
+            retry_sweep_seconds=_number(env, "RETRY_SWEEP_SECONDS", 60.0, minimum=0.1, maximum=86_400),
             log_json=(env.get("LOG_FORMAT", "text").lower() == "json"),
+            log_level=_log_level(env),
             webhook_max_body_bytes=_number(env, "WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=1),
             webhook_retention_days=_number(env, "WEBHOOK_RETENTION_DAYS", 7.0),
             whatsapp=WhatsAppSettings(
-                provider=provider,
+                provider=_provider(env),
                 base_url=env.get("WHATSAPP_API_BASE_URL") or None,
                 api_version=env.get("WHATSAPP_API_VERSION") or "v21.0",
                 phone_number_id=env.get("WHATSAPP_PHONE_NUMBER_ID") or None,
@@ -118,7 +230,7 @@ class Settings:
                 sender=env.get("WHATSAPP_SENDER") or None,
                 verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
                 app_secret=env.get("WHATSAPP_APP_SECRET") or None,
-                timeout_seconds=_number(env, "WHATSAPP_TIMEOUT_SECONDS", 15.0),
+                timeout_seconds=_number(env, "WHATSAPP_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=600),
                 gateway=gateway,
             ),
         )
@@ -126,3 +238,13 @@ class Settings:
     def with_(self, **changes: Any) -> Settings:
         """A copy with some fields changed (tests and sub-commands use it)."""
         return replace(self, **changes)
+
+    def require_provider(self) -> str:
+        """The provider to send with; ConfigError when none was chosen (contract section 4).
+
+        Called before anything sends: a deploy that forgot WHATSAPP_PROVIDER must refuse to
+        start rather than "send" every message to nobody.
+        """
+        if self.whatsapp.provider is None:
+            raise ConfigError(PROVIDER_MISSING)
+        return self.whatsapp.provider
