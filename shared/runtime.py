@@ -6,16 +6,21 @@ sender reads them at every call, so ``wanotify settings set`` takes effect at th
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from functools import cache
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
+from shared.config import MAX_GAP_SECONDS, MAX_RETRIES_LIMIT, MAX_RETRY_DELAY_SECONDS, Settings, parse_bounded
 from shared.db.models import RuntimeSetting
 from shared.errors import ConfigError
+
+log = logging.getLogger(__name__)
 
 
 def _bool(raw: str) -> bool:
@@ -27,26 +32,27 @@ def _bool(raw: str) -> bool:
     raise ValueError(f"expected true or false, got {raw!r}")
 
 
-def _non_negative_float(raw: str) -> float:
-    value = float(raw)
-    if not value >= 0:  # also rejects NaN
-        raise ValueError(f"must be >= 0, got {raw!r}")
-    return value
+def _bounded(kind: type[int] | type[float], maximum: float) -> Callable[[str], Any]:
+    return lambda raw: parse_bounded(raw, kind, 0, maximum)
 
 
-def _non_negative_int(raw: str) -> int:
-    value = int(raw)
-    if value < 0:
-        raise ValueError(f"must be >= 0, got {raw!r}")
-    return value
+@dataclass(frozen=True)
+class Key:
+    parse: Callable[[str], Any]
+    description: str
 
 
-# key -> (parser, description)
-KEYS: dict[str, tuple[Any, str]] = {
-    "auto_retry_enabled": (_bool, "retry transient failures automatically (else they are parked as dead)"),
-    "max_retry_attempts": (_non_negative_int, "retries after the first attempt (MAX_RETRIES)"),
-    "retry_delay_minutes": (_non_negative_float, "delay before the first retry, in minutes (RETRY_DELAY_SECONDS / 60)"),
-    "message_delay_seconds": (_non_negative_float, "minimum gap between two provider calls (SEND_GAP_SECONDS)"),
+KEYS: dict[str, Key] = {
+    "auto_retry_enabled": Key(_bool, "retry transient failures automatically after the delay (when false, "
+                              "they wait as failed until `wanotify retry-failed`)"),
+    "max_retry_attempts": Key(_bounded(int, MAX_RETRIES_LIMIT),
+                              f"retries after the first attempt, 0-{MAX_RETRIES_LIMIT} (MAX_RETRIES)"),
+    "retry_delay_minutes": Key(_bounded(float, MAX_RETRY_DELAY_SECONDS / 60),
+                               f"delay before the first retry, 0-{MAX_RETRY_DELAY_SECONDS // 60} minutes "
+                               "(RETRY_DELAY_SECONDS / 60)"),
+    "message_delay_seconds": Key(_bounded(float, MAX_GAP_SECONDS),
+                                 f"minimum gap between two provider calls, 0-{MAX_GAP_SECONDS} seconds "
+                                 "(SEND_GAP_SECONDS)"),
 }
 
 
@@ -76,40 +82,71 @@ def env_defaults(settings: Settings) -> dict[str, Any]:
 
 
 def parse_value(key: str, raw: str) -> Any:
+    """``raw`` as the value of ``key``; ConfigError naming the key and its bounds."""
     if key not in KEYS:
         raise ConfigError(f"unknown setting {key!r}; known: {', '.join(KEYS)}")
-    parser, _ = KEYS[key]
     try:
-        return parser(raw)
+        return KEYS[key].parse(raw)
     except ValueError as exc:
         raise ConfigError(f"invalid value for {key}: {exc}") from None
 
 
 def load(session: Session, settings: Settings) -> RuntimeSettings:
+    """The effective settings; a stored value that is no longer valid falls back to the default."""
     values = env_defaults(settings)
     for row in session.scalars(select(RuntimeSetting)):
         if row.key in KEYS:
-            values[row.key] = parse_value(row.key, row.value)
+            values[row.key] = _stored(row, values[row.key])
     return RuntimeSettings(**values)
+
+
+def _stored(row: RuntimeSetting, default: Any) -> Any:
+    # Rows written before the bounds existed (a gap of "inf") must not stop the sender, which
+    # reads these every second: it keeps the environment's value and says so once.
+    try:
+        return parse_value(row.key, row.value)
+    except ConfigError as exc:
+        _warn_once(row.key, row.value, str(exc))
+        return default
+
+
+@cache
+def _warn_once(key: str, value: str, problem: str) -> None:
+    log.warning("ignoring the stored %s (%s); using the environment's default. Fix it with "
+                "`wanotify settings set %s VALUE` or `wanotify settings reset %s`", key, problem, key, key)
 
 
 def describe(session: Session, settings: Settings) -> list[dict[str, Any]]:
     """Every key with its effective value and where it comes from."""
     stored = {row.key: row for row in session.scalars(select(RuntimeSetting))}
     rows = []
-    for key, value in env_defaults(settings).items():
+    for key, default in env_defaults(settings).items():
         row = stored.get(key)
-        rows.append({
-            "key": key,
-            "value": parse_value(key, row.value) if row else value,
-            "source": "database" if row else "environment",
-            "description": KEYS[key][1],
-        })
+        value = default if row is None else _stored(row, default)
+        source = "environment" if row is None else "database" if _valid(row) else "environment (stored value invalid)"
+        rows.append({"key": key, "value": value, "source": source, "description": KEYS[key].description})
     return rows
 
 
+def _valid(row: RuntimeSetting) -> bool:
+    try:
+        parse_value(row.key, row.value)
+    except ConfigError:
+        return False
+    return True
+
+
 def set_value(session: Session, key: str, raw: str) -> Any:
+    """Store ``raw`` (validated) as the value of ``key``; returns the parsed value."""
     value = parse_value(key, raw)
     stmt = insert(RuntimeSetting).values(key=key, value=str(value))
     session.execute(stmt.on_conflict_do_update(index_elements=[RuntimeSetting.key], set_={"value": str(value)}))
     return value
+
+
+def reset(session: Session, settings: Settings, key: str) -> Any:
+    """Forget the stored value of ``key``; returns the environment's default, now in effect."""
+    if key not in KEYS:
+        raise ConfigError(f"unknown setting {key!r}; known: {', '.join(KEYS)}")
+    session.execute(delete(RuntimeSetting).where(RuntimeSetting.key == key))
+    return env_defaults(settings)[key]
