@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import json
+import re
+from typing import Any
+
 import phonenumbers
 
 from shared.errors import InvalidEvent
@@ -34,9 +38,53 @@ def _candidates(text: str) -> list[str]:
     return [text, "+" + text]
 
 
+# Masking keeps at least this many digits hidden, shows at most the last two, and shows the
+# first digits (the country and operator code, at most four) only when that still holds.
+HIDDEN_AT_LEAST = 6
+TAIL_SHOWN = 2
+HEAD_SHOWN_AT_MOST = 4
+NO_DIGITS = "***"
+# Seven or more digits, maybe spaced or dashed, not part of a longer token (a UUID, an id like WD-123…).
+_DIGIT_RUN = re.compile(r"(?<![\w-])\+?\d(?:[\s().-]*\d){6,}(?![\w-])")
+
+
 def mask_phone(phone: str) -> str:
-    """Enough of a number to recognise it in a log line, not enough to use it."""
+    """Enough of a number to recognise it in a log line, not enough to use it.
+
+    ``+628114040707`` gives ``6281******07``; numbers too short to hide six digits and still
+    show some are masked entirely, and an input without digits gives ``***`` (never an empty
+    string, which reads as "no number" in an error message).
+    """
     digits = [c for c in phone if c.isdigit()]
-    if len(digits) <= 4:
-        return "*" * len(digits)
-    return "".join(digits[:4]) + "*" * (len(digits) - 6) + "".join(digits[-2:])
+    if not digits:
+        return NO_DIGITS
+    tail = TAIL_SHOWN if len(digits) >= HIDDEN_AT_LEAST + TAIL_SHOWN else 0
+    head = min(HEAD_SHOWN_AT_MOST, len(digits) - tail - HIDDEN_AT_LEAST)
+    head = head if head >= 2 else 0
+    hidden = len(digits) - head - tail
+    return "".join(digits[:head]) + "*" * hidden + "".join(digits[len(digits) - tail:])
+
+
+def mask_phones_in_text(text: str) -> str:
+    """``text`` with every run of seven or more digits (spaces, dots, dashes allowed) masked."""
+    return _DIGIT_RUN.sub(lambda m: mask_phone(m.group()), text)
+
+
+def mask_event_body(body: str) -> str:
+    """A raw event body fit to print: as JSON, every ``phone`` field masked (``data.phone`` and any
+    other) and long digit runs in other strings; if it is not JSON, long digit runs anywhere."""
+    try:
+        event = json.loads(body)
+    except ValueError:
+        return mask_phones_in_text(body)
+    return json.dumps(_masked(event), ensure_ascii=False)
+
+
+def _masked(value: Any, key: str = "") -> Any:
+    if isinstance(value, dict):
+        return {k: _masked(v, str(k)) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_masked(v, key) for v in value]
+    if "phone" in key.lower() and isinstance(value, str | int) and not isinstance(value, bool):
+        return mask_phone(str(value))
+    return mask_phones_in_text(value) if isinstance(value, str) else value

@@ -20,7 +20,7 @@ from sqlalchemy.orm import Session
 from shared.db.copies import next_copy
 from shared.db.models import DeadEvent, MessageLog, Status
 from shared.messages import SendCommand
-from shared.phone import mask_phone
+from shared.phone import mask_event_body, mask_phone
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,8 @@ def show(session: Session, dead_id: str) -> dict[str, Any] | None:
     e = session.get(DeadEvent, int(dead_id[1:]))
     if e is None:
         return None
-    return _event_view(e) | {"status": e.status, "body": e.body.decode("utf-8", errors="replace")}
+    # The parked body is the event as published: its phone number is masked like everywhere else.
+    return _event_view(e) | {"status": e.status, "body": mask_event_body(e.body.decode("utf-8", errors="replace"))}
 
 
 @dataclass

@@ -91,7 +91,7 @@ def test_an_event_type_without_a_rule_is_parked_as_unknown():
 def test_an_invalid_phone_is_parked_with_the_number_masked(phone):
     reason, detail = _reason(encode("member.registered", MEMBER | {"phone": phone}))
     assert reason == "invalid_phone"
-    assert phone not in detail or len(phone) <= 4
+    assert not any(ch.isdigit() for ch in detail.rsplit(": ", 1)[1])  # short numbers are masked entirely
 
 
 def test_a_template_missing_a_variable_is_parked_not_sent_with_a_gap():

@@ -1,0 +1,76 @@
+"""Masked phone numbers: recognisable in a log line, never usable, whatever their length."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from shared.errors import InvalidEvent
+from shared.phone import mask_event_body, mask_phone, mask_phones_in_text, normalize_phone
+
+DIGITS = "62811404070712345678"  # 20 distinct-enough digits; prefixes give every length
+
+
+def visible(masked: str) -> str:
+    return "".join(ch for ch in masked if ch.isdigit())
+
+
+@pytest.mark.parametrize("length", range(21))
+def test_at_most_the_last_two_and_first_four_digits_show_and_always_six_hide(length):
+    number = DIGITS[:length]
+    masked = mask_phone(number)
+    shown = visible(masked)
+    hidden = masked.count("*")
+
+    assert masked, "an empty masked value reads as 'no number'"
+    assert hidden >= min(6, max(length, 1))
+    if length < 8:
+        assert shown == ""  # too short to show anything and still hide six digits
+    else:
+        assert masked.endswith(number[-2:]) and masked[-3] == "*"
+        head = masked[: len(masked) - len(masked.lstrip("0123456789"))]
+        assert number.startswith(head) and len(head) <= 4
+        assert head == "" or len(head) >= 2
+        assert len(shown) <= length - 6
+    assert len(shown) <= length // 2
+
+
+def test_a_phone_number_keeps_its_country_and_operator_code_and_last_two_digits():
+    assert mask_phone("+62 811-4040-707") == "6281******07"
+    assert mask_phone("08114040707") == "081******07"
+
+
+@pytest.mark.parametrize("garbage", ["", "   ", "not a phone", "+--()"])
+def test_an_input_without_digits_still_gives_a_visible_mask(garbage):
+    assert mask_phone(garbage) == "***"
+
+
+@pytest.mark.parametrize("phone", ["", "12", "+999 123", "0811 40"])
+def test_an_invalid_number_is_reported_with_a_nonempty_mask_and_none_of_its_digits(phone):
+    with pytest.raises(InvalidEvent) as refused:
+        normalize_phone(phone, "ID")
+    shown = refused.value.detail.rsplit(": ", 1)[1]
+    assert shown and set(shown) == {"*"}
+
+
+def test_a_parked_event_body_is_printed_with_its_phone_masked_and_the_rest_intact():
+    body = json.dumps({"event_id": "6f1c2d3e-8a9b-4c5d-9e0f-112233445566", "event_type": "member.registered",
+                       "data": {"member_id": "M-1001", "name": "Budi", "phone": "08114040707", "amount": 150000}})
+    masked = json.loads(mask_event_body(body))
+    assert masked["data"]["phone"] == "081******07"
+    assert masked["event_id"] == "6f1c2d3e-8a9b-4c5d-9e0f-112233445566"
+    assert masked["data"] | {"phone": "08114040707"} == json.loads(body)["data"]
+
+
+def test_phone_numbers_anywhere_in_a_json_body_are_masked():
+    body = json.dumps({"phone": 628114040707, "data": {"variables": {"note": "call +62 811 4040 707"}},
+                       "withdrawal_id": "WD-20261122001"})
+    masked = mask_event_body(body)
+    assert "4040" not in masked and "6281******07" in masked and "WD-20261122001" in masked
+
+
+def test_a_body_that_is_not_json_has_its_long_digit_runs_masked():
+    masked = mask_event_body('{"data": {"phone": "0811-4040-707", oops')
+    assert "4040" not in masked and "081******07" in masked
+    assert mask_phones_in_text("amount 150000, order M-1001") == "amount 150000, order M-1001"
