@@ -24,7 +24,7 @@ def namespace(scenario: str, part: str = "") -> str:
 
 
 def settings(ns: str, gap: float = 10.0, provider_url: str | None = None) -> Settings:
-    whatsapp = WhatsAppSettings()
+    whatsapp = WhatsAppSettings(provider="fake")  # chosen explicitly: there is no default provider
     if provider_url:
         whatsapp = WhatsAppSettings(provider="meta", base_url=provider_url, phone_number_id="bench",
                                     access_token="bench", timeout_seconds=5.0)

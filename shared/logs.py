@@ -36,5 +36,8 @@ def setup_logging(json_lines: bool = False, level: int = logging.INFO) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level)
-    for noisy in ("aio_pika", "aiormq", "pika", "urllib3", "alembic"):
+    for noisy in ("aio_pika", "aiormq", "urllib3", "alembic"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
+    # pika logs each failed connection attempt (with a traceback) and each 404 of a passive
+    # queue declaration; every caller reports those failures itself, in one line.
+    logging.getLogger("pika").setLevel(logging.WARNING if level <= logging.DEBUG else logging.CRITICAL)

@@ -8,7 +8,7 @@ from consumers.providers.base import OutgoingMessage, Provider, SendResult
 from consumers.providers.fake import FakeProvider
 from consumers.providers.gateway import GatewayProvider, GatewayShape
 from consumers.providers.meta import MetaCloudProvider
-from shared.config import WhatsAppSettings
+from shared.config import PROVIDER_MISSING, WhatsAppSettings
 from shared.errors import ConfigError
 
 __all__ = [
@@ -32,6 +32,8 @@ _PROVIDERS: dict[str, Callable[[WhatsAppSettings], Provider]] = {
 
 def make_provider(settings: WhatsAppSettings) -> Provider:
     """The adapter named by ``settings.provider``; raises ConfigError for an unknown name or missing credentials."""
+    if settings.provider is None:
+        raise ConfigError(PROVIDER_MISSING)
     factory = _PROVIDERS.get(settings.provider)
     if factory is None:
         raise ConfigError(f"WHATSAPP_PROVIDER must be one of {', '.join(_PROVIDERS)}, got {settings.provider!r}")

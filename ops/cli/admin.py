@@ -6,6 +6,7 @@ from pathlib import Path
 from typing import Any
 
 import click
+from alembic.util.exc import CommandError
 from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 
@@ -15,7 +16,7 @@ from shared.db.engine import create_database_if_missing, make_engine, session_fa
 from shared.db.migrate import upgrade
 from shared.db.models import Template
 from shared.db.seed import seed_defaults
-from shared.errors import ConfigError, InvalidEvent
+from shared.errors import InvalidEvent
 from shared.templates import SAMPLE_VARIABLES, check_syntax, render
 
 
@@ -34,11 +35,11 @@ def migrate(ctx: click.Context, as_json: bool) -> None:
     Safe to run again: existing templates and rules are never overwritten.
     """
     settings = settings_from(ctx)
+    created = create_database_if_missing(settings.database_url)  # failures reach the user via ops.cli.errors
     try:
-        created = create_database_if_missing(settings.database_url)
         upgrade(settings.database_url)
-    except Exception as exc:
-        raise click.ClickException(f"migration failed: {str(getattr(exc, 'orig', exc)).strip()}") from exc
+    except CommandError as exc:  # Alembic's own: e.g. the database is at a revision this code does not know
+        raise click.ClickException(f"migration failed: {exc} — is this an older wanotify than the database?") from None
     engine = make_engine(settings.database_url, pool_size=1)
     try:
         with transaction(session_factory(engine)) as session:
@@ -146,16 +147,32 @@ def settings_list(ctx: click.Context, as_json: bool) -> None:
     emit(rows, as_json, lambda r: table(r, ["key", "value", "source", "description"]))
 
 
-@settings.command("set")
+@settings.command("set", context_settings={"ignore_unknown_options": True})
 @click.argument("key", type=click.Choice(list(runtime.KEYS)))
 @click.argument("value")
 @json_option
 @click.pass_context
 def settings_set(ctx: click.Context, key: str, value: str, as_json: bool) -> None:
-    """Set a runtime setting; running senders pick it up within a second."""
-    try:
-        with db_session(settings_from(ctx)) as session:
-            stored = runtime.set_value(session, key, value)
-    except ConfigError as exc:
-        raise click.ClickException(str(exc)) from None
+    """Set a runtime setting; running senders pick it up within a second.
+
+    VALUE is checked against the setting's bounds (see `wanotify settings list`). It may look
+    like an option (-1): it is still read as the value, and refused if out of bounds.
+    """
+    parsed = runtime.parse_value(key, value)  # a ConfigError, before connecting to anything
+    with db_session(settings_from(ctx)) as session:
+        stored = runtime.set_value(session, key, value)
+    if key == "message_delay_seconds" and parsed == 0:
+        click.echo("warning: a gap of 0 sends as fast as the provider answers; WhatsApp may rate-limit or ban "
+                   "the number. Undo with `wanotify settings reset message_delay_seconds`.", err=True)
     emit({"key": key, "value": stored}, as_json, f"{key} = {stored}")
+
+
+@settings.command("reset")
+@click.argument("key", type=click.Choice(list(runtime.KEYS)))
+@json_option
+@click.pass_context
+def settings_reset(ctx: click.Context, key: str, as_json: bool) -> None:
+    """Forget a stored setting: the environment's default applies again."""
+    with db_session(settings_from(ctx)) as session:
+        value = runtime.reset(session, settings_from(ctx), key)
+    emit({"key": key, "value": value, "source": "environment"}, as_json, f"{key} = {value} (from the environment)")

@@ -2,26 +2,31 @@
 
 from __future__ import annotations
 
+import logging
+
 import click
 
 from ops.cli import admin, dead, publish, run, status, webhooks
-from ops.cli.common import fail_on_config_error
+from ops.cli.errors import CliGroup
 from shared.config import Settings
 from shared.logs import setup_logging
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+@click.option("--debug", is_flag=True, help="Debug logs, and the traceback behind an error (also LOG_LEVEL=debug).")
 @click.version_option(package_name="wanotify")
 @click.pass_context
-def main(ctx: click.Context) -> None:
+def main(ctx: click.Context, debug: bool) -> None:
     """wanotify: event-driven WhatsApp notifications on RabbitMQ.
 
     Upstream apps publish events; the notifier renders and logs messages; the sender delivers
     them one at a time, at least SEND_GAP_SECONDS apart, urgent ones first, retrying failures
     later through dead-letter queues. Configuration comes from the environment (see README).
     """
-    settings = fail_on_config_error(Settings.from_env)
-    setup_logging(json_lines=settings.log_json)
+    setup_logging(level=logging.DEBUG if debug else logging.INFO)  # before the settings: their errors log too
+    settings = Settings.from_env()
+    level = logging.DEBUG if debug else logging.getLevelName(settings.log_level.upper())
+    setup_logging(json_lines=settings.log_json, level=level)
     ctx.obj = settings
 
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import sys
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -13,7 +12,6 @@ from sqlalchemy.orm import Session
 
 from shared.config import Settings
 from shared.db.engine import make_engine, session_factory, transaction
-from shared.errors import ConfigError
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
@@ -26,31 +24,22 @@ def settings_from(ctx: click.Context) -> Settings:
 
 @contextmanager
 def db_session(settings: Settings) -> Iterator[Session]:
-    """A transaction on the configured database; a clear message if it is unreachable."""
+    """A transaction on the configured database.
+
+    Its failures (unreachable, no schema) reach the user as one line through ``ops.cli.errors``.
+    """
     engine = make_engine(settings.database_url, pool_size=1)
     try:
         with transaction(session_factory(engine)) as session:
             yield session
-    except Exception as exc:
-        from sqlalchemy.exc import OperationalError, ProgrammingError
-
-        if isinstance(exc, OperationalError):
-            raise click.ClickException(f"database unreachable ({settings.database_url}): {_first_line(exc)}") from exc
-        if isinstance(exc, ProgrammingError) and "does not exist" in str(exc):
-            raise click.ClickException("the database schema is missing: run `wanotify migrate` first") from exc
-        raise
     finally:
         engine.dispose()
 
 
-def _first_line(exc: Exception) -> str:
-    return str(getattr(exc, "orig", exc)).strip().splitlines()[0]
-
-
-def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str) -> None:
-    """Print ``data`` as JSON, or through ``text`` for people."""
+def emit(data: Any, as_json: bool, text: Callable[[Any], str] | str, *, compact: bool = False) -> None:
+    """Print ``data`` as JSON (one line per object when ``compact``), or through ``text`` for people."""
     if as_json:
-        click.echo(json.dumps(data, default=str, ensure_ascii=False, indent=2))
+        click.echo(json.dumps(data, default=str, ensure_ascii=False, indent=None if compact else 2))
     else:
         click.echo(text(data) if callable(text) else text)
 
@@ -81,11 +70,3 @@ def _cell(value: Any) -> str:
         return "-"
     text = str(value).replace("\n", " ")
     return text if len(text) <= 70 else text[:67] + "..."
-
-
-def fail_on_config_error(fn: Callable[[], Settings]) -> Settings:
-    try:
-        return fn()
-    except ConfigError as exc:
-        click.echo(f"configuration error: {exc}", err=True)
-        sys.exit(2)

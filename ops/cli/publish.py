@@ -5,9 +5,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 
 import click
+from pydantic import ValidationError
 
 from ops.cli.common import emit, json_option, parse_json_object, settings_from
-from producers.publisher import EventPublisher, PublishError
+from producers.publisher import EventPublisher
 from shared.errors import InvalidEvent
 from shared.phone import normalize_phone
 
@@ -22,9 +23,10 @@ def _publish(ctx: click.Context, event_type: str, data: dict, event_id: str | No
     try:
         with EventPublisher(settings.amqp_url, settings.namespace, source=source) as publisher:
             return publisher.publish(event_type, data, event_id=event_id)
-    except PublishError as exc:
-        raise click.ClickException(str(exc)) from None
-    except ValueError as exc:  # the envelope did not validate (pydantic)
+    except ValidationError as exc:  # the envelope did not validate; PublishError goes to ops.cli.errors
+        problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in exc.errors())
+        raise click.ClickException(f"invalid event: {problems}") from None
+    except ValueError as exc:
         raise click.ClickException(f"invalid event: {exc}") from None
 
 

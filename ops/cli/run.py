@@ -37,10 +37,10 @@ def _role_command(role: str) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context) -> None:
         roles = list(ROLES) if role == "all" else [role]
-        try:
-            asyncio.run(run_roles(settings_from(ctx), roles))
-        except ConfigError as exc:
-            raise click.ClickException(str(exc)) from None
+        if "sender" in roles:
+            settings_from(ctx).require_provider()  # never a silent default (contract section 4)
+        # A ConfigError (from here or the runner) reaches the user as one line, exit code 2 (ops.cli.errors).
+        asyncio.run(run_roles(settings_from(ctx), roles))
     return command
 
 

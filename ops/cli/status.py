@@ -5,7 +5,6 @@ from __future__ import annotations
 import time
 
 import click
-from pika.exceptions import AMQPError
 
 from ops.admin.status import collect, render
 from ops.cli.common import db_session, emit, json_option, settings_from
@@ -28,14 +27,12 @@ def status(ctx: click.Context, watch: float | None, as_json: bool) -> None:
     probe = QueueProbe(settings.amqp_url)
     try:
         while True:
-            try:
-                with db_session(settings) as session:
-                    snapshot = collect(settings, session, probe)
-            except AMQPError as exc:
-                raise click.ClickException(f"broker unreachable ({settings.amqp_url}): {exc!r}") from None
+            with db_session(settings) as session:  # failures reach the user through ops.cli.errors
+                snapshot = collect(settings, session, probe)
             if watch and not as_json:
                 click.clear()
-            emit(snapshot, as_json, render)
+            # Watching with --json prints one object per line, so a script can read it line by line.
+            emit(snapshot, as_json, render, compact=bool(watch))
             if not watch:
                 return
             time.sleep(watch)

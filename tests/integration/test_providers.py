@@ -232,7 +232,8 @@ def test_an_api_key_in_the_query_string_never_reaches_a_network_error() -> None:
 
 def test_make_provider_picks_the_adapter_named_in_the_settings(fake: FakeProviderServer) -> None:
     chosen = {name: make_provider(settings) for name, settings in {
-        "meta": meta_settings(fake.url), "gateway": gateway_settings(fake.url), "fake": WhatsAppSettings()}.items()}
+        "meta": meta_settings(fake.url), "gateway": gateway_settings(fake.url),
+        "fake": WhatsAppSettings(provider="fake")}.items()}
     assert isinstance(chosen["meta"], MetaCloudProvider)
     assert isinstance(chosen["gateway"], GatewayProvider)
     assert isinstance(chosen["fake"], FakeProvider)
