@@ -6,7 +6,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 
 from sqlalchemy import Engine, create_engine, text
-from sqlalchemy.engine import make_url
+from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
 
@@ -17,8 +17,12 @@ def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True)
     never sees a connection PostgreSQL closed when it restarted. The consumers turn it off:
     it costs a round trip per transaction, and their ``run_db`` retries after a disconnect
     anyway (SQLAlchemy then drops every pooled connection older than the failure).
+
+    ``hide_parameters``: the parameters of a failed statement (phone numbers, message texts)
+    stay out of exception texts and logs; the statement itself is still shown.
     """
-    return create_engine(database_url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True)
+    return create_engine(database_url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True,
+                         hide_parameters=True)
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:
@@ -38,7 +42,7 @@ def create_database_if_missing(database_url: str) -> bool:
     name = url.database
     if not name:
         raise ValueError("DATABASE_URL names no database")
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = _admin_engine(url)
     try:
         with admin.connect() as conn:
             exists = conn.execute(text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}).scalar()
@@ -53,9 +57,14 @@ def create_database_if_missing(database_url: str) -> bool:
 def drop_database(database_url: str) -> None:
     """Drop the database named in the URL, closing other connections to it first."""
     url = make_url(database_url)
-    admin = create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    admin = _admin_engine(url)
     try:
         with admin.connect() as conn:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{url.database}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+def _admin_engine(url: URL) -> Engine:
+    """An engine on the server's ``postgres`` database, for creating and dropping databases."""
+    return create_engine(url.set(database="postgres"), isolation_level="AUTOCOMMIT", hide_parameters=True)
