@@ -39,6 +39,9 @@ KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
                      "workers_1.stalls|workers_1.calls_before_first_stall|workers_1.calls_per_s_before_first_stall"),
                     ("wanotify 50 ms: early / min gap ms / calls/s",
                      "wanotify.early|wanotify.min_gap_ms|wanotify.calls_per_s")],
+    "webhook_abuse": [("bad requests: seconds / statuses", "bad_seconds|bad_statuses"),
+                      ("valid receipt latencies ms", "valid_latency_ms"),
+                      ("server RSS baseline MB", "server_rss_baseline_mb")],
 }
 
 

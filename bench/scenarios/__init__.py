@@ -10,7 +10,7 @@ from typing import Any
 
 from bench.config import Sizes
 
-ORDER = ("broker_ceiling", "ingest", "pacing", "sender_rate", "idle_latency", "backlog", "celery_peer")
+ORDER = ("broker_ceiling", "ingest", "pacing", "sender_rate", "idle_latency", "backlog", "celery_peer", "webhook_abuse")
 
 
 @dataclass
