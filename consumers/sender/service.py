@@ -76,6 +76,7 @@ class Sender:
         self._outcomes: Outcomes | None = None
         self._runtime_cache: tuple[float, RuntimeSettings] | None = None
         self._in_flight: Counter[int] = Counter()  # log id -> deliveries of it being handled here
+        self._handling: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
 
@@ -124,6 +125,15 @@ class Sender:
             fn(session, self.sender_id)
 
     async def _on_delivery(self, message: AbstractIncomingMessage) -> None:
+        # The broker client cancels a channel's consumer tasks when its connection drops. A call
+        # may be in progress then: shielded, its handling goes on, records the outcome, and the
+        # copy the broker redelivers waits for it (and is dropped as stale) instead of resending.
+        task = asyncio.create_task(self._settle_delivery(message))
+        self._handling.add(task)
+        task.add_done_callback(self._handling.discard)
+        await asyncio.shield(task)
+
+    async def _settle_delivery(self, message: AbstractIncomingMessage) -> None:
         self._idle.clear()
         assert self._outcomes is not None
         try:

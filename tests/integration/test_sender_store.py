@@ -2,11 +2,21 @@
 
 from __future__ import annotations
 
+import os
+import socket
+import subprocess
+import uuid
 from datetime import UTC, datetime, timedelta
 
-from consumers.sender import store
+import pytest
+
+from consumers.sender import liveness, store
 from shared.db.engine import transaction
-from shared.db.models import SenderState
+from shared.db.models import MessageLog, SenderProcess, SenderState, Status
+from shared.messages import SendCommand
+from shared.priority import Priority
+from shared.runtime import load
+from tests.support.db import messages
 
 
 def _state(sessions, namespace: str) -> SenderState:  # type: ignore[no-untyped-def]
@@ -33,3 +43,98 @@ def test_the_actual_start_replaces_an_earlier_planned_start_but_never_moves_it_b
     with transaction(sessions) as session:
         store.note_call_started(session, namespace, "someone-else", seconds_ago=0.0)
     assert _state(sessions, namespace).last_call_at == moved
+
+
+# --- claims: a pending message is resent only when its claimant is gone ---------------------
+
+def _pending_row(sessions, claimed_by: str) -> MessageLog:  # type: ignore[no-untyped-def]
+    with transaction(sessions) as session:
+        row = MessageLog(event_id=uuid.uuid4(), event_type="member.registered", template="welcome_new_member",
+                         recipient="+628114040707", body="hi", priority="normal", status=Status.PENDING,
+                         attempts=1, claimed_by=claimed_by)
+        session.add(row)
+        session.flush()
+        return row
+
+
+def _process(sessions, sender_id: str, *, pid: int | None = None, host: str | None = None,  # type: ignore[no-untyped-def]
+             seen_ago: float = 0.0, stopped: bool = False) -> None:
+    with transaction(sessions) as session:
+        session.add(SenderProcess(
+            sender_id=sender_id, host=host or socket.gethostname(), pid=pid or os.getpid(),
+            seen_at=datetime.now(UTC) - timedelta(seconds=seen_ago),
+            stopped_at=datetime.now(UTC) if stopped else None))
+
+
+def _claim_copy(sessions, settings, row: MessageLog, *, sender_id: str = "me",  # type: ignore[no-untyped-def]
+                in_flight: bool = False) -> store.Claim:
+    command = SendCommand(row.id, 1, Priority.NORMAL, str(row.event_id), row.template)
+    with transaction(sessions) as session:
+        return store.claim(session, command, settings, sender_id, lambda gap: 0.0, 0.025,
+                           lambda s: load(s, settings), lambda log_id: in_flight)
+
+
+def test_a_copy_of_a_message_whose_claimant_is_alive_waits_instead_of_resending(sessions, settings):
+    _process(sessions, "other")
+    row = _pending_row(sessions, "other")
+    claim = _claim_copy(sessions, settings, row)
+    assert isinstance(claim, store.Wait) and claim.why == "claimed"
+
+
+@pytest.mark.parametrize("how", ["stopped", "silent", "pid gone", "never registered"])
+def test_a_copy_of_a_message_whose_claimant_is_gone_is_resent_as_ambiguous(sessions, settings, how: str):
+    if how == "stopped":
+        _process(sessions, "other", stopped=True)
+    elif how == "silent":
+        _process(sessions, "other", host="elsewhere", seen_ago=liveness.DEAD_AFTER.total_seconds() + 1)
+    elif how == "pid gone":
+        _process(sessions, "other", pid=_a_pid_that_is_gone())
+    row = _pending_row(sessions, "other")
+    claim = _claim_copy(sessions, settings, row)
+    assert isinstance(claim, store.Go) and claim.ambiguous
+
+
+def test_a_claimant_elsewhere_counts_as_alive_while_its_heartbeat_is_fresh(sessions, settings):
+    _process(sessions, "other", host="elsewhere", pid=_a_pid_that_is_gone())
+    row = _pending_row(sessions, "other")
+    assert isinstance(_claim_copy(sessions, settings, row), store.Wait)
+
+
+def test_this_process_waits_for_its_own_earlier_delivery_of_the_message_but_resends_a_forgotten_one(
+        sessions, settings):
+    row = _pending_row(sessions, "me")
+    assert isinstance(_claim_copy(sessions, settings, row, in_flight=True), store.Wait)
+    claim = _claim_copy(sessions, settings, row, in_flight=False)
+    assert isinstance(claim, store.Go) and claim.ambiguous
+
+
+def _a_pid_that_is_gone() -> int:
+    child = subprocess.Popen(["true"])
+    child.wait()
+    return child.pid
+
+
+# --- what is recorded after a call cannot fail on its data ----------------------------------
+
+def test_a_success_with_an_overlong_provider_id_is_recorded(sessions, settings):
+    row = _pending_row(sessions, "me")
+    claim = _claim_copy(sessions, settings, row, in_flight=False)
+    assert isinstance(claim, store.Go)
+    command = SendCommand(row.id, 1, Priority.NORMAL, str(row.event_id), row.template)
+    with transaction(sessions) as session:
+        store.record_sent(session, command, claim.attempt_id, "wamid." + "x" * 500)
+    [stored] = messages(sessions)
+    assert stored.status == "sent" and stored.provider_message_id == ("wamid." + "x" * 500)[:200]
+
+
+def test_a_failure_with_nul_characters_and_an_overlong_code_is_recorded(sessions, settings):
+    row = _pending_row(sessions, "me")
+    claim = _claim_copy(sessions, settings, row, in_flight=False)
+    assert isinstance(claim, store.Go)
+    command = SendCommand(row.id, 1, Priority.NORMAL, str(row.event_id), row.template)
+    with transaction(sessions) as session:
+        store.record_failure(session, command, claim.attempt_id, Status.FAILED, "bad\x00reply" + "!" * 5000,
+                             "meta_" + "9" * 80, retry_in=1.0)
+    [stored] = messages(sessions)
+    assert stored.status == "failed" and stored.last_error is not None and stored.last_error.startswith("badreply")
+    assert len(stored.last_error) == store.ERROR_CHARS and stored.error_code == ("meta_" + "9" * 80)[:40]

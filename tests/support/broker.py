@@ -11,3 +11,32 @@ def queue_depth(amqp_url: str, queue: str) -> int:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
     finally:
         connection.close()
+
+
+MANAGEMENT = "http://127.0.0.1:15672/api"
+
+
+def broker_connection(client_name: str, timeout: float = 15.0) -> str:
+    """The broker's name for the connection a process named ``client_name`` (management API;
+    it lists a new connection after a few seconds)."""
+    import time
+
+    import requests
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        listed = requests.get(f"{MANAGEMENT}/connections", auth=("guest", "guest"), timeout=5).json()
+        for connection in listed:
+            if (connection.get("client_properties") or {}).get("connection_name") == client_name:
+                return str(connection["name"])
+        time.sleep(0.2)
+    raise AssertionError(f"no broker connection named {client_name!r}")
+
+
+def close_connection(name: str) -> None:
+    """Force-close a broker connection, as a network failure would."""
+    import requests
+
+    reply = requests.delete(f"{MANAGEMENT}/connections/{requests.utils.quote(name, safe='')}",
+                            auth=("guest", "guest"), timeout=5, headers={"X-Reason": "closed by a test"})
+    reply.raise_for_status()
