@@ -21,7 +21,8 @@ def register(main: click.Group) -> None:
 def _publish(ctx: click.Context, event_type: str, data: dict, event_id: str | None, source: str) -> str:  # type: ignore[type-arg]
     settings = settings_from(ctx)
     try:
-        with EventPublisher(settings.amqp_url, settings.namespace, source=source) as publisher:
+        # One try: the connection is new, so retrying it only delays the one-line answer.
+        with EventPublisher(settings.amqp_url, settings.namespace, source=source, reconnect_attempts=0) as publisher:
             return publisher.publish(event_type, data, event_id=event_id)
     except ValidationError as exc:  # the envelope did not validate; PublishError goes to ops.cli.errors
         problems = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'event'}: {e['msg']}" for e in exc.errors())

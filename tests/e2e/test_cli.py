@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import socket
 import subprocess
 import sys
 
@@ -15,9 +16,22 @@ from tests.support.db import messages
 from tests.support.processes import wait_until
 
 
-def run_cli(stack, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=stack.env(), capture_output=True, text=True,
-                          timeout=60, stdin=subprocess.DEVNULL)
+def run_cli(stack, *args: str, **env: object) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=stack.env(**env), capture_output=True,
+                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def closed_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def one_error_line(done: subprocess.CompletedProcess[str]) -> str:
+    """The command's only output: one ``Error: …`` line on stderr, no traceback, nothing on stdout."""
+    assert (done.stdout, done.stderr.count("\n")) == ("", 1), done.stdout + done.stderr
+    assert done.stderr.startswith("Error: ") and "Traceback" not in done.stderr
+    return done.stderr.strip()
 
 
 def test_migrate_is_safe_to_run_again_and_keeps_edited_templates(stack):
@@ -121,3 +135,93 @@ def test_dead_purge_drops_parked_items_and_keeps_the_rows_as_cancelled(stack, pu
     topology = Topology(settings.namespace)
     assert queue_depth(settings.amqp_url, topology.send_dead_queue) == 0
     assert queue_depth(settings.amqp_url, topology.events_dead_queue) == 0
+
+
+def test_settings_take_negative_and_absurd_values_as_values_and_refuse_them_for_their_bounds(stack):
+    for raw in ("-1", "inf", "1e308", "nan"):
+        refused = run_cli(stack, "settings", "set", "message_delay_seconds", raw)
+        assert refused.returncode == 2
+        assert one_error_line(refused) == (
+            f"Error: invalid value for message_delay_seconds: must be between 0 and 86400, got {raw!r}")
+    listed = {row["key"]: row for row in json.loads(stack.cli("settings", "list", "--json"))}
+    assert (listed["message_delay_seconds"]["value"], listed["message_delay_seconds"]["source"]) == (0.2, "environment")
+
+
+def test_a_gap_of_zero_is_stored_with_a_warning_and_reset_returns_to_the_environment(stack):
+    zero = run_cli(stack, "settings", "set", "message_delay_seconds", "0", "--json")
+    assert zero.returncode == 0 and json.loads(zero.stdout) == {"key": "message_delay_seconds", "value": 0.0}
+    assert zero.stderr.startswith("warning: a gap of 0 sends as fast as the provider answers")
+    assert "warning" not in run_cli(stack, "settings", "set", "message_delay_seconds", "3").stderr
+    reset = json.loads(stack.cli("settings", "reset", "message_delay_seconds", "--json"))
+    assert reset == {"key": "message_delay_seconds", "value": 0.2, "source": "environment"}
+    listed = {row["key"]: row for row in json.loads(stack.cli("settings", "list", "--json"))}
+    assert (listed["message_delay_seconds"]["value"], listed["message_delay_seconds"]["source"]) == (0.2, "environment")
+    assert "wanotify retry-failed" in listed["auto_retry_enabled"]["description"]
+
+
+@pytest.mark.parametrize("role", ["sender", "all"])
+def test_sending_refuses_to_start_without_an_explicit_provider(stack, role):
+    refused = run_cli(stack, "run", role, WHATSAPP_PROVIDER=None)
+    assert refused.returncode == 2
+    assert one_error_line(refused).startswith(
+        "Error: WHATSAPP_PROVIDER is not set: choose meta, gateway or fake (fake sends nothing)")
+
+
+@pytest.mark.parametrize("command", [["publish", "member.registered", "--data", json.dumps(member(1))], ["status"]])
+def test_an_unreachable_broker_is_one_line_with_its_password_masked(stack, command):
+    port = closed_port()
+    done = run_cli(stack, *command, AMQP_URL=f"amqp://guest:s3cret-pw@127.0.0.1:{port}/")
+    assert done.returncode == 1
+    assert one_error_line(done) == (f"Error: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:{port}/ "
+                                     "(Connection refused) — check AMQP_URL and that RabbitMQ is running")
+
+
+def test_debug_shows_the_traceback_behind_the_one_line(stack):
+    port = closed_port()
+    for args, env in [(["--debug", "status"], {}), (["status"], {"LOG_LEVEL": "debug"})]:
+        done = run_cli(stack, *args, AMQP_URL=f"amqp://guest:s3cret-pw@127.0.0.1:{port}/", **env)
+        assert done.returncode == 1 and "Traceback" in done.stderr
+        assert done.stderr.strip().splitlines()[-1].startswith("Error: cannot connect to RabbitMQ")
+        assert "s3cret-pw" not in done.stderr
+
+
+def test_an_unusable_or_unmigrated_database_is_one_line_naming_the_fix(stack, settings):
+    server = settings.database_url.rsplit("/", 1)[0].replace("postgresql+psycopg2://postgres", "postgres://postgres:pw")
+    unmigrated = run_cli(stack, "settings", "list", DATABASE_URL=f"{server}/postgres")
+    assert unmigrated.returncode == 1 and one_error_line(unmigrated).endswith("— run `wanotify migrate` first")
+    missing = run_cli(stack, "dead", "list", DATABASE_URL=f"{server}/wanotify_never_created")
+    assert missing.returncode == 1 and one_error_line(missing).endswith("run `wanotify migrate`, which creates it")
+    assert ":***@" in missing.stderr and ":pw@" not in missing.stderr
+    down = run_cli(stack, "status", DATABASE_URL=f"postgresql://postgres:pw@127.0.0.1:{closed_port()}/x")
+    assert down.returncode == 1 and "cannot connect to PostgreSQL at postgresql+psycopg2://postgres:***@" in down.stderr
+    one_error_line(down)
+
+
+@pytest.mark.parametrize(("variable", "value"), [("DATABASE_URL", "nonsense"), ("AMQP_URL", "http://x")])
+def test_an_unparseable_url_is_a_configuration_error(stack, variable, value):
+    done = run_cli(stack, "status", **{variable: value})
+    assert done.returncode == 2 and one_error_line(done).startswith(f"Error: {variable} must be")
+
+
+def test_dead_show_masks_the_phone_number_of_a_parked_event(stack, publisher, sessions):
+    stack.start("notifier")
+    publisher.publish("member.registered", {"member_id": "M-1", "phone": "08114040707"})  # no name: parked
+    [parked] = wait_until(lambda: json.loads(stack.cli("dead", "list", "--json")), 15, "a parked event")
+    shown = json.loads(stack.cli("dead", "show", parked["id"], "--json"))
+    assert json.loads(shown["body"])["data"] == {"member_id": "M-1", "phone": "081******07"}
+    text = stack.cli("dead", "show", parked["id"])
+    assert "081******07" in text and "8114040707" not in text
+
+
+def test_status_watch_json_prints_one_compact_object_per_line_without_library_warnings(stack):
+    watch = subprocess.Popen([sys.executable, "-m", "ops.cli", "status", "--watch", "0.5", "--json"], env=stack.env(),
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        lines = [watch.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]
+    finally:
+        watch.terminate()
+        _, errors = watch.communicate(timeout=15)
+    snapshots = [json.loads(line) for line in lines]
+    assert [s["namespace"] for s in snapshots] == [stack.settings.namespace] * 2
+    assert all(q["ready"] is None for q in snapshots[0]["queues"])  # the queues do not exist yet
+    assert errors == ""  # no pika warnings about the absent queues
