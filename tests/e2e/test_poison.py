@@ -4,6 +4,7 @@ it neither crashes a consumer nor blocks the queue behind it."""
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 
 from sqlalchemy import text
@@ -61,3 +62,36 @@ def test_a_message_that_keeps_failing_unexpectedly_is_parked_and_the_next_one_is
     assert sender.popen.poll() is None and "failed unexpectedly 3 times" in sender.log()
     poisoned = next(m for m in messages(sessions) if m.recipient == POISON)
     assert (poisoned.status, poisoned.error_code) == ("dead", "internal_error")
+
+
+def test_a_success_the_database_refuses_to_record_in_full_is_recorded_plainly_and_not_sent_again(
+        stack, publisher, fake_provider, sessions, engine):
+    # Given a database that refuses to store the provider's message id for one recipient
+    stack.start("notifier")
+    sender = stack.start("sender")
+    with refuse(engine, f"NEW.recipient = '{POISON}' AND NEW.status = 'sent' AND NEW.provider_message_id IS NOT NULL",
+                "UPDATE"):
+        publisher.publish("member.registered", member(666))
+        # Then the success is recorded without it, and the call is made once
+        wait_until(lambda: [m.status for m in messages(sessions)] == ["sent"], 30, "the message to be recorded sent")
+    time.sleep(1.0)
+    assert len(fake_provider.calls()) == 1 and "died mid-call" not in sender.log()
+    [row] = messages(sessions)
+    assert row.provider_message_id is None
+
+
+def test_a_success_that_cannot_be_recorded_for_a_while_is_recorded_later_and_never_sent_again(
+        stack, publisher, fake_provider, sessions, engine):
+    # Given a database that refuses every record of a success for one recipient
+    stack.start("notifier")
+    sender = stack.start("sender")
+    with refuse(engine, f"NEW.recipient = '{POISON}' AND NEW.status = 'sent'", "UPDATE"):
+        publisher.publish("member.registered", member(666))
+        fake_provider.wait_for_calls(1, timeout=20)
+        time.sleep(3.0)
+        # While it refuses: the message still looks in progress, and it is not called again
+        assert [m.status for m in messages(sessions)] == ["pending"]
+    # When the database accepts the record again, it is written; the call was made once
+    wait_until(lambda: [m.status for m in messages(sessions)] == ["sent"], 30, "the message to be recorded sent")
+    time.sleep(1.0)
+    assert len(fake_provider.calls()) == 1 and "died mid-call" not in sender.log()

@@ -63,3 +63,20 @@ def test_without_a_configured_gap_two_messages_leave_at_least_ten_seconds_apart(
     calls = fake_provider.wait_for_calls(2, timeout=40)
     print(f"default gap: {calls[1]['t'] - calls[0]['t']:.3f} s")
     assert calls[1]["t"] - calls[0]["t"] >= 10.0 - JITTER
+
+
+def test_a_lowered_gap_reaches_a_sender_holding_a_message_within_seconds(stack, publisher, fake_provider, settings):
+    # Given a sender under an hour-long gap, holding the second of two messages
+    stack.settings = settings.with_(send_gap_seconds=3600)
+    stack.start("notifier")
+    stack.start("sender")
+    _publish_backlog(publisher, 2)
+    fake_provider.wait_for_calls(1, timeout=20)
+    time.sleep(1.5)
+    assert len(fake_provider.calls()) == 1
+    # When an admin lowers the gap at run time
+    stack.cli("settings", "set", "message_delay_seconds", "1")
+    lowered = time.monotonic()
+    # Then the held message goes within a few seconds, not after the old hold ran out
+    fake_provider.wait_for_calls(2, timeout=10)
+    assert time.monotonic() - lowered < 5
