@@ -1,5 +1,5 @@
 """Prometheus accepts our config and rules, the alerts fire on the data they are meant for,
-and a real server scrapes a wanotify metrics endpoint.
+and a real server scrapes what a running sender process counted.
 
 Needs ``promtool`` and ``prometheus`` (Debian/Ubuntu: ``apt-get install prometheus``). Without
 them the tests skip locally and fail in CI (env ``CI`` set), so CI cannot pass by accident.
@@ -22,8 +22,6 @@ from pathlib import Path
 
 import pytest
 import yaml
-
-from shared.metrics import Metrics
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_YML = ROOT / "ops/prometheus/prometheus.yml"
@@ -185,9 +183,9 @@ def query(base: str, expr: str) -> list[dict]:  # type: ignore[type-arg]
 
 @pytest.fixture
 def prometheus_server(tmp_path: Path) -> Iterator[tuple[str, int]]:
-    """A Prometheus server on a free port scraping a free port where the test serves metrics.
+    """A Prometheus server on a free port scraping a free port where a wanotify process serves metrics.
 
-    Yields (the server's base URL, the port to serve metrics on).
+    Yields (the server's base URL, the port the process must serve its metrics on).
     """
     exe = binary("prometheus")
     metrics_port, web_port = free_port(), free_port()
@@ -220,13 +218,17 @@ def prometheus_server(tmp_path: Path) -> Iterator[tuple[str, int]]:
 
 
 def test_a_real_prometheus_scrapes_the_messages_sent_by_the_sender(
-        prometheus_server: tuple[str, int], tmp_path: Path) -> None:
+        prometheus_server: tuple[str, int], tmp_path: Path, stack, publisher, fake_provider) -> None:  # type: ignore[no-untyped-def]
+    # Given a real sender process serving its metrics where Prometheus scrapes
     base, metrics_port = prometheus_server
-    metrics = Metrics()
-    for _ in range(3):
-        metrics.messages_sent.labels("high").inc()
-    metrics.serve(metrics_port, addr="127.0.0.1")
+    stack.start("notifier")
+    stack.start("sender", METRICS_PORT=metrics_port)
 
+    # When one event goes through it to the provider
+    publisher.publish("member.registered", {"member_id": "M-1", "name": "Budi", "phone": "08114040707"})
+    fake_provider.wait_for_calls(1, timeout=15)
+
+    # Then Prometheus reports the message the sender itself counted as sent
     deadline = time.monotonic() + 60
     last: object = None
     while time.monotonic() < deadline:
@@ -236,13 +238,15 @@ def test_a_real_prometheus_scrapes_the_messages_sent_by_the_sender(
             last = exc
         else:
             last = result
-            if result and float(result[0]["value"][1]) == 3:
+            if result and float(result[0]["value"][1]) == 1:
                 break
         time.sleep(0.5)
     else:
         log = (tmp_path / "prometheus.log").read_text(errors="replace")[-3000:]
-        pytest.fail(f"Prometheus never reported 3 sent messages; last answer {last!r}\n{log}")
+        pytest.fail(f"Prometheus never reported the sent message; last answer {last!r}\n{log}")
 
-    [series] = query(base, 'wanotify_messages_sent_total{priority="high"}')
-    assert series["metric"]["job"] == "wanotify-sender"
-    assert float(series["value"][1]) == 3
+    [series] = query(base, "wanotify_messages_sent_total")
+    labels = series["metric"]
+    assert (labels["job"], labels["instance"], labels["priority"]) == (
+        "wanotify-sender", f"127.0.0.1:{metrics_port}", "normal")
+    assert float(series["value"][1]) == 1
