@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pika
+
+from shared.topology import Topology, delete_topology
 
 
 def queue_depth(amqp_url: str, queue: str) -> int:
@@ -40,3 +44,23 @@ def close_connection(name: str) -> None:
     reply = requests.delete(f"{MANAGEMENT}/connections/{requests.utils.quote(name, safe='')}",
                             auth=("guest", "guest"), timeout=5, headers={"X-Reason": "closed by a test"})
     reply.raise_for_status()
+
+
+def delete_namespace(amqp_url: str, namespace: str) -> None:
+    """Remove a test namespace's exchange and queues (retry queues found via the management API)."""
+    with contextlib.suppress(Exception):
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        try:
+            delete_topology(connection.channel(), Topology(namespace), _retry_queues(namespace))
+        finally:
+            connection.close()
+
+
+def _retry_queues(namespace: str) -> list[str]:
+    import requests
+
+    with contextlib.suppress(Exception):
+        reply = requests.get("http://127.0.0.1:15672/api/queues/%2F", auth=("guest", "guest"), timeout=2,
+                             params={"name": f"^{namespace}\\.send\\.retry", "use_regex": "true"})
+        return [q["name"] for q in reply.json() if q["name"].startswith(f"{namespace}.send.retry")]
+    return []

@@ -61,3 +61,25 @@ def postgres_server_url() -> Iterator[str]:
             yield container.get_connection_url()
     else:
         pytest.fail("no PostgreSQL: set DATABASE_URL, start one on 127.0.0.1:5432, or Docker")
+
+
+@contextlib.contextmanager
+def migrated_database(server_url: str, name: str) -> Iterator[str]:
+    """A new database on the server, migrated and seeded; dropped afterwards."""
+    from sqlalchemy.engine import make_url
+
+    from shared.db.engine import create_database_if_missing, drop_database, make_engine, session_factory, transaction
+    from shared.db.migrate import upgrade
+    from shared.db.seed import seed_defaults
+
+    url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
+    create_database_if_missing(url)
+    try:
+        upgrade(url)
+        engine = make_engine(url, pool_size=1)
+        with transaction(session_factory(engine)) as session:
+            seed_defaults(session)
+        engine.dispose()
+        yield url
+    finally:
+        drop_database(url)
