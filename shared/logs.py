@@ -27,7 +27,9 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(entry, default=str, ensure_ascii=False)
 
 
-def setup_logging(json_lines: bool = False, level: int = logging.INFO) -> None:
+def setup_logging(json_lines: bool = False, level: int = logging.INFO, *, one_shot: bool = False) -> None:
+    """Log to stderr at ``level``. ``one_shot`` commands report a failed connection themselves, in
+    one line, so the client libraries' own error logs about it are left out (unless debugging)."""
     handler = logging.StreamHandler(sys.stderr)
     if json_lines:
         handler.setFormatter(JsonFormatter())
@@ -41,3 +43,5 @@ def setup_logging(json_lines: bool = False, level: int = logging.INFO) -> None:
     # pika logs each failed connection attempt (with a traceback) and each 404 of a passive
     # queue declaration; every caller reports those failures itself, in one line.
     logging.getLogger("pika").setLevel(logging.WARNING if level <= logging.DEBUG else logging.CRITICAL)
+    if one_shot and level > logging.DEBUG:
+        logging.getLogger("aiormq").setLevel(logging.CRITICAL)

@@ -11,6 +11,9 @@ from ops.cli.errors import CliGroup
 from shared.config import Settings
 from shared.logs import setup_logging
 
+# Processes that keep running and log their own connection attempts; the rest answer once.
+LONG_RUNNING = {"run", "webhook", "fake-provider"}
+
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.option("--debug", is_flag=True, help="Debug logs, and the traceback behind an error (also LOG_LEVEL=debug).")
@@ -26,7 +29,7 @@ def main(ctx: click.Context, debug: bool) -> None:
     setup_logging(level=logging.DEBUG if debug else logging.INFO)  # before the settings: their errors log too
     settings = Settings.from_env()
     level = logging.DEBUG if debug else logging.getLevelName(settings.log_level.upper())
-    setup_logging(json_lines=settings.log_json, level=level)
+    setup_logging(json_lines=settings.log_json, level=level, one_shot=ctx.invoked_subcommand not in LONG_RUNNING)
     ctx.obj = settings
 
 

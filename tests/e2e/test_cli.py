@@ -167,13 +167,15 @@ def test_sending_refuses_to_start_without_an_explicit_provider(stack, role):
         "Error: WHATSAPP_PROVIDER is not set: choose meta, gateway or fake (fake sends nothing)")
 
 
-@pytest.mark.parametrize("command", [["publish", "member.registered", "--data", json.dumps(member(1))], ["status"]])
+@pytest.mark.parametrize("command", [  # pika (publish, status) and aio-pika (retry-failed) clients
+    ["publish", "member.registered", "--data", json.dumps(member(1))], ["status"], ["retry-failed"]])
 def test_an_unreachable_broker_is_one_line_with_its_password_masked(stack, command):
     port = closed_port()
     done = run_cli(stack, *command, AMQP_URL=f"amqp://guest:s3cret-pw@127.0.0.1:{port}/")
     assert done.returncode == 1
-    assert one_error_line(done) == (f"Error: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:{port}/ "
-                                     "(Connection refused) — check AMQP_URL and that RabbitMQ is running")
+    line = one_error_line(done)
+    assert line.startswith(f"Error: cannot connect to RabbitMQ at amqp://guest:***@127.0.0.1:{port}/ (")
+    assert line.endswith(") — check AMQP_URL and that RabbitMQ is running")
 
 
 def test_debug_shows_the_traceback_behind_the_one_line(stack):
