@@ -57,7 +57,8 @@ class Proc:
 
 def wanotify_env(settings: Any, provider_url: str, **extra: Any) -> dict[str, str]:
     """The environment a test's processes run with."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANOTIFY_", "WHATSAPP_", "SEND_GAP"))}
+    # Nothing inherited decides the provider or the log level: tests read what processes print.
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("WANOTIFY_", "WHATSAPP_", "SEND_GAP", "LOG_"))}
     env.update({
         "AMQP_URL": settings.amqp_url,
         "DATABASE_URL": settings.database_url,
