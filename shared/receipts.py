@@ -103,7 +103,7 @@ def list_payloads(session: Session, *, since: timedelta | None = None, limit: in
     if since is not None:
         query = query.where(WebhookPayload.received_at >= func.now() - since)
     rows = session.execute(query.order_by(WebhookPayload.id.desc()).limit(limit)).all()
-    keys = ("id", "received_at", "bytes", "outcome", "counts", "applied_at")
+    keys = ("id", "received_at", "bytes", "outcome", "receipts", "applied_at")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 

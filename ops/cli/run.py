@@ -63,14 +63,17 @@ def web(ctx: click.Context, host: str, port: int, only: str | None) -> None:
 
 
 def _serve_web(settings: Settings, host: str, port: int, only: str | None, legacy_root: bool = False) -> None:
+    from prometheus_client import CollectorRegistry, start_http_server
+
     from ops.web.app import create_app, select_parts
     from ops.web.limits import Limits
     from ops.web.server import listen, serve
     from ops.web.webhook import at_root
 
+    registry = CollectorRegistry()
     try:
         parts = select_parts(only)
-        app = create_app(settings, parts)
+        app = create_app(settings, parts, registry=registry)
     except ConfigError as exc:
         click.echo(f"Error: {exc}", err=True)
         sys.exit(2)
@@ -79,6 +82,8 @@ def _serve_web(settings: Settings, host: str, port: int, only: str | None, legac
     except OSError as exc:
         raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
     bound = sock.getsockname()[1]
+    if settings.metrics_port is not None:
+        start_http_server(settings.metrics_port, registry=registry)
     click.echo(f"web: serving {', '.join(parts)} on http://{host}:{bound}/ (health: /healthz)", err=True)
     serve(at_root(app) if legacy_root else app, Limits.from_settings(settings), sock)
 

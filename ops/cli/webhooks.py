@@ -46,17 +46,17 @@ def webhooks_replay(ctx: click.Context, since: timedelta | None, ids: tuple[int,
     if (since is None) == (not ids):
         raise click.UsageError("say what to replay: --since DURATION or --id N (not both)")
     settings = settings_from(ctx)
-    with db_session(settings):  # a clear message if the database is unreachable or not migrated
-        pass
-    engine = make_engine(settings.database_url, pool_size=1)
-    try:
-        results = replay_payloads(session_factory(engine), since=since, ids=list(ids) or None)
-    finally:
-        engine.dispose()
+    # Inside db_session: an unreachable or unmigrated database is one clear line.
+    with db_session(settings):
+        engine = make_engine(settings.database_url, pool_size=1)
+        try:
+            results = replay_payloads(session_factory(engine), since=since, ids=list(ids) or None)
+        finally:
+            engine.dispose()
     rows = [{"id": r.payload_id, "receipts": r.counts} for r in results]
     emit(rows, as_json, lambda r: f"replayed {len(r)} payload(s)\n" + table([_readable(x) for x in r], ["id", "receipts"]))
 
 
 def _readable(row: dict[str, Any]) -> dict[str, Any]:
-    counts = row.get("receipts", row.get("counts")) or {}
+    counts = row.get("receipts") or {}
     return {**row, "receipts": ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"}

@@ -12,6 +12,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
+from prometheus_client import CollectorRegistry
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
@@ -45,11 +46,14 @@ def check_parts(settings: Settings, parts: Sequence[str]) -> None:
         PARTS[name].check(settings)
 
 
-def create_app(settings: Settings, parts: Sequence[str] | None = None, limits: Limits | None = None) -> Starlette:
+def create_app(settings: Settings, parts: Sequence[str] | None = None, limits: Limits | None = None,
+               registry: CollectorRegistry | None = None) -> Starlette:
+    """The app serving ``parts`` (default: all); its metrics go to ``registry`` when given."""
     names = select_parts(None) if parts is None else tuple(parts)
     check_parts(settings, names)
     limits = limits or Limits.from_settings(settings)
-    built = [PARTS[name].build(settings, limits) for name in names]
+    registry = registry if registry is not None else CollectorRegistry()
+    built = [PARTS[name].build(settings, limits, registry) for name in names]
     routes = [Route("/healthz", _healthz(names), methods=["GET"])] + [r for b in built for r in b.routes]
     return Starlette(routes=routes, lifespan=_lifespan(built))
 

@@ -6,6 +6,7 @@ from collections.abc import Callable
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
 
+from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 
 from ops.web.limits import Limits
@@ -26,4 +27,4 @@ class Part:
     summary: str
     # Raises ConfigError when the part cannot be served with these settings (a missing secret).
     check: Callable[[Settings], None]
-    build: Callable[[Settings, Limits], Built]
+    build: Callable[[Settings, Limits, CollectorRegistry], Built]

@@ -15,12 +15,14 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
 
+from prometheus_client import CollectorRegistry
 from starlette.requests import Request
 from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from ops.web.limits import BodyBudget, Limits, Refused, read_body
+from ops.web.metrics import WebhookMetrics
 from ops.web.parts import Built, Part
 from ops.web.signatures import SIGNATURE_HEADER, signature_matches, token_matches, well_formed
 from shared.config import Settings
@@ -39,8 +41,8 @@ def check(settings: Settings) -> None:
                           "or serve other parts with --only")
 
 
-def build(settings: Settings, limits: Limits) -> Built:
-    hook = Webhook(settings, limits)
+def build(settings: Settings, limits: Limits, registry: CollectorRegistry) -> Built:
+    hook = Webhook(settings, limits, WebhookMetrics(registry))
     return Built([Route(PATH, hook.handshake, methods=["GET"]), Route(PATH, hook.receive, methods=["POST"])],
                  hook.lifespan)
 
@@ -49,8 +51,9 @@ PART = Part("webhook", f"WhatsApp status webhooks at {PATH}", check, build)
 
 
 class Webhook:
-    def __init__(self, settings: Settings, limits: Limits) -> None:
+    def __init__(self, settings: Settings, limits: Limits, metrics: WebhookMetrics) -> None:
         check(settings)
+        self.metrics = metrics
         self.verify_token = settings.whatsapp.verify_token or ""
         self.app_secret = settings.whatsapp.app_secret or ""
         self.limits = limits
@@ -75,9 +78,11 @@ class Webhook:
                 body = await read_body(request, self.limits, lease)
                 if not signature_matches(self.app_secret, body, signature):
                     raise Refused(403, "signature does not match the body")
-                return await self._apply(body)
+                reply = await self._apply(body)
         except Refused as refusal:
-            return refuse(refusal)
+            reply = refuse(refusal)
+        self.metrics.requests.labels(str(reply.status_code)).inc()
+        return reply
 
     def _signature_header(self, request: Request) -> str:
         signature = request.headers.get(SIGNATURE_HEADER)
@@ -96,6 +101,8 @@ class Webhook:
             log.warning("could not record a webhook payload; Meta will retry it: %s", exc)
             raise Refused(503, "receipts cannot be recorded now; try again later") from None
         log.info("webhook payload %s%s: %s", result.payload_id, "" if result.new else " (again)", result.counts)
+        for outcome, n in result.counts.items():
+            self.metrics.receipts.labels(outcome).inc(n)
         return JSONResponse({"payload": result.payload_id, "receipts": result.counts})
 
     @asynccontextmanager

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import re
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -38,9 +39,17 @@ def wanotify(settings: Settings, *args: str, **extra: object) -> subprocess.Comp
 
 
 @pytest.fixture
-def web(settings: Settings, sessions) -> Iterator[tuple[Proc, str]]:  # type: ignore[no-untyped-def]
+def metrics_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@pytest.fixture
+def web(settings: Settings, sessions, metrics_port: int) -> Iterator[tuple[Proc, str]]:  # type: ignore[no-untyped-def]
     empty_webhook_tables(sessions)
-    proc = Proc(["run", "web", "--only", "webhook", "--port", "0"], env(settings), ready="web: serving", name="web")
+    proc = Proc(["run", "web", "--only", "webhook", "--port", "0"], env(settings, METRICS_PORT=metrics_port),
+                ready="web: serving", name="web")
     yield proc, base_url(proc)
     proc.close()
 
@@ -51,11 +60,14 @@ def base_url(proc: Proc) -> str:
     return match[1]
 
 
-def test_run_web_serves_the_webhook_and_stops_cleanly_on_sigterm(web):
+def test_run_web_serves_the_webhook_and_its_metrics_and_stops_cleanly_on_sigterm(web, metrics_port):
     proc, url = web
     params = {"hub.mode": "subscribe", "hub.verify_token": TOKEN, "hub.challenge": "c-1"}
     assert requests.get(f"{url}/webhooks/whatsapp", params=params, timeout=5).text == "c-1"
     assert requests.get(f"{url}/healthz", timeout=5).json() == {"status": "ok", "parts": ["webhook"]}
+    assert requests.post(f"{url}/webhooks/whatsapp", data=b"{}", timeout=5).status_code == 401
+    metrics = requests.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=5).text
+    assert 'wanotify_webhook_requests_total{status="401"} 1.0' in metrics
     assert proc.terminate() == 0
     assert TOKEN not in proc.log()  # the handshake's query string is not logged
 
@@ -96,7 +108,7 @@ def test_webhooks_list_and_replay_work_on_the_stored_payloads(settings, sessions
     add_message(sessions, wamid="wamid.late")
     # When an operator lists the payloads and replays that one
     listed = json.loads(wanotify(settings, "webhooks", "list", "--json").stdout)
-    assert [(p["outcome"], p["counts"]) for p in listed] == [("applied", {"unknown": 1})]
+    assert [(p["outcome"], p["receipts"]) for p in listed] == [("applied", {"unknown": 1})]
     replayed = wanotify(settings, "webhooks", "replay", "--id", str(listed[0]["id"]), "--json")
     # Then the receipt is applied; replaying everything again changes nothing
     assert json.loads(replayed.stdout) == [{"id": listed[0]["id"], "receipts": {"moved": 1}}]

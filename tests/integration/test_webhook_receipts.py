@@ -7,6 +7,7 @@ from collections.abc import Iterator
 from datetime import timedelta
 
 import pytest
+from prometheus_client import CollectorRegistry
 from sqlalchemy import select, text
 
 from ops.web.limits import Limits
@@ -153,3 +154,19 @@ def test_the_server_prunes_payloads_older_than_the_retention(settings, sessions)
 def kept(sessions) -> list[str]:  # type: ignore[no-untyped-def]
     with sessions() as session:
         return list(session.scalars(select(WebhookPayload.body_sha256)))
+
+
+def test_requests_and_receipts_are_counted_in_prometheus(settings, sessions):
+    empty_webhook_tables(sessions)
+    registry = CollectorRegistry()
+    wamid = add_message(sessions)
+    with serve(webhook_settings(settings), Limits(), registry) as served:
+        post(served, receipt(wamid, "delivered"))
+        post(served, receipt(wamid, "delivered"))
+        post_signed(served, encode(receipt(wamid, "read")), secret="wrong")
+    def sample(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+    assert sample("wanotify_webhook_requests_total", status="200") == 2
+    assert sample("wanotify_webhook_requests_total", status="403") == 1
+    assert sample("wanotify_webhook_receipts_total", outcome="moved") == 1
+    assert sample("wanotify_webhook_receipts_total", outcome="duplicate") == 1

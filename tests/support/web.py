@@ -13,6 +13,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, replace
 
+from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -47,10 +48,10 @@ class Served:
 
 
 @contextmanager
-def serve(settings: Settings, limits: Limits) -> Iterator[Served]:
+def serve(settings: Settings, limits: Limits, registry: CollectorRegistry | None = None) -> Iterator[Served]:
     """``create_app(settings)`` served by uvicorn on a free port of 127.0.0.1 until the block ends."""
     sock = listen("127.0.0.1", 0)
-    server = build_server(create_app(settings, ["webhook"], limits), limits)
+    server = build_server(create_app(settings, ["webhook"], limits, registry), limits)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
