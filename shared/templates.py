@@ -2,22 +2,33 @@
 
 Templates are edited by admins at run time, so they render in Jinja2's sandbox (no access to
 Python internals) with ``StrictUndefined`` (a missing variable is an error, never an empty
-gap in a customer's message).
+gap in a customer's message), within limits on time, loop steps and sizes
+(``shared.sandbox``, ``shared.template_limits``), so a careless or hostile template costs
+one parked event, not the notifier.
 """
 
 from __future__ import annotations
 
+from collections.abc import Generator, Iterator
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
 
-from jinja2 import StrictUndefined, TemplateError
-from jinja2.exceptions import SecurityError
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2 import Template, TemplateError, meta
 
 from shared.errors import InvalidEvent
+from shared.sandbox import BoundedEnvironment, bounded_filter
+from shared.template_limits import (
+    DEFAULT_LIMITS,
+    MAX_RENDERED_CHARS,
+    MAX_TEMPLATE_CHARS,
+    Limits,
+    RenderLimitError,
+    budget,
+)
 
-MAX_RENDERED_CHARS = 4096  # WhatsApp's limit for a text message body
+__all__ = ["MAX_RENDERED_CHARS", "SAMPLE_VARIABLES", "check_syntax", "check_template", "money", "render",
+           "sample_variables"]
 
 SAMPLE_VARIABLES: dict[str, Any] = {
     "member_id": "M-1001",
@@ -43,53 +54,81 @@ def money(value: Any) -> str:
     return whole if frac == "00" else f"{whole},{frac}"
 
 
-class _BoundedEnvironment(ImmutableSandboxedEnvironment):
-    """The sandbox blocks Python internals; this also stops ``"a" * 10**9`` and ``9**9**9``,
-    which would otherwise exhaust the consumer's memory or CPU inside one render."""
-
-    intercepted_binops = frozenset(["*", "**"])
-
-    def call_binop(self, context: Any, operator: str, left: Any, right: Any) -> Any:
-        if operator == "**" and isinstance(right, int) and abs(right) > 100:
-            raise SecurityError("exponent too large")
-        if operator == "*" and isinstance(left, int | str | list) and isinstance(right, int | str | list):
-            sizes = [len(v) if not isinstance(v, int) else v for v in (left, right)]
-            if any(isinstance(v, str | list) for v in (left, right)) and sizes[0] * sizes[1] > MAX_RENDERED_CHARS:
-                raise SecurityError("repetition too large")
-        return super().call_binop(context, operator, left, right)
-
-
 @lru_cache(maxsize=1)
-def _environment() -> ImmutableSandboxedEnvironment:
-    env = _BoundedEnvironment(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False)
-    env.filters["money"] = money
+def _environment() -> BoundedEnvironment:
+    env = BoundedEnvironment()
+    env.filters["money"] = bounded_filter("money", money)
     return env
 
 
 @lru_cache(maxsize=512)
-def _compile(body: str) -> Any:
-    return _environment().from_string(body)
+def _compile(body: str) -> Template:
+    env = _environment()
+    return env.from_string(env.guarded(body))
 
 
-def render(body: str, variables: dict[str, Any]) -> str:
-    """Render a template body or raise ``InvalidEvent('template_error', ...)``."""
+def render(body: str, variables: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> str:
+    """Render a template body or raise ``InvalidEvent('template_error', ...)``.
+
+    The render is bounded by ``limits`` (time, loop steps, sizes: see ``shared.template_limits``)
+    and stops as soon as the message passes ``MAX_RENDERED_CHARS``.
+    """
+    _check_length(body)
     try:
-        text = _compile(body).render(**variables)
+        template = _compile(body)
+        with budget(limits):
+            text = _collect(template.generate(**variables))
     except TemplateError as exc:
         raise InvalidEvent("template_error", f"template cannot render: {exc}") from None
     except Exception as exc:  # noqa: BLE001 - a broken admin template must never crash a consumer
         raise InvalidEvent("template_error", f"template cannot render: {type(exc).__name__}: {exc}") from None
-    text = text.strip()
     if not text:
         raise InvalidEvent("template_error", "template rendered an empty message")
-    if len(text) > MAX_RENDERED_CHARS:
-        raise InvalidEvent("template_error", f"rendered message is {len(text)} characters; the limit is {MAX_RENDERED_CHARS}")
     return text
+
+
+def _collect(chunks: Iterator[str]) -> str:
+    """Join the output, stopping once it is longer than a message may be (leading and
+    trailing whitespace do not count: they are stripped)."""
+    parts: list[str] = []
+    size = 0
+    try:
+        for chunk in chunks:
+            parts.append(chunk)
+            size += len(chunk)
+            if size > MAX_RENDERED_CHARS and len("".join(parts).strip()) > MAX_RENDERED_CHARS:
+                raise RenderLimitError(f"the message is longer than {MAX_RENDERED_CHARS} characters (the limit)")
+    finally:
+        if isinstance(chunks, Generator):
+            chunks.close()  # stops the render where it is
+    return "".join(parts).strip()
+
+
+def _check_length(body: str) -> None:
+    if len(body) > MAX_TEMPLATE_CHARS:
+        raise InvalidEvent("template_error", f"template is {len(body)} characters; the limit is {MAX_TEMPLATE_CHARS}")
 
 
 def check_syntax(body: str) -> None:
     """Raise ``InvalidEvent`` if the body does not even parse (used before saving)."""
+    _check_length(body)
     try:
         _environment().parse(body)
     except TemplateError as exc:
         raise InvalidEvent("template_error", f"template syntax error: {exc}") from None
+
+
+def sample_variables(body: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Variables to try a template with: ``data``, then the catalogue's sample values, then a
+    placeholder ``<name>`` for any other name the template uses (a template for
+    ``notification.requested`` may use any variable its events carry)."""
+    env = _environment()
+    used = meta.find_undeclared_variables(env.parse(body)) - set(env.globals)
+    return {name: f"<{name}>" for name in sorted(used)} | SAMPLE_VARIABLES | (data or {})
+
+
+def check_template(body: str, data: dict[str, Any] | None = None) -> str:
+    """Refuse a template that does not parse or cannot render a sample message within the
+    limits (used before saving); returns the sample message."""
+    check_syntax(body)
+    return render(body, sample_variables(body, data))

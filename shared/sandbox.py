@@ -1,0 +1,279 @@
+"""The Jinja2 environment stored templates render in: sandboxed, and bounded by a budget.
+
+Jinja2's immutable sandbox keeps templates away from Python internals and from changing
+data. On top of it every render is charged to a ``shared.template_limits.Budget``:
+
+- every loop's iterable, every ``~`` concatenation and every piece of output (literal text
+  included) passes through a guard, inserted into the parsed template before it is compiled;
+- every call, attribute lookup, filter and the operators ``+ * ** %`` check the deadline and
+  refuse results that would be too large before building them;
+- methods of plain data (strings, lists, dicts, dates) are limited to a list of harmless ones;
+- nothing is evaluated at compile time (where no budget applies): the optimizer is off, and
+  filters and the output hook need the render's context.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Callable, Iterable, Iterator
+from typing import Any
+
+from jinja2 import StrictUndefined, nodes, pass_context
+from jinja2.runtime import Context
+from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.visitor import NodeTransformer
+
+from shared.template_limits import (
+    Budget,
+    RenderLimitError,
+    check_binop,
+    check_printf,
+    current,
+    join_size,
+    replace_size,
+)
+
+LOOP_GUARD = "_wanotify_loop"
+VALUE_GUARD = "_wanotify_value"
+
+_STR_METHODS = frozenset("""
+    capitalize casefold center count endswith find index isalnum isalpha isascii isdecimal isdigit
+    isidentifier islower isnumeric isprintable isspace istitle isupper join ljust lower lstrip partition
+    removeprefix removesuffix replace rfind rindex rjust rpartition rsplit rstrip split splitlines
+    startswith strip swapcase title upper zfill""".split())
+_SAFE_METHODS: tuple[tuple[type | tuple[type, ...], frozenset[str]], ...] = (
+    (str, _STR_METHODS),
+    (dict, frozenset({"get", "items", "keys", "values"})),
+    ((list, tuple), frozenset({"count", "index"})),
+    ((datetime.date, datetime.time), frozenset({"strftime", "isoformat", "date", "time", "weekday", "isoweekday"})),
+)
+# Plain data: a method of these not listed above is refused (int.to_bytes(10**9), str.translate…).
+_DATA_TYPES = (str, bytes, int, float, complex, list, tuple, dict, set, frozenset, datetime.date, datetime.time)
+
+
+class BoundedEnvironment(ImmutableSandboxedEnvironment):
+    intercepted_binops = frozenset(["*", "**", "+", "%"])
+
+    def __init__(self) -> None:
+        super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,
+                         optimized=False, finalize=_written)
+        self.globals["range"] = _bounded_range
+        self.globals.pop("lipsum", None)  # generates any amount of text
+        self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
+        self.filters[LOOP_GUARD] = _guard_loop
+        self.filters[VALUE_GUARD] = _guard_value
+
+    def guarded(self, source: str) -> nodes.Template:
+        """Parse a template and insert the budget's guards."""
+        tree = self.parse(source)
+        result = _Guards().visit(tree)
+        assert isinstance(result, nodes.Template)
+        return result
+
+    def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
+        if not super().is_safe_attribute(obj, attr, value):
+            return False
+        if not callable(value) or not isinstance(obj, _DATA_TYPES):
+            return True
+        return any(isinstance(obj, types) and attr in names for types, names in _SAFE_METHODS)
+
+    def wrap_str_format(self, value: Any) -> None:
+        return None  # str.format is not in the safe methods: its widths cannot be bounded
+
+    def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        b = current()
+        b.check_time()
+        check_binop(b, operator, left, right)
+        return b.check_value(super().call_binop(context, operator, left, right))
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        current().check_time()
+        return super().getattr(obj, attribute)
+
+    def getitem(self, obj: Any, argument: Any) -> Any:
+        current().check_time()
+        return super().getitem(obj, argument)
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        b = current()
+        b.check_time()
+        if isinstance(getattr(obj, "__self__", None), str):
+            args = _check_str_method(b, obj.__self__, obj.__name__, args, kwargs)
+        return b.check_value(super().call(context, obj, *args, **kwargs))
+
+
+class _Guards(NodeTransformer):
+    """Route loops, concatenations and all output through the budget's guards."""
+
+    def visit_For(self, node: nodes.For) -> nodes.Node:
+        self.generic_visit(node)
+        node.iter = _filter(node.iter, LOOP_GUARD)
+        return node
+
+    def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
+        self.generic_visit(node)
+        return _filter(node, VALUE_GUARD)
+
+    def visit_Output(self, node: nodes.Output) -> nodes.Node:
+        self.generic_visit(node)
+        # Literal text becomes a constant expression, so it is counted by the output hook too
+        # (a loop can repeat it).
+        node.nodes = [nodes.Const(n.data, lineno=n.lineno) if isinstance(n, nodes.TemplateData) else n
+                      for n in node.nodes]
+        return node
+
+
+def _filter(node: nodes.Node, name: str) -> nodes.Filter:
+    return nodes.Filter(node, name, [], [], None, None, lineno=node.lineno)
+
+
+@pass_context
+def _written(_context: Context, value: Any) -> str:
+    text = str(value)
+    current().wrote(len(text))
+    return text
+
+
+@pass_context
+def _guard_loop(_context: Context, iterable: Iterable[Any]) -> Iterator[Any]:
+    b = current()
+    for item in iterable:
+        b.step()
+        yield item
+
+
+@pass_context
+def _guard_value(_context: Context, value: Any) -> Any:
+    return current().check_value(value)
+
+
+def _bounded_range(*args: int) -> range:
+    numbers = range(*args)
+    limit = current().limits.range_items
+    if len(numbers) > limit:
+        raise RenderLimitError(f"range of {len(numbers)} numbers is too large; the limit is {limit}")
+    return numbers
+
+
+def _check_str_method(b: Budget, text: str, name: str, args: tuple[Any, ...], kwargs: dict[str, Any]
+                      ) -> tuple[Any, ...]:
+    """Refuse a string method call whose result would be too large; returns the arguments to
+    call it with (a joined iterable is read once, here, so it becomes a list)."""
+    if name in ("center", "ljust", "rjust", "zfill"):
+        b.check_width(args[0] if args else kwargs.get("width"), f"str.{name}")
+    elif name == "replace" and len(args) >= 2 and all(isinstance(a, str) for a in args[:2]):
+        count = args[2] if len(args) > 2 else kwargs.get("count")
+        b.check_items(replace_size(text, args[0], args[1], count if isinstance(count, int) else None), "a replacement")
+    elif name == "join" and args:
+        items = _bounded_list(b, args[0])
+        b.check_items(join_size(items, text), "a join")
+        return (items, *args[1:])
+    return args
+
+
+def _bounded_list(b: Budget, iterable: Any) -> list[Any]:
+    items = []
+    for item in iterable:
+        items.append(item)
+        if len(items) % 1024 == 0:
+            b.check_items(len(items), "a list to join")
+            b.check_time()
+    return items
+
+
+# Checks made before a filter runs: (budget, value, args, kwargs) -> (value, args). Filters
+# not named here can only shrink or keep the size of what they are given (or are checked
+# after they run, which is enough when the growth is a small factor).
+Check = Callable[[Budget, Any, tuple[Any, ...], dict[str, Any]], tuple[Any, tuple[Any, ...]]]
+
+
+def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
+    return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def _check_center(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    b.check_width(_arg(args, kwargs, 0, "width", 80), "center")
+    return value, args
+
+
+def _check_indent(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    width = _arg(args, kwargs, 0, "width", 4)
+    width = len(width) if isinstance(width, str) else width
+    b.check_width(width, "indent")
+    if isinstance(width, int):
+        b.check_items(len(str(value)) + width * (str(value).count("\n") + 1), "an indented text")
+    return value, args
+
+
+def _check_wordwrap(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    width = _arg(args, kwargs, 0, "width", 79)
+    wrapstring = _arg(args, kwargs, 2, "wrapstring", None) or "\n"
+    breaks = len(str(value)) // max(width, 1) + 1 if isinstance(width, int) else 0
+    b.check_items(len(str(value)) + breaks * len(str(wrapstring)), "a wrapped text")
+    return value, args
+
+
+def _check_replace(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    old, new = str(_arg(args, kwargs, 0, "old", "")), str(_arg(args, kwargs, 1, "new", ""))
+    count = _arg(args, kwargs, 2, "count", None)
+    b.check_items(replace_size(str(value), old, new, count if isinstance(count, int) else None), "a replacement")
+    return value, args
+
+
+def _check_join(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    items = _bounded_list(b, value)
+    if _arg(args, kwargs, 1, "attribute", None) is None:
+        b.check_items(join_size(items, str(_arg(args, kwargs, 0, "d", ""))), "a join")
+    return items, args
+
+
+def _check_sum(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    start = _arg(args, kwargs, 1, "start", 0)
+    if not isinstance(start, int | float) and type(start).__name__ != "Decimal":
+        raise RenderLimitError("sum adds numbers only")  # adding lists one by one takes quadratic time
+    return value, args
+
+
+def _check_count(index: int, name: str) -> Check:
+    def check(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+        count = _arg(args, kwargs, index, name, 1)
+        if isinstance(count, int):
+            b.check_items(count, name)
+        return value, args
+    return check
+
+
+def _check_format(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    check_printf(b, str(value))
+    return value, args
+
+
+def _check_tojson(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    b.check_width(_arg(args, kwargs, 0, "indent", None), "tojson indent")
+    return value, args
+
+
+_CHECKS: dict[str, Check] = {
+    "center": _check_center, "indent": _check_indent, "wordwrap": _check_wordwrap, "replace": _check_replace,
+    "join": _check_join, "sum": _check_sum, "batch": _check_count(0, "linecount"), "slice": _check_count(0, "slices"),
+    "format": _check_format, "tojson": _check_tojson,
+}
+_PASS = {"context": lambda c: c, "eval_context": lambda c: c.eval_ctx, "environment": lambda c: c.environment}
+
+
+def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
+    """``func`` charged to the budget: deadline, size checks before (``_CHECKS``) and after."""
+    passed = getattr(getattr(func, "jinja_pass_arg", None), "name", None)
+    check = _CHECKS.get(name)
+
+    @pass_context
+    def bounded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
+        b = current()
+        b.check_time()
+        if check is not None:
+            value, args = check(b, value, args, kwargs)
+        extra = (_PASS[passed](context),) if passed else ()
+        return b.check_value(func(*extra, value, *args, **kwargs))
+
+    bounded.__name__ = getattr(func, "__name__", name)
+    return bounded

@@ -1,0 +1,113 @@
+"""Template bombs: every render is bounded in time, loop steps, output and value sizes, and a
+template that breaks a limit is refused quickly, before it has spent the memory."""
+
+from __future__ import annotations
+
+import json
+import time
+import tracemalloc
+
+import pytest
+
+from consumers.notifier.planning import plan_event
+from shared.errors import InvalidEvent
+from shared.events import build_envelope
+from shared.template_limits import MAX_RENDERED_CHARS, Limits
+from shared.templates import SAMPLE_VARIABLES, check_template, render
+from tests.unit.catalog import seeded_catalog
+
+# The three bombs of the review, and relatives that reach the same cost by other paths.
+BOMBS = {
+    "center": ('{{ "x"|center(50000000) }}', "center width 50000000"),
+    "tuple repetition": ("{{ (1,)*50000000 }}", "repetition"),
+    "nested ranges": ("{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}", "range"),
+    "str method padding": ('{{ "x".ljust(50000000) }}', "width"),
+    "printf width": ('{{ "%50000000d"|format(1) }}', "format width"),
+    "printf operator": ('{{ "%.50000000f" % 1 }}', "format width"),
+    "str.format": ('{{ "{:>50000000}".format(1) }}', "unsafe"),
+    "replace": ('{% set s = "x" * 4000 %}{{ s|replace("x", s) }}', "replacement"),
+    "join": ('{% set s = "x" * 4000 %}{{ ([s] * 16)|join(s) }}', "join"),
+    "list sum": ("{{ ([[1] * 4000] * 4000)|sum(start=[]) }}", "numbers only"),
+    "doubling by ~": ('{% set a = "x" * 4096 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}'
+                      '{% set e = d ~ d %}{% set f = e ~ e %}{{ f|length }}', "too large"),
+    "doubling macro": ("{% macro d(x) %}{{ x ~ x }}{% endmacro %}" + "{{ " + "d(" * 20 + '"x"' + ")" * 20 + " }}",
+                       "wrote more than"),
+    "int bytes": ('{{ (1).to_bytes(500000000, "big") }}', "unsafe"),
+    "big power": ("{{ ((10 ** 100) ** 100) ** 100 }}", "bits"),
+    "batch fill": ('{{ [1]|batch(50000000, "x")|list }}', "linecount"),
+    "lorem ipsum": ("{{ lipsum(100000) }}", "undefined"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BOMBS))
+def test_a_template_bomb_is_refused_quickly_and_without_spending_memory(name):
+    body, says = BOMBS[name]
+    tracemalloc.start()
+    started = time.perf_counter()
+    with pytest.raises(InvalidEvent) as refused:
+        render(body, SAMPLE_VARIABLES)
+    elapsed = time.perf_counter() - started
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    print(f"{name}: refused in {elapsed * 1000:.1f} ms, peak {peak / 1e6:.1f} MB: {refused.value.detail}")
+    assert refused.value.reason == "template_error" and says in refused.value.detail
+    assert peak < 20_000_000  # a bound on memory, not on speed
+
+
+def test_nested_loops_within_the_range_limit_stop_at_the_iteration_cap():
+    body = "{% for i in range(1000) %}{% for j in range(1000) %}{% endfor %}{% endfor %}done"
+    with pytest.raises(InvalidEvent, match="loops ran more than 20000 times"):
+        render(body, SAMPLE_VARIABLES)
+
+
+def test_loops_over_long_strings_count_against_the_iteration_cap_too():
+    body = '{% set s = "x" * 4000 %}{% for a in s %}{% for b in s %}{% endfor %}{% endfor %}done'
+    with pytest.raises(InvalidEvent, match="loops ran more than"):
+        render(body, SAMPLE_VARIABLES)
+
+
+def test_rendering_stops_as_soon_as_the_message_passes_the_whatsapp_limit():
+    # Each step writes 10 characters: a render that ran to the end would write 100,000.
+    body = "{% for i in range(10000) %}xxxxxxxxxx{% endfor %}"
+    with pytest.raises(InvalidEvent, match=f"longer than {MAX_RENDERED_CHARS} characters"):
+        render(body, SAMPLE_VARIABLES, Limits(iterations=100_000))
+
+
+def test_a_message_of_exactly_the_limit_with_surrounding_whitespace_renders():
+    body = "\n\n   {{ 'x' * " + str(MAX_RENDERED_CHARS) + " }}   \n\n"
+    assert render(body, SAMPLE_VARIABLES) == "x" * MAX_RENDERED_CHARS
+
+
+def test_output_written_inside_macros_and_set_blocks_is_counted():
+    body = "{% set block %}{% for i in range(10000) %}xxxxxxxxxx{% endfor %}{% endset %}{{ block|length }}"
+    with pytest.raises(InvalidEvent, match="wrote more than 65536 characters"):
+        render(body, SAMPLE_VARIABLES)
+
+
+def test_a_render_that_takes_too_long_is_stopped_at_the_deadline():
+    # Within every size limit, but each step does real work: only the deadline stops it.
+    body = ('{% set s = "x" * 60000 %}{% for i in range(10000) %}'
+            '{% if s|replace("x", "y")|length > 0 %}{% endif %}{% endfor %}ok')
+    with pytest.raises(InvalidEvent, match=r"rendering took longer than 0\.2 s"):
+        render(body, SAMPLE_VARIABLES, Limits(seconds=0.2))
+
+
+def test_ordinary_templates_still_render_with_loops_methods_and_filters():
+    body = ("Halo {{ name.upper() }}, {{ amount|money }} {% for i in range(3) %}{{ i }}{% endfor %} "
+            "{{ ['a', 'b']|join('-') }} {{ '%.1f'|format(2.25) }} {{ name|center(8)|trim }} {{ {'k': 1}.get('k') }}")
+    assert render(body, SAMPLE_VARIABLES) == "Halo BUDI, 150.000 012 a-b 2.2 Budi 1"
+
+
+def test_saving_checks_a_sample_render_and_fills_in_names_outside_the_catalogue():
+    assert check_template("Pesan uji ({{ sent_at }}) untuk {{ name }}") == "Pesan uji (<sent_at>) untuk Budi"
+    with pytest.raises(InvalidEvent, match="center width"):
+        check_template('{{ "x"|center(50000000) }}')
+    with pytest.raises(InvalidEvent, match="syntax error"):
+        check_template("{% for %}")
+
+
+def test_an_event_whose_stored_template_is_a_bomb_is_parked_as_template_error():
+    catalog = seeded_catalog(welcome_new_member=BOMBS["nested ranges"][0])
+    body = build_envelope("member.registered", {"member_id": "M-1", "name": "Budi", "phone": "08114040707"})
+    plan = plan_event(json.dumps(body).encode(), catalog, "ID")
+    assert plan.parked is not None and plan.parked.reason == "template_error" and not plan.messages
