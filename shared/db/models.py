@@ -72,6 +72,9 @@ class MessageLog(Base):
     provider_message_id: Mapped[str | None] = mapped_column(String(200))
     # The sender process (``SenderProcess.sender_id``) that claimed the current call.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
+    # The event's variables: a Meta template's parameters are filled from them at send time.
+    variables: Mapped[dict | None] = mapped_column(JSONB)
+    sent_as: Mapped[str | None] = mapped_column(String(10))  # "text" or "template"
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -101,6 +104,62 @@ class Template(Base):
     language: Mapped[str] = mapped_column(String(10), server_default="id")
     body: Mapped[str] = mapped_column(Text)
     active: Mapped[bool] = mapped_column(Boolean, server_default=sa_true())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # The approved Meta template sent outside the 24-hour customer-service window.
+    meta_name: Mapped[str | None] = mapped_column(String(512))
+    meta_language: Mapped[str | None] = mapped_column(String(15))
+    meta_category: Mapped[str | None] = mapped_column(String(20))  # utility, marketing, authentication
+    meta_params: Mapped[dict | None] = mapped_column(JSONB)  # how the event's data fills its parameters
+
+
+class Recipient(Base):
+    """What wanotify knows of one phone number: its customer-service window and its opt-out."""
+
+    __tablename__ = "recipients"
+
+    phone: Mapped[str] = mapped_column(String(20), primary_key=True)  # E.164
+    last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    opt_out_source: Mapped[str | None] = mapped_column(String(40))  # keyword, cli, meta_131050
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class MetaTemplate(Base):
+    """An approved-template's state as Meta reports it (webhooks and ``templates sync``)."""
+
+    __tablename__ = "meta_templates"
+
+    name: Mapped[str] = mapped_column(String(512), primary_key=True)
+    language: Mapped[str] = mapped_column(String(15), primary_key=True)
+    meta_id: Mapped[str | None] = mapped_column(String(64))
+    status: Mapped[str | None] = mapped_column(String(20))  # APPROVED, PENDING, REJECTED, PAUSED, DISABLED
+    category: Mapped[str | None] = mapped_column(String(20))
+    quality: Mapped[str | None] = mapped_column(String(20))
+    reason: Mapped[str | None] = mapped_column(Text)
+    components: Mapped[dict | None] = mapped_column(JSONB)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class AccountEvent(Base):
+    """Something Meta reported about the account or the number (quality, limits, alerts)."""
+
+    __tablename__ = "account_events"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    field: Mapped[str] = mapped_column(String(60))
+    event: Mapped[str | None] = mapped_column(String(60))
+    detail: Mapped[dict] = mapped_column(JSONB)
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class PhoneNumberState(Base):
+    """The sending number's latest quality rating and messaging limit, as Meta reported them."""
+
+    __tablename__ = "phone_number_state"
+
+    phone_number: Mapped[str] = mapped_column(String(40), primary_key=True)
+    quality: Mapped[str | None] = mapped_column(String(20))
+    messaging_limit: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
