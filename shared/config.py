@@ -133,6 +133,20 @@ def _provider(env: Mapping[str, str]) -> str | None:
     return provider
 
 
+def _keywords(raw: str | None) -> tuple[str, ...]:
+    """OPT_OUT_KEYWORDS: comma-separated words, compared without regard to case."""
+    if raw is None or not raw.strip():
+        return ("STOP", "BERHENTI")
+    return tuple(word.strip().upper() for word in raw.split(",") if word.strip())
+
+
+def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
+    value = (env.get(key) or choices[0]).strip().lower()
+    if value not in choices:
+        raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
+    return value
+
+
 def _log_level(env: Mapping[str, str]) -> str:
     level = (env.get("LOG_LEVEL") or "info").strip().lower()
     if level not in LOG_LEVELS:
@@ -153,6 +167,7 @@ class WhatsAppSettings:
     sender: str | None = None
     verify_token: str | None = None  # webhook verification handshake
     app_secret: str | None = None  # webhook payload signatures
+    waba_id: str | None = None  # WhatsApp Business Account: its approved templates are listed here
     timeout_seconds: float = 15.0
     # The API-key gateway's request shape; see providers/gateway.py.
     gateway: Mapping[str, str] = field(default_factory=dict)
@@ -193,6 +208,15 @@ class Settings:
     # raw payloads are kept for `wanotify webhooks replay`.
     webhook_max_body_bytes: int = 3 * 1024 * 1024
     webhook_retention_days: float = 7.0
+    # The Cloud API's customer-service window: free-form text only this long after the
+    # recipient's own last message; outside it only an approved template.
+    customer_window_seconds: float = 86_400.0
+    # A reply that is one of these words (any case) opts the recipient out.
+    opt_out_keywords: tuple[str, ...] = ("STOP", "BERHENTI")
+    # Which messages an opt-out stops: "marketing" (transactional ones still go) or "all".
+    opt_out_scope: str = "marketing"
+    # How often a sender compares the local mappings with the account's templates (0: never).
+    template_sync_seconds: float = 3600.0
     whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
 
     @classmethod
@@ -220,6 +244,10 @@ class Settings:
             log_level=_log_level(env),
             webhook_max_body_bytes=_number(env, "WEBHOOK_MAX_BODY_BYTES", 3 * 1024 * 1024, minimum=1),
             webhook_retention_days=_number(env, "WEBHOOK_RETENTION_DAYS", 7.0),
+            customer_window_seconds=_number(env, "CUSTOMER_WINDOW_SECONDS", 86_400.0, maximum=7 * 86_400),
+            opt_out_keywords=_keywords(env.get("OPT_OUT_KEYWORDS")),
+            opt_out_scope=_choice(env, "OPT_OUT_SCOPE", ("marketing", "all")),
+            template_sync_seconds=_number(env, "TEMPLATE_SYNC_SECONDS", 3600.0, maximum=7 * 86_400),
             whatsapp=WhatsAppSettings(
                 provider=_provider(env),
                 base_url=env.get("WHATSAPP_API_BASE_URL") or None,
@@ -230,6 +258,7 @@ class Settings:
                 sender=env.get("WHATSAPP_SENDER") or None,
                 verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
                 app_secret=env.get("WHATSAPP_APP_SECRET") or None,
+                waba_id=env.get("WHATSAPP_WABA_ID") or None,
                 timeout_seconds=_number(env, "WHATSAPP_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=600),
                 gateway=gateway,
             ),

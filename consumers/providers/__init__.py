@@ -19,7 +19,6 @@ __all__ = [
     "OutgoingMessage",
     "Provider",
     "SendResult",
-    "describe_provider",
     "make_provider",
 ]
 
@@ -39,11 +38,3 @@ def make_provider(settings: WhatsAppSettings) -> Provider:
         raise ConfigError(f"WHATSAPP_PROVIDER must be one of {', '.join(_PROVIDERS)}, got {settings.provider!r}")
     return factory(settings)
 
-
-def describe_provider(settings: WhatsAppSettings) -> str:
-    """Which provider and number a sender uses, for its start-up log line (no secrets)."""
-    if settings.provider == "meta":
-        return f"meta (phone number id {settings.phone_number_id}, {settings.base_url or 'graph.facebook.com'})"
-    if settings.provider == "gateway":
-        return f"gateway (sender {settings.sender or '-'}, {settings.base_url or '-'})"
-    return f"{settings.provider} (sends nothing: demos and tests)"

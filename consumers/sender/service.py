@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from consumers.providers import OutgoingMessage, Provider, SendResult, describe_provider
+from consumers.providers import OutgoingMessage, Provider, SendResult
 from consumers.sender import liveness, store
 from consumers.sender.outcomes import Outcomes, settle
 from consumers.sender.pacing import Pacer
@@ -93,8 +93,8 @@ class Sender:
             self._outcomes = Outcomes(self.settings, self.metrics, self.sessions, self._publisher)
             queue = await channel.get_queue(self.topology.send_queue)
             tag = await queue.consume(self._on_delivery)
-            log.info("sender %s consuming %s with provider %s", self.sender_id[:8], self.topology.send_queue,
-                     describe_provider(self.settings.whatsapp))
+            log.info("sender %s consuming %s with %s", self.sender_id[:8], self.topology.send_queue,
+                     self.settings.whatsapp.describe())
             sweeper = asyncio.create_task(self._sweep_forever())
             await stop.wait()
             sweeper.cancel()
