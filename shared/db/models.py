@@ -277,3 +277,46 @@ class WebhookReceipt(Base):
     # What it did to the message: moved, parked, stale, late_failure or unknown (no such message yet).
     outcome: Mapped[str] = mapped_column(String(20))
     error: Mapped[str | None] = mapped_column(Text)
+
+
+class ConsoleUser(Base):
+    """An account of the admin console (``wanotify users``); the password is an argon2 hash."""
+
+    __tablename__ = "console_users"
+    __table_args__ = (UniqueConstraint("username", name="uq_console_users_username"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    username: Mapped[str] = mapped_column(String(64))
+    password_hash: Mapped[str] = mapped_column(Text)
+    role: Mapped[str] = mapped_column(String(10))  # viewer, operator, admin
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_login_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AuditEntry(Base):
+    """One operator action: who, what, on which filter or ids, how many, when."""
+
+    __tablename__ = "audit_log"
+    __table_args__ = (Index("ix_audit_log_at", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(64))  # a console user, or "cli:<os user>"
+    action: Mapped[str] = mapped_column(String(40))
+    target: Mapped[dict | None] = mapped_column(JSONB)  # the filter or ids acted on
+    count: Mapped[int | None] = mapped_column(Integer)
+    detail: Mapped[str | None] = mapped_column(Text)
+
+
+class TemplateChange(Base):
+    """A template's state before and after one edit, for the console's history and diff."""
+
+    __tablename__ = "template_history"
+    __table_args__ = (Index("ix_template_history_key", "template_key", "at"),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    template_key: Mapped[str] = mapped_column(String(100))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    actor: Mapped[str] = mapped_column(String(64))
+    before: Mapped[dict | None] = mapped_column(JSONB)
+    after: Mapped[dict | None] = mapped_column(JSONB)
