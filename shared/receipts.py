@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 from sqlalchemy import delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
 from shared.db.engine import transaction
@@ -207,8 +208,8 @@ def _apply_payload(sessions: sessionmaker[Session], payload_id: int, receipts: l
 def _guarded(work: Callable[[], T]) -> T:
     try:
         return work()
-    except DBAPIError as exc:
-        raise TransientError(f"database unavailable: {type(exc.orig).__name__}") from exc
+    except (DBAPIError, PoolTimeout) as exc:  # down, restarting, or every connection busy
+        raise TransientError(f"database unavailable: {type(getattr(exc, 'orig', exc)).__name__}") from exc
 
 
 def _json_or_none(body: bytes) -> Any:

@@ -74,7 +74,7 @@ class Webhook:
     async def receive(self, request: Request) -> Response:
         try:
             with self.budget.lease() as lease:
-                signature = self._signature_header(request)
+                signature = _signature_header(request)
                 body = await read_body(request, self.limits, lease)
                 if not signature_matches(self.app_secret, body, signature):
                     raise Refused(403, "signature does not match the body")
@@ -83,14 +83,6 @@ class Webhook:
             reply = refuse(refusal)
         self.metrics.requests.labels(str(reply.status_code)).inc()
         return reply
-
-    def _signature_header(self, request: Request) -> str:
-        signature = request.headers.get(SIGNATURE_HEADER)
-        if signature is None:
-            raise Refused(401, f"{SIGNATURE_HEADER} missing")
-        if not well_formed(signature):
-            raise Refused(403, f"{SIGNATURE_HEADER} is not sha256=<64 hex digits>")
-        return signature
 
     async def _apply(self, body: bytes) -> Response:
         try:
@@ -129,6 +121,16 @@ class Webhook:
     def _prune(self) -> int:
         with transaction(self.sessions) as session:
             return prune_payloads(session, self.retention)
+
+
+def _signature_header(request: Request) -> str:
+    """The signature header, checked before any body is read: 401 if missing, 403 if malformed."""
+    signature = request.headers.get(SIGNATURE_HEADER)
+    if signature is None:
+        raise Refused(401, f"{SIGNATURE_HEADER} missing")
+    if not well_formed(signature):
+        raise Refused(403, f"{SIGNATURE_HEADER} is not sha256=<64 hex digits>")
+    return signature
 
 
 def refuse(refusal: Refused) -> Response:
