@@ -138,6 +138,9 @@ class MetaTemplate(Base):
     reason: Mapped[str | None] = mapped_column(Text)
     components: Mapped[dict | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    # When Meta said the stored status / quality (a webhook's entry time, a sync's time).
+    status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    quality_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class AccountEvent(Base):
@@ -161,6 +164,26 @@ class PhoneNumberState(Base):
     quality: Mapped[str | None] = mapped_column(String(20))
     messaging_limit: Mapped[str | None] = mapped_column(String(40))
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    reported_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))  # Meta's time of the update
+    last_event: Mapped[str | None] = mapped_column(String(60))  # FLAGGED, DOWNGRADE, UPGRADE, ...
+    # True from a DOWNGRADE of the messaging limit until the next raise.
+    limit_lowered: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
+
+
+class MetaEventKey(Base):
+    """A webhook change already applied: an inbound message by its id, an update by content and time.
+
+    Meta retries for days and every subscribed app gets the retries; this key makes a second
+    copy (or a replay) change nothing. Pruned with the payloads.
+    """
+
+    __tablename__ = "meta_event_keys"
+    __table_args__ = (Index("ix_meta_event_keys_received_at", "received_at"),)
+
+    key: Mapped[str] = mapped_column(String(200), primary_key=True)
+    field: Mapped[str] = mapped_column(String(60))
+    payload_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_payloads.id", ondelete="SET NULL"))
+    received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
 class Rule(Base):
