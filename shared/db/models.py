@@ -182,7 +182,7 @@ class MetaEventKey(Base):
 
     key: Mapped[str] = mapped_column(String(200), primary_key=True)
     field: Mapped[str] = mapped_column(String(60))
-    payload_id: Mapped[int | None] = mapped_column(ForeignKey("webhook_payloads.id", ondelete="SET NULL"))
+    payload_id: Mapped[int | None] = mapped_column(BigInteger)  # where it came from (pruned first: no key)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 

@@ -18,12 +18,12 @@ depends_on = None
 def upgrade() -> None:
     # One row per webhook change already applied (an inbound message by its id, a template or
     # number update by its content and time): Meta's retries and a replay change nothing.
+    # payload_id only says where it came from: no foreign key, the payloads are pruned first.
     op.create_table('meta_event_keys',
     sa.Column('key', sa.String(length=200), nullable=False),
     sa.Column('field', sa.String(length=60), nullable=False),
     sa.Column('payload_id', sa.BigInteger(), nullable=True),
     sa.Column('received_at', sa.DateTime(timezone=True), server_default=sa.text('now()'), nullable=False),
-    sa.ForeignKeyConstraint(['payload_id'], ['webhook_payloads.id'], ondelete='SET NULL'),
     sa.PrimaryKeyConstraint('key')
     )
     op.create_index('ix_meta_event_keys_received_at', 'meta_event_keys', ['received_at'], unique=False)
