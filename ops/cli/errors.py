@@ -9,6 +9,7 @@ Anything else is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import errno
 import logging
 import socket
 from collections.abc import Callable
@@ -66,8 +67,9 @@ def explain(exc: BaseException, settings: Settings | None) -> CliFailure | None:
         if cause is not None:
             return cause
     for kinds, describe in _EXPLAINERS:
-        if isinstance(exc, kinds):
-            return describe(exc, broker, database)
+        failure = describe(exc, broker, database) if isinstance(exc, kinds) else None
+        if failure is not None:
+            return failure
     return None
 
 
@@ -110,6 +112,13 @@ def _broker_refused(exc: BaseException, broker: str, _database: str) -> CliFailu
                       "virtual host and the user's permissions")
 
 
+def _port_in_use(exc: BaseException, _broker: str, _database: str) -> CliFailure | None:
+    if not (isinstance(exc, OSError) and exc.errno == errno.EADDRINUSE):
+        return None  # any other OSError is not known to be the user's
+    return ConfigFailure(f"cannot listen: {exc.strerror} — choose a free port (METRICS_PORT, or the command's "
+                         "--port) or stop the process that holds it")
+
+
 def _bad_database_url(exc: BaseException, _broker: str, database: str) -> CliFailure:
     return ConfigFailure(f"DATABASE_URL {database} is not usable ({first_line(exc)}) — use "
                          "postgresql://USER:PASSWORD@HOST:5432/DATABASE")
@@ -137,7 +146,7 @@ def _database_error(exc: BaseException, _broker: str, database: str) -> CliFailu
 
 # Most specific first: the refused-login classes are also connection errors.
 _EXPLAINERS: list[tuple[type[BaseException] | tuple[type[BaseException], ...],
-                        Callable[[BaseException, str, str], CliFailure]]] = [
+                        Callable[[BaseException, str, str], CliFailure | None]]] = [
     (ConfigError, _config),
     (WanotifyError, _known),
     (_BROKER_REFUSED_LOGIN, _broker_login),
@@ -147,4 +156,5 @@ _EXPLAINERS: list[tuple[type[BaseException] | tuple[type[BaseException], ...],
     (OperationalError, _database_refused),
     (DBAPIError, _database_error),
     ((pika.exceptions.AMQPError, aiormq.exceptions.AMQPError), _broker_refused),
+    (OSError, _port_in_use),
 ]

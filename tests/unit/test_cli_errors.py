@@ -63,6 +63,7 @@ def run_raising(exc: BaseException, *args: str) -> tuple[int, str]:
     (ProgrammingError("SELECT * FROM settings", {}, UndefinedTable('relation "settings" does not exist')), 1,
      "has no wanotify schema, or an old one (relation \"settings\" does not exist) — run `wanotify migrate` first"),
     (ArgumentError("Could not parse SQLAlchemy URL"), 2, "is not usable (Could not parse SQLAlchemy URL)"),
+    (OSError(98, "Address already in use"), 2, "cannot listen: Address already in use — choose a free port"),
 ])
 def test_a_known_failure_becomes_one_line_with_its_exit_code(exc, code, says):
     exit_code, output = run_raising(exc)
@@ -71,9 +72,10 @@ def test_a_known_failure_becomes_one_line_with_its_exit_code(exc, code, says):
     assert "Traceback" not in output and "s3cret" not in output
 
 
-def test_an_unexpected_error_keeps_its_traceback():
-    exit_code, _ = run_raising(RuntimeError("a bug"))
-    assert exit_code == 1  # CliRunner caught it: it was not turned into a message
+@pytest.mark.parametrize("bug", [RuntimeError("a bug"), OSError(2, "No such file or directory")])
+def test_an_unexpected_error_keeps_its_traceback(bug):
+    exit_code, output = run_raising(bug)
+    assert exit_code == 1 and "Error:" not in output  # not turned into a message: CliRunner caught it raw
 
 
 @pytest.fixture
