@@ -103,10 +103,13 @@ def _database_url(env: Mapping[str, str]) -> str:
     from sqlalchemy.engine import make_url  # SQLAlchemy's own parser decides what it can use
 
     try:
-        make_url(url)
+        database = make_url(url).database
     except ValueError as exc:  # ArgumentError and a bad port are both ValueErrors
         raise ConfigError(f"DATABASE_URL cannot be parsed ({exc}): use "
                           f"postgresql://USER:PASSWORD@HOST:5432/DATABASE, got {redact_url(raw)!r}") from None
+    if not database:
+        raise ConfigError(f"DATABASE_URL names no database: end it with /DATABASE (e.g. /wanotify), "
+                          f"got {redact_url(raw)!r}")
     return url
 
 

@@ -89,6 +89,7 @@ def test_the_usual_postgresql_url_forms_are_accepted(given):
     ({"DATABASE_URL": "nonsense"}, "DATABASE_URL must be a PostgreSQL URL"),
     ({"DATABASE_URL": "mysql://root:hunter2@db/app"}, "DATABASE_URL must be a PostgreSQL URL"),
     ({"DATABASE_URL": "postgresql://root:hunter2@db:port/app"}, "DATABASE_URL cannot be parsed"),
+    ({"DATABASE_URL": "postgresql://root:hunter2@db:5432"}, "DATABASE_URL names no database"),
     ({"AMQP_URL": "http://x"}, "AMQP_URL must be amqp://"),
     ({"AMQP_URL": "amqp://guest:hunter2@a:5672/,redis://b"}, "AMQP_URL must be amqp://"),
     ({"AMQP_URL": "amqp://guest:hunter2@a:notaport/"}, "AMQP_URL must be amqp://"),
