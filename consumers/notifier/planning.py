@@ -6,10 +6,21 @@ so every rule about bad input is testable without a broker.
 
 from __future__ import annotations
 
+import re
+import uuid
 from dataclasses import dataclass, field
+from typing import Any
 
 from shared.errors import InvalidEvent
-from shared.events import Envelope, Event, NotificationRequestedData, decode_envelope, validate_data
+from shared.events import (
+    MAX_EVENT_BYTES,
+    Envelope,
+    Event,
+    NotificationRequestedData,
+    decode_envelope,
+    validate_data,
+)
+from shared.meta_templates import stored_variables
 from shared.phone import normalize_phone
 from shared.priority import Priority
 from shared.templates import render
@@ -39,6 +50,9 @@ class PlannedMessage:
     recipient: str
     body: str
     priority: Priority
+    # The event's variables (JSON, without the phone): an approved template's parameters are
+    # filled from them when the message is sent.
+    variables: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -99,6 +113,28 @@ def internal_error(body: bytes, error: Exception) -> EventPlan:
         envelope.event_type if envelope else None))
 
 
+def oversized(body: bytes, message_id: str | None, routing_key: str | None) -> EventPlan:
+    """A plan that parks an event over ``MAX_EVENT_BYTES`` without reading it: its id and type
+    are taken from what the broker carries (``message_id`` and the routing key), if they look
+    like an event id and an event type."""
+    detail = f"event is {len(body)} bytes; the limit is {MAX_EVENT_BYTES}"
+    return EventPlan(body, parked=ParkedEvent("too_large", detail, _as_uuid(message_id), _as_event_type(routing_key)))
+
+
+_EVENT_TYPE = re.compile(r"[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+")
+
+
+def _as_uuid(value: str | None) -> str | None:
+    try:
+        return str(uuid.UUID(value)) if value and len(value) <= 64 else None
+    except ValueError:
+        return None
+
+
+def _as_event_type(value: str | None) -> str | None:
+    return value if value and len(value) <= 100 and _EVENT_TYPE.fullmatch(value) else None
+
+
 def _render(event: Event, rule: RuleSpec, recipient: str, catalog: Catalog) -> PlannedMessage:
     data = event.data
     template = rule.template
@@ -111,5 +147,7 @@ def _render(event: Event, rule: RuleSpec, recipient: str, catalog: Catalog) -> P
     body = catalog.templates.get(template)
     if body is None:
         raise InvalidEvent("template_missing", f"template {template!r} does not exist or is not active")
-    text = render(body, event.variables())
-    return PlannedMessage(str(event.event_id), event.event_type, template, recipient, text, priority)
+    variables = event.variables()
+    text = render(body, variables)
+    return PlannedMessage(str(event.event_id), event.event_type, template, recipient, text, priority,
+                          stored_variables(variables))

@@ -2,21 +2,30 @@
 
 Inserting with ON CONFLICT DO NOTHING on (event_id, template) is the duplicate check: a
 redelivered or republished event finds its rows already there and yields no new message.
+Parked events are keyed the same way by the SHA-256 of their body (one ``parked`` row per
+body), so an event that is parked again after a redelivery finds its row and names it.
 """
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from consumers.notifier.planning import Catalog, EventPlan, PlannedMessage, RuleSpec
+from shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
 from shared.db.copies import next_copy
-from shared.db.models import DeadEvent, MessageLog, Rule, Status, Template
+from shared.db.models import DeadEvent, MessageLog, Recipient, Rule, Status, Template
+from shared.events import MAX_EVENT_BYTES
 from shared.messages import SendCommand
 from shared.priority import Priority
+
+# A body over MAX_EVENT_BYTES keeps only its head here; the whole body is on the dead queue.
+PARKED_HEAD_BYTES = 4096
 
 
 @dataclass
@@ -34,22 +43,26 @@ def load_catalog(session: Session) -> Catalog:
     return Catalog(rules, templates)
 
 
-def write_batch(session: Session, plans: list[EventPlan]) -> BatchResult:
+def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "marketing") -> BatchResult:
     result = BatchResult()
     messages = [m for plan in plans for m in plan.messages]
     if messages:
-        _insert_messages(session, messages, result)
-    for index, plan in enumerate(plans):
-        if plan.parked:
-            result.dead_ids[index] = _insert_dead_event(session, plan)
+        _insert_messages(session, messages, result, opt_out_scope)
+    parked = {index: plan for index, plan in enumerate(plans) if plan.parked}
+    if parked:
+        result.dead_ids = park_events(session, parked)
     return result
 
 
-def _insert_messages(session: Session, messages: list[PlannedMessage], result: BatchResult) -> None:
+def _insert_messages(session: Session, messages: list[PlannedMessage], result: BatchResult,
+                     opt_out_scope: str) -> None:
+    stopped = _stopped_by_opt_out(session, messages, opt_out_scope)
     rows = [
         {
             "event_id": m.event_id, "event_type": m.event_type, "template": m.template,
-            "recipient": m.recipient, "body": m.body, "priority": m.priority.value,
+            "recipient": m.recipient, "body": m.body, "priority": m.priority.value, "variables": m.variables,
+            **(_OPTED_OUT_ROW | {"last_error": opted_out_reason(opt_out_scope)}
+               if (m.event_id, m.template) in stopped else _QUEUED_ROW),
         }
         for m in messages
     ]
@@ -61,11 +74,33 @@ def _insert_messages(session: Session, messages: list[PlannedMessage], result: B
     by_key = {(m.event_id, m.template): m for m in messages}
     for row in inserted:
         m = by_key[(str(row.event_id), row.template)]
-        result.to_publish.append(SendCommand(row.id, 1, m.priority, m.event_id, m.template))
+        if (m.event_id, m.template) not in stopped:
+            result.to_publish.append(SendCommand(row.id, 1, m.priority, m.event_id, m.template))
     existing = [key for key in by_key if key not in created]
     result.duplicates = len(existing)
     if existing:
         _republish_unsent(session, existing, result)
+
+
+# Every row names the same columns, so the insert stays one batched statement.
+_QUEUED_ROW: dict[str, Any] = {"status": Status.QUEUED.value, "error_code": None, "last_error": None}
+_OPTED_OUT_ROW: dict[str, Any] = {"status": Status.CANCELLED.value, "error_code": OPTED_OUT}
+
+
+def _stopped_by_opt_out(session: Session, messages: list[PlannedMessage], scope: str) -> set[tuple[str, str]]:
+    """The (event_id, template) of messages an opt-out stops: logged ``cancelled``, never queued.
+    One query per batch; the templates' categories are read only when someone opted out."""
+    phones = {m.recipient for m in messages}
+    opted = set(session.scalars(select(Recipient.phone).where(Recipient.phone.in_(phones),
+                                                              Recipient.opted_out_at.is_not(None))))
+    if not opted:
+        return set()
+    candidates = [m for m in messages if m.recipient in opted]
+    categories = dict(session.execute(select(Template.key, Template.meta_category).where(
+        Template.key.in_({m.template for m in candidates}))).tuples())
+    return {(m.event_id, m.template) for m in candidates
+            if opt_out_covers(scope, category=categories.get(m.template), event_type=m.event_type,
+                              priority=m.priority.value)}
 
 
 def _republish_unsent(session: Session, keys: list[tuple[str, str]], result: BatchResult) -> None:
@@ -82,13 +117,49 @@ def _republish_unsent(session: Session, keys: list[tuple[str, str]], result: Bat
     result.to_publish.extend(next_copy(row) for row in rows)
 
 
-def _insert_dead_event(session: Session, plan: EventPlan) -> int:
+def park_events(session: Session, plans: dict[int, EventPlan]) -> dict[int, int]:
+    """Mirror parked events in ``dead_events``, once per body; returns plan index -> row id.
+
+    A body already parked (a redelivery, a copy published twice) keeps its existing row, so
+    every copy on the dead queue names the same row.
+    """
+    rows: dict[str, dict[str, Any]] = {}
+    shas: dict[int, str] = {}
+    for index, plan in plans.items():
+        shas[index] = hashlib.sha256(plan.body).hexdigest()
+        rows.setdefault(shas[index], _dead_row(plan, shas[index]))
+    ids: dict[str, int] = {}
+    for _ in range(3):  # a conflicting row may be replayed in between: then insert again
+        ids |= _insert_parked(session, [row for sha, row in rows.items() if sha not in ids])
+        ids |= _existing_parked(session, [sha for sha in rows if sha not in ids])
+        if len(ids) == len(rows):
+            break
+    return {index: ids[sha] for index, sha in shas.items()}
+
+
+def _dead_row(plan: EventPlan, sha: str) -> dict[str, Any]:
     parked = plan.parked
     assert parked is not None
-    dead = DeadEvent(
-        event_id=parked.event_id, event_type=parked.event_type, reason=parked.reason,
-        detail=parked.detail, body=plan.body,
-    )
-    session.add(dead)
-    session.flush()
-    return dead.id
+    truncated = len(plan.body) > MAX_EVENT_BYTES
+    return {
+        "event_id": parked.event_id, "event_type": parked.event_type, "reason": parked.reason,
+        "detail": parked.detail, "body": plan.body[:PARKED_HEAD_BYTES] if truncated else plan.body,
+        "body_sha256": sha, "body_size": len(plan.body), "body_truncated": truncated,
+    }
+
+
+def _insert_parked(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    if not rows:
+        return {}
+    stmt = insert(DeadEvent).on_conflict_do_nothing(
+        index_elements=[DeadEvent.body_sha256], index_where=DeadEvent.status == "parked")
+    inserted = session.execute(stmt.returning(DeadEvent.id, DeadEvent.body_sha256), rows).all()
+    return {r.body_sha256: r.id for r in inserted}
+
+
+def _existing_parked(session: Session, shas: list[str]) -> dict[str, int]:
+    if not shas:
+        return {}
+    found = session.execute(select(DeadEvent.body_sha256, DeadEvent.id).where(
+        DeadEvent.body_sha256.in_(shas), DeadEvent.status == "parked"))
+    return {str(sha): dead_id for sha, dead_id in found.tuples()}
