@@ -1,5 +1,6 @@
 """A background task in every long-running process: queue depths, consumers, backlog by
-priority and the drain estimate, refreshed into the process's metrics."""
+priority, the drain estimate and Meta's template and number state, refreshed into the
+process's metrics."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from shared.config import Settings
 from shared.db.engine import transaction
+from shared.meta_state import refresh_metrics as refresh_meta_metrics
 from shared.metrics import Metrics
 from shared.monitoring import QueueProbe, drain_seconds, monitored_queues, waiting_by_priority
 from shared.runtime import load
@@ -41,6 +43,7 @@ def refresh(settings: Settings, metrics: Metrics, sessions: sessionmaker[Session
     with transaction(sessions) as session:
         waiting = waiting_by_priority(session)
         gap = load(session, settings).gap_seconds
+        refresh_meta_metrics(metrics.meta, session)  # templates' and numbers' state, as Meta reported it
     for priority, count in waiting.items():
         metrics.waiting_messages.labels(priority).set(count)
     metrics.gap_setting.set(gap)

@@ -6,6 +6,10 @@ a name or an event id.
 
 from __future__ import annotations
 
+import re
+from collections.abc import Iterable
+from typing import Any
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
 GAP_BUCKETS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 9.5, 10, 10.05, 10.1, 10.5, 11, 15, 30, 60, 300, 3600)
@@ -65,7 +69,64 @@ class Metrics:
             "wanotify_send_backlog_drain_seconds", "Estimated time to send the backlog (depth x gap).", registry=r)
         self.gap_setting = Gauge(
             "wanotify_send_gap_setting_seconds", "The configured minimum gap between calls.", registry=r)
+        self.meta = MetaStateMetrics(r)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Serve ``/metrics`` on ``port`` from a daemon thread."""
         start_http_server(port, addr=addr, registry=self.registry)
+
+
+# Meta's words used as label values: upper-case words, or OTHER, so a surprise cannot explode the set.
+_WORD = re.compile(r"[A-Z_]{1,24}")
+
+
+def _label(value: str | None, unknown: str = "UNKNOWN") -> str:
+    word = (value or unknown).upper()
+    return word if _WORD.fullmatch(word) else "OTHER"
+
+
+class MetaStateMetrics:
+    """What Meta last said about the mapped templates and the sending numbers, as gauges.
+
+    Set from the database (``shared.meta_state``) by whichever process serves them, so every
+    process says the same. Template names are the admin's mapped ones (few); numbers are
+    counted by quality, never named.
+    """
+
+    def __init__(self, registry: CollectorRegistry) -> None:
+        self.template_status = Gauge(
+            "wanotify_meta_template_status",
+            "1 for each mapped Meta template at its current status (UNKNOWN: Meta has not reported it yet).",
+            ["template", "language", "status"], registry=registry)
+        self.templates_not_approved = Gauge(
+            "wanotify_meta_templates_not_approved", "Mapped Meta templates whose status is not APPROVED.",
+            registry=registry)
+        self.phone_numbers = Gauge(
+            "wanotify_meta_phone_numbers", "Sending numbers by the quality Meta last reported.", ["quality"],
+            registry=registry)
+        self.limit_lowered = Gauge(
+            "wanotify_meta_messaging_limit_lowered",
+            "Sending numbers whose messaging limit Meta lowered (until it is raised again).", registry=registry)
+        self._templates: set[tuple[str, str, str]] = set()
+        self._qualities: set[str] = set()
+
+    def update(self, templates: Iterable[dict[str, Any]], numbers: Iterable[dict[str, Any]]) -> None:
+        """Replace the gauges' values with these states; series no longer true are removed."""
+        current = {(t["meta_name"], t["language"], _label(t["status"])) for t in templates}
+        for labels in current:
+            self.template_status.labels(*labels).set(1)
+        for labels in self._templates - current:
+            self.template_status.remove(*labels)
+        self._templates = current
+        self.templates_not_approved.set(sum(1 for labels in current if labels[2] != "APPROVED"))
+        self._update_numbers(list(numbers))
+
+    def _update_numbers(self, numbers: list[dict[str, Any]]) -> None:
+        by_quality: dict[str, int] = {}
+        for number in numbers:
+            quality = _label(number["quality"])
+            by_quality[quality] = by_quality.get(quality, 0) + 1
+        for quality in self._qualities | set(by_quality):
+            self.phone_numbers.labels(quality).set(by_quality.get(quality, 0))
+        self._qualities |= set(by_quality)
+        self.limit_lowered.set(sum(1 for number in numbers if number["limit_lowered"]))

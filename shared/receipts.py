@@ -16,6 +16,9 @@ and contradictory (a ``failed`` after ``delivered`` for a user with several devi
   and replay. After ``delivered`` or ``read`` it is only recorded (``late_failure``): the
   message reached a device, and parking it would invite a duplicate. A message parked by a
   ``failed`` receipt that is then reported ``delivered`` or ``read`` moves on to that status.
+
+The rest of a payload (the user's own messages, template and number updates) is applied in
+the same transaction by ``shared.meta_events``, as idempotently.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -37,8 +40,11 @@ from sqlalchemy.orm import Session, sessionmaker
 from shared.db.engine import transaction
 from shared.db.models import MessageLog, Status, WebhookPayload, WebhookReceipt
 from shared.errors import PermanentError, TransientError
+from shared.meta_events import apply_changes
+from shared.meta_payloads import parse_changes
 
 RANK: dict[str, int] = {Status.SENT: 1, Status.DELIVERED: 2, Status.READ: 3}
+DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "BERHENTI")
 PARKED_BY_RECEIPT = "receipt_failed"
 T = TypeVar("T")
 
@@ -62,10 +68,12 @@ class PayloadResult:
     payload_id: int
     new: bool  # False: the same body was stored before (a retry or a replay)
     counts: dict[str, int] = field(default_factory=dict)  # receipts by outcome
+    events: dict[str, int] = field(default_factory=dict)  # other changes (shared.meta_events) by outcome
 
 
-def receive_payload(sessions: sessionmaker[Session], body: bytes) -> PayloadResult:
-    """Keep a signed webhook body, then apply its receipts.
+def receive_payload(sessions: sessionmaker[Session], body: bytes,
+                    opt_out_keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) -> PayloadResult:
+    """Keep a signed webhook body, then apply its receipts and other changes.
 
     The body is committed first, on its own, so it is there to replay even if applying fails.
     Raises ``PayloadNotJson`` (kept, not applied) or ``TransientError`` (database unavailable).
@@ -75,12 +83,12 @@ def receive_payload(sessions: sessionmaker[Session], body: bytes) -> PayloadResu
     payload_id, new = _guarded(lambda: _store_payload(sessions, body, outcome))
     if payload is None:
         raise PayloadNotJson("the body is not JSON")
-    counts = _guarded(lambda: _apply_payload(sessions, payload_id, parse_receipts(payload)))
-    return PayloadResult(payload_id, new, counts)
+    counts, events = _guarded(lambda: _apply_payload(sessions, payload_id, payload, opt_out_keywords))
+    return PayloadResult(payload_id, new, counts, events)
 
 
-def replay_payloads(sessions: sessionmaker[Session], *, since: timedelta | None = None,
-                    ids: list[int] | None = None) -> list[PayloadResult]:
+def replay_payloads(sessions: sessionmaker[Session], *, since: timedelta | None = None, ids: list[int] | None = None,
+                    opt_out_keywords: Iterable[str] = DEFAULT_OPT_OUT_KEYWORDS) -> list[PayloadResult]:
     """Apply stored payloads again, oldest first, through the same idempotent path."""
     query = select(WebhookPayload.id, WebhookPayload.body).order_by(WebhookPayload.id)
     if since is not None:
@@ -92,8 +100,8 @@ def replay_payloads(sessions: sessionmaker[Session], *, since: timedelta | None 
     results = []
     for payload_id, body in rows:
         payload = _json_or_none(body)
-        counts = {} if payload is None else _apply_payload(sessions, payload_id, parse_receipts(payload))
-        results.append(PayloadResult(payload_id, False, counts))
+        counts, events = ({}, {}) if payload is None else _apply_payload(sessions, payload_id, payload, opt_out_keywords)
+        results.append(PayloadResult(payload_id, False, counts, events))
     return results
 
 
@@ -195,14 +203,18 @@ def _store_payload(sessions: sessionmaker[Session], body: bytes, outcome: str) -
         return session.scalar(select(WebhookPayload.id).where(WebhookPayload.body_sha256 == digest)) or 0, False
 
 
-def _apply_payload(sessions: sessionmaker[Session], payload_id: int, receipts: list[Receipt]) -> dict[str, int]:
+def _apply_payload(sessions: sessionmaker[Session], payload_id: int, payload: Any,
+                   opt_out_keywords: Iterable[str]) -> tuple[dict[str, int], dict[str, int]]:
+    receipts, changes = parse_receipts(payload), parse_changes(payload, str(payload_id))
     # Sorted by message (stably), so two payloads lock the same messages in the same order.
     with transaction(sessions) as session:
         counts = Counter(apply_receipt(session, r, payload_id)
                          for r in sorted(receipts, key=lambda r: r.provider_message_id))
+        events = apply_changes(session, changes, opt_out_keywords, payload_id) if changes else Counter()
+        # The outcomes' names do not overlap, so one column holds both.
         session.execute(update(WebhookPayload).where(WebhookPayload.id == payload_id)
-                        .values(outcome="applied", counts=dict(counts), applied_at=func.now()))
-    return dict(counts)
+                        .values(outcome="applied", counts=dict(counts + events), applied_at=func.now()))
+    return dict(counts), dict(events)
 
 
 def _guarded(work: Callable[[], T]) -> T:

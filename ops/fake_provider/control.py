@@ -4,6 +4,9 @@
 ``DELETE /_fake/calls``   forget them
 ``POST /_fake/fail``      ``{"mode": "5xx", "count": 3}`` or ``{"mode": "5xx", "rate": 0.3, "seed": 1}``
 ``POST /_fake/ok``        stop injecting failures
+``POST /_fake/webhooks/inbound``          ``{"url", "secret", "phone", "text"}``: a user's message, POSTed
+                                          to the webhook at ``url`` signed with ``secret`` (see webhooks.py)
+``POST /_fake/webhooks/template-status``  ``{"url", "secret", "name", "language", "event", "reason"?}``
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from ops.fake_provider import webhooks
 from ops.fake_provider.replies import Reply, not_found
 from ops.fake_provider.state import FakeState
 
@@ -30,7 +34,31 @@ def handle_control(state: FakeState, method: str, path: str, raw: bytes) -> Repl
     if route == ("POST", "/_fake/ok"):
         state.clear_failures()
         return Reply(200, OK)
+    if route[0] == "POST" and route[1] in WEBHOOK_ROUTES:
+        return _send_webhook(state, route[1], raw)
     return not_found(path)
+
+
+WEBHOOK_ROUTES = ("/_fake/webhooks/inbound", "/_fake/webhooks/template-status")
+
+
+def _send_webhook(state: FakeState, path: str, raw: bytes) -> Reply:
+    """Send Meta's webhook as asked; answers with what the webhook answered."""
+    try:
+        request = json.loads(raw or b"{}")
+        if not isinstance(request, dict):
+            raise ValueError("expected a JSON object")
+        url, secret = str(request["url"]), str(request["secret"])
+        if path.endswith("/inbound"):
+            sent = webhooks.send_inbound(state, url, secret, str(request["phone"]), request.get("text", "hi"))
+        else:
+            sent = webhooks.send_template_status(url, secret, str(request["name"]), str(request["language"]),
+                                                 str(request["event"]), reason=request.get("reason"))
+    except (ValueError, TypeError, KeyError) as exc:
+        return Reply(400, {"ok": False, "error": f"bad request: {exc}"}, outcome="error")
+    except OSError as exc:  # the webhook is unreachable (requests' errors are OSErrors)
+        return Reply(502, {"ok": False, "error": f"webhook unreachable: {exc}"}, outcome="error")
+    return Reply(200, {"ok": True, "status": sent.status, "answer": sent.body})
 
 
 def _inject_failures(state: FakeState, raw: bytes) -> Reply:

@@ -11,8 +11,10 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
+from ops.fake_provider import webhooks
 from ops.fake_provider.handler import FakeHandler
 from ops.fake_provider.state import FakeState
+from ops.fake_provider.webhooks import Delivery
 
 CallListener = Callable[[dict[str, Any]], None]
 
@@ -162,3 +164,14 @@ class FakeProviderServer:
     def wait_for_calls(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until ``n`` calls are recorded and return them all; TimeoutError otherwise."""
         return self._http.state.wait_for_calls(n, timeout)
+
+    def send_inbound(self, webhook_url: str, app_secret: str, phone: str, text: str | None = "hi",
+                     **options: Any) -> Delivery:
+        """Play Meta: POST a user's message from ``phone`` to the webhook, signed with ``app_secret``
+        (in strict mode it also opens the recipient's window here)."""
+        return webhooks.send_inbound(self._http.state, webhook_url, app_secret, phone, text, **options)
+
+    def send_template_status(self, webhook_url: str, app_secret: str, name: str, language: str, event: str,
+                             **options: Any) -> Delivery:
+        """Play Meta: POST a template status change (APPROVED, PAUSED, DISABLED…) to the webhook."""
+        return webhooks.send_template_status(webhook_url, app_secret, name, language, event, **options)

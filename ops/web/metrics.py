@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
+from shared.metrics import MetaStateMetrics
+
 
 class WebhookMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
@@ -15,3 +17,9 @@ class WebhookMetrics:
             "wanotify_webhook_receipts_total",
             "Receipts received, by what they did (moved, parked, stale, late_failure, unknown, duplicate).",
             ["outcome"], registry=registry)
+        self.events = Counter(
+            "wanotify_webhook_events_total",
+            "Other changes received (inbound, opted_out, template, account, stale_update, duplicate_event).",
+            ["outcome"], registry=registry)
+        # Meta's template and number state, read from the database (shared.meta_state).
+        self.meta = MetaStateMetrics(registry)

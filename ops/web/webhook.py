@@ -1,6 +1,8 @@
-"""The ``webhook`` part: WhatsApp Cloud API status webhooks at ``/webhooks/whatsapp``.
+"""The ``webhook`` part: WhatsApp Cloud API webhooks at ``/webhooks/whatsapp``.
 
-GET is the subscription handshake; POST carries receipts. The order of checks on a POST is
+GET is the subscription handshake; POST carries receipts, the users' own messages (their
+window, their opt-outs) and what Meta says of our templates and numbers (shared/receipts.py
+and shared/meta_events.py apply them). The order of checks on a POST is
 the cheap refusals first: no signature header (401) or a malformed one (403) before any
 body is read; then the body within the limits (411/413/408/503); then the HMAC over the raw
 bytes, before any parsing (403); then the receipts service (400 not JSON, 503 database
@@ -28,11 +30,18 @@ from ops.web.signatures import SIGNATURE_HEADER, signature_matches, token_matche
 from shared.config import Settings
 from shared.db.engine import make_engine, session_factory, transaction
 from shared.errors import ConfigError, TransientError
+from shared.meta_events import prune_keys
+from shared.meta_state import refresh_metrics
 from shared.receipts import PayloadNotJson, prune_payloads, receive_payload
 
 log = logging.getLogger(__name__)
 PATH = "/webhooks/whatsapp"
 PRUNE_EVERY_SECONDS = 3600.0
+# How often the Meta gauges are read again from the database (another process may change it:
+# `templates sync`, a second web server).
+META_REFRESH_SECONDS = 15.0
+# What makes the Meta gauges worth reading again at once.
+STATE_CHANGES = frozenset({"template", "account"})
 
 
 def check(settings: Settings) -> None:
@@ -59,6 +68,7 @@ class Webhook:
         self.limits = limits
         self.budget = BodyBudget(limits.body_budget_bytes)
         self.retention = timedelta(days=settings.webhook_retention_days)
+        self.opt_out_keywords = settings.opt_out_keywords
         self.engine = make_engine(settings.database_url)  # connects on first use
         self.sessions = session_factory(self.engine)
 
@@ -86,26 +96,32 @@ class Webhook:
 
     async def _apply(self, body: bytes) -> Response:
         try:
-            result = await asyncio.to_thread(receive_payload, self.sessions, body)
+            result = await asyncio.to_thread(receive_payload, self.sessions, body, self.opt_out_keywords)
         except PayloadNotJson:
             raise Refused(400, "the body is not JSON") from None
         except TransientError as exc:
             log.warning("could not record a webhook payload; Meta will retry it: %s", exc)
             raise Refused(503, "receipts cannot be recorded now; try again later") from None
-        log.info("webhook payload %s%s: %s", result.payload_id, "" if result.new else " (again)", result.counts)
+        log.info("webhook payload %s%s: %s", result.payload_id, "" if result.new else " (again)",
+                 result.counts | result.events)
         for outcome, n in result.counts.items():
             self.metrics.receipts.labels(outcome).inc(n)
-        return JSONResponse({"payload": result.payload_id, "receipts": result.counts})
+        for outcome, n in result.events.items():
+            self.metrics.events.labels(outcome).inc(n)
+        if STATE_CHANGES & set(result.events):
+            await self._refresh_meta()
+        return JSONResponse({"payload": result.payload_id, "receipts": result.counts, "events": result.events})
 
     @asynccontextmanager
     async def lifespan(self) -> AsyncIterator[None]:
-        pruning = asyncio.create_task(self._prune_forever())
+        tasks = [asyncio.create_task(self._prune_forever()), asyncio.create_task(self._refresh_meta_forever())]
         try:
             yield
         finally:
-            pruning.cancel()
-            with suppress(asyncio.CancelledError):
-                await pruning
+            for task in tasks:
+                task.cancel()
+                with suppress(asyncio.CancelledError):
+                    await task
             self.engine.dispose()
 
     async def _prune_forever(self) -> None:
@@ -120,7 +136,23 @@ class Webhook:
 
     def _prune(self) -> int:
         with transaction(self.sessions) as session:
+            prune_keys(session, self.retention)
             return prune_payloads(session, self.retention)
+
+    async def _refresh_meta_forever(self) -> None:
+        while True:
+            await self._refresh_meta()
+            await asyncio.sleep(META_REFRESH_SECONDS)
+
+    async def _refresh_meta(self) -> None:
+        try:
+            await asyncio.to_thread(self._read_meta_state)
+        except Exception as exc:  # noqa: BLE001 - the database may be down: the gauges keep their values
+            log.debug("could not refresh the Meta gauges: %s", exc)
+
+    def _read_meta_state(self) -> None:
+        with transaction(self.sessions) as session:
+            refresh_metrics(self.metrics.meta, session)
 
 
 def _signature_header(request: Request) -> str:
