@@ -8,13 +8,13 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
-from urllib.parse import urlsplit
 
 from shared.errors import ConfigError
+from shared.urls import amqp_url, database_url
+from shared.urls import redact_url as redact_url  # one helper for every URL shown
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@localhost:5432/wanotify"
@@ -69,63 +69,6 @@ def _number(env: Mapping[str, str], key: str, default: N, minimum: float = 0, ma
 def _optional_int(env: Mapping[str, str], key: str, maximum: float | None = None) -> int | None:
     raw = env.get(key)
     return None if raw in (None, "") else _number(env, key, 0, minimum=1, maximum=maximum)
-
-
-_QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pwd)=)[^&;#]*")
-
-
-def redact_url(url: str) -> str:
-    """``url`` fit to print: every password replaced by ``***`` (also in a comma-separated list).
-
-    ``amqp://guest:s3cret@host/`` becomes ``amqp://guest:***@host/``; a ``password=`` query
-    parameter is masked too. Anything unparseable is masked generously rather than shown.
-    """
-    return ",".join(_redact_one(part) for part in url.split(","))
-
-
-def _redact_one(url: str) -> str:
-    head, at, rest = url.rpartition("@")  # the last @: a password may contain an unescaped one
-    if at:
-        scheme, sep, userinfo = head.partition("://") if "://" in head else ("", "", head)
-        user, colon, _password = userinfo.partition(":")
-        url = f"{scheme}{sep}{user}{':***' if colon else ''}@{rest}"
-    return _QUERY_SECRET.sub(r"\1***", url)
-
-
-def _database_url(env: Mapping[str, str]) -> str:
-    """DATABASE_URL in SQLAlchemy's form: ``postgres://`` and ``postgresql://`` get the psycopg2 driver."""
-    raw = (env.get("DATABASE_URL") or "").strip() or DEFAULT_DATABASE_URL
-    scheme, sep, rest = raw.partition("://")
-    if not sep or scheme.lower() not in ("postgresql", "postgres", "postgresql+psycopg2") or not rest:
-        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL such as "
-                          f"postgresql://USER:PASSWORD@HOST:5432/DATABASE, got {redact_url(raw)!r}")
-    url = f"postgresql+psycopg2://{rest}"
-    from sqlalchemy.engine import make_url  # SQLAlchemy's own parser decides what it can use
-
-    try:
-        database = make_url(url).database
-    except ValueError as exc:  # ArgumentError and a bad port are both ValueErrors
-        raise ConfigError(f"DATABASE_URL cannot be parsed ({exc}): use "
-                          f"postgresql://USER:PASSWORD@HOST:5432/DATABASE, got {redact_url(raw)!r}") from None
-    if not database:
-        raise ConfigError(f"DATABASE_URL names no database: end it with /DATABASE (e.g. /wanotify), "
-                          f"got {redact_url(raw)!r}")
-    return url
-
-
-def _amqp_url(env: Mapping[str, str]) -> str:
-    """AMQP_URL checked: one or several comma-separated ``amqp://`` / ``amqps://`` URLs."""
-    raw = (env.get("AMQP_URL") or "").strip() or DEFAULT_AMQP_URL
-    for part in raw.split(","):
-        try:
-            parts = urlsplit(part.strip())
-            usable = parts.scheme.lower() in ("amqp", "amqps") and bool(parts.hostname) and parts.port != 0
-        except ValueError:  # a port that is not a number
-            usable = False
-        if not usable:
-            raise ConfigError(f"AMQP_URL must be amqp://USER:PASSWORD@HOST:5672/VHOST (several may be given, "
-                              f"comma-separated), got {redact_url(raw)!r}")
-    return raw
 
 
 def _provider(env: Mapping[str, str]) -> str | None:
@@ -231,8 +174,8 @@ class Settings:
             raise ConfigError(f"WANOTIFY_NAMESPACE must not contain spaces, got {namespace!r}")
         gateway = {k[len("WHATSAPP_GATEWAY_"):].lower(): v for k, v in env.items() if k.startswith("WHATSAPP_GATEWAY_")}
         return cls(
-            amqp_url=_amqp_url(env),
-            database_url=_database_url(env),
+            amqp_url=amqp_url((env.get("AMQP_URL") or "").strip() or DEFAULT_AMQP_URL),
+            database_url=database_url((env.get("DATABASE_URL") or "").strip() or DEFAULT_DATABASE_URL),
             namespace=namespace,
             send_gap_seconds=_number(env, "SEND_GAP_SECONDS", 10.0, maximum=MAX_GAP_SECONDS),
             max_retries=_number(env, "MAX_RETRIES", 3, maximum=MAX_RETRIES_LIMIT),

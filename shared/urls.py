@@ -1,0 +1,62 @@
+"""The broker and database URLs: checked once at start-up, and never printed with a password."""
+
+from __future__ import annotations
+
+import re
+from urllib.parse import urlsplit
+
+from shared.errors import ConfigError
+
+_QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pwd)=)[^&;#]*")
+DATABASE_EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"
+
+
+def redact_url(url: str) -> str:
+    """``url`` fit to print: every password replaced by ``***`` (also in a comma-separated list).
+
+    ``amqp://guest:s3cret@host/`` becomes ``amqp://guest:***@host/``; a ``password=`` query
+    parameter is masked too. Anything unparseable is masked generously rather than shown.
+    """
+    return ",".join(_redact_one(part) for part in url.split(","))
+
+
+def _redact_one(url: str) -> str:
+    head, at, rest = url.rpartition("@")  # the last @: a password may contain an unescaped one
+    if at:
+        scheme, sep, userinfo = head.partition("://") if "://" in head else ("", "", head)
+        user, colon, _password = userinfo.partition(":")
+        url = f"{scheme}{sep}{user}{':***' if colon else ''}@{rest}"
+    return _QUERY_SECRET.sub(r"\1***", url)
+
+
+def database_url(raw: str) -> str:
+    """DATABASE_URL in SQLAlchemy's form: ``postgres://`` and ``postgresql://`` get the psycopg2 driver."""
+    scheme, sep, rest = raw.partition("://")
+    if not sep or scheme.lower() not in ("postgresql", "postgres", "postgresql+psycopg2") or not rest:
+        raise ConfigError(f"DATABASE_URL must be a PostgreSQL URL such as {DATABASE_EXAMPLE}, got {redact_url(raw)!r}")
+    url = f"postgresql+psycopg2://{rest}"
+    from sqlalchemy.engine import make_url  # SQLAlchemy's own parser decides what it can use
+
+    try:
+        database = make_url(url).database
+    except ValueError as exc:  # ArgumentError and a bad port are both ValueErrors
+        raise ConfigError(f"DATABASE_URL cannot be parsed ({exc}): use {DATABASE_EXAMPLE}, "
+                          f"got {redact_url(raw)!r}") from None
+    if not database:
+        raise ConfigError(f"DATABASE_URL names no database: end it with /DATABASE (e.g. /wanotify), "
+                          f"got {redact_url(raw)!r}")
+    return url
+
+
+def amqp_url(raw: str) -> str:
+    """AMQP_URL checked: one or several comma-separated ``amqp://`` / ``amqps://`` URLs."""
+    for part in raw.split(","):
+        try:
+            parts = urlsplit(part.strip())
+            usable = parts.scheme.lower() in ("amqp", "amqps") and bool(parts.hostname) and parts.port != 0
+        except ValueError:  # a port that is not a number
+            usable = False
+        if not usable:
+            raise ConfigError(f"AMQP_URL must be amqp://USER:PASSWORD@HOST:5672/VHOST (several may be given, "
+                              f"comma-separated), got {redact_url(raw)!r}")
+    return raw
