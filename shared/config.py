@@ -114,6 +114,10 @@ class WhatsAppSettings:
     verify_token: str | None = None  # webhook verification handshake
     app_secret: str | None = None  # webhook payload signatures
     waba_id: str | None = None  # WhatsApp Business Account: its approved templates are listed here
+    # Cloud API only. "window": free-form text inside the recipient's customer-service window,
+    # the mapped approved template outside it. "text": always try text first (for setups that
+    # record no inbound messages), and the template only when Meta answers 131047.
+    send_mode: str = "window"
     timeout_seconds: float = 15.0
     # The API-key gateway's request shape; see providers/gateway.py.
     gateway: Mapping[str, str] = field(default_factory=dict)
@@ -163,6 +167,9 @@ class Settings:
     opt_out_scope: str = "marketing"
     # How often a sender compares the local mappings with the account's templates (0: never).
     template_sync_seconds: float = 3600.0
+    # Signs the admin console's session cookies (and the CSRF tokens inside them); required
+    # when `run web` serves the console.
+    web_secret_key: str | None = field(default=None, repr=False)
     whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
 
     @classmethod
@@ -194,6 +201,7 @@ class Settings:
             opt_out_keywords=_keywords(env.get("OPT_OUT_KEYWORDS")),
             opt_out_scope=_choice(env, "OPT_OUT_SCOPE", ("marketing", "all")),
             template_sync_seconds=_number(env, "TEMPLATE_SYNC_SECONDS", 3600.0, maximum=7 * 86_400),
+            web_secret_key=env.get("WEB_SECRET_KEY") or None,
             whatsapp=WhatsAppSettings(
                 provider=_provider(env),
                 base_url=env.get("WHATSAPP_API_BASE_URL") or None,
@@ -205,6 +213,7 @@ class Settings:
                 verify_token=env.get("WHATSAPP_VERIFY_TOKEN") or None,
                 app_secret=env.get("WHATSAPP_APP_SECRET") or None,
                 waba_id=env.get("WHATSAPP_WABA_ID") or None,
+                send_mode=_choice(env, "WHATSAPP_SEND_MODE", ("window", "text")),
                 timeout_seconds=_number(env, "WHATSAPP_TIMEOUT_SECONDS", 15.0, minimum=0.1, maximum=600),
                 gateway=gateway,
             ),

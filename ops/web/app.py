@@ -19,13 +19,14 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from ops.web import webhook
+from ops.web.console import part as console
 from ops.web.limits import Limits
 from ops.web.parts import Built, Part
 from shared.config import Settings
 from shared.errors import ConfigError
 
 # In routing order: a part serving "/" (the console) must come last.
-PARTS: dict[str, Part] = {part.name: part for part in (webhook.PART,)}
+PARTS: dict[str, Part] = {part.name: part for part in (webhook.PART, console.PART)}
 
 
 def select_parts(only: str | None) -> tuple[str, ...]:
