@@ -121,6 +121,7 @@ class Recipient(Base):
     last_inbound_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     opt_out_source: Mapped[str | None] = mapped_column(String(40))  # keyword, cli, meta_131050
+    opt_out_reason: Mapped[str | None] = mapped_column(Text)  # an operator's words (`optouts add --reason`)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
