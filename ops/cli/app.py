@@ -6,7 +6,7 @@ import logging
 
 import click
 
-from ops.cli import admin, dead, publish, run, status, webhooks
+from ops.cli import admin, dead, publish, run, status, users, webhooks
 from ops.cli.errors import CliGroup
 from shared.config import Settings
 from shared.logs import setup_logging
@@ -33,5 +33,5 @@ def main(ctx: click.Context, debug: bool) -> None:
     ctx.obj = settings
 
 
-for module in (admin, publish, run, dead, status, webhooks):
+for module in (admin, publish, run, dead, status, webhooks, users):
     module.register(main)
