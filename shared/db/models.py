@@ -54,6 +54,10 @@ class MessageLog(Base):
         UniqueConstraint("event_id", "template", name="uq_whatsapp_logs_event_template"),
         Index("ix_whatsapp_logs_status_priority", "status", "priority", "queued_at"),
         Index("ix_whatsapp_logs_provider_message_id", "provider_message_id"),
+        # The console's message search, newest first (migration 0008).
+        Index("ix_whatsapp_logs_recipient_id", "recipient", "id"),
+        Index("ix_whatsapp_logs_template_id", "template", "id"),
+        Index("ix_whatsapp_logs_status_id", "status", "id"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -344,3 +348,17 @@ class TemplateChange(Base):
     actor: Mapped[str] = mapped_column(String(64))
     before: Mapped[dict | None] = mapped_column(JSONB)
     after: Mapped[dict | None] = mapped_column(JSONB)
+
+
+class MessageActivity(Base):
+    """How many messages reached sent, failed or dead in one hour (UTC), for the console's charts.
+
+    Kept by a trigger on ``whatsapp_logs`` (migration 0008), not by the code: every status
+    change to one of those counts, whoever makes it.
+    """
+
+    __tablename__ = "message_activity"
+
+    hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(8), primary_key=True)  # sent, failed, dead
+    count: Mapped[int] = mapped_column(BigInteger, server_default="0")
