@@ -40,6 +40,11 @@ def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str
     }
 
 
+def sender_state(session: Session, namespace: str, gap: float) -> dict[str, Any]:
+    """The sender's gap, last call and pause, as ``status`` shows them (the console's overview too)."""
+    return _sender(session, namespace, gap)
+
+
 def _sender(session: Session, namespace: str, gap: float) -> dict[str, Any]:
     state = session.get(SenderState, namespace)
     now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)

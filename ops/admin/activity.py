@@ -1,0 +1,85 @@
+"""What happened, over time: sent, failed and dead per hour and per day, and the actual gaps.
+
+The counts come from ``message_activity`` (hourly rows kept by a trigger on the message log,
+migration 0008), so a chart over 30 days reads at most 2,160 small rows whatever the size of
+the log. Hours and days are UTC.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from itertools import pairwise
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from shared.db.models import Attempt, MessageActivity
+
+OUTCOMES = ("sent", "failed", "dead")
+GAP_SAMPLE = 500  # the latest calls the gap distribution is drawn from
+GAP_BINS = 24
+
+
+def now_utc(session: Session) -> datetime:
+    """The database's clock: the one the trigger and the sender stamp their rows with."""
+    return session.execute(select(func.now())).scalar_one().astimezone(UTC)
+
+
+def hourly(session: Session, now: datetime, hours: int = 24) -> dict[str, Any]:
+    """Counts for each of the last ``hours`` hours, the current one included."""
+    end = now.replace(minute=0, second=0, microsecond=0)
+    slots = [end - timedelta(hours=hours - 1 - i) for i in range(hours)]
+    counts = _counts(session, slots[0], lambda hour: hour)
+    return _series(slots, counts)
+
+
+def daily(session: Session, now: datetime, days: int = 30) -> dict[str, Any]:
+    """Counts for each of the last ``days`` days (UTC), today included."""
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    slots = [today - timedelta(days=days - 1 - i) for i in range(days)]
+    counts = _counts(session, slots[0], lambda hour: hour.replace(hour=0))
+    return _series(slots, counts)
+
+
+def today(session: Session, now: datetime) -> dict[str, int]:
+    """Sent, failed and dead since midnight UTC."""
+    midnight = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    rows = session.execute(select(MessageActivity.outcome, func.sum(MessageActivity.count))
+                           .where(MessageActivity.hour >= midnight).group_by(MessageActivity.outcome))
+    return {o: 0 for o in OUTCOMES} | {outcome: int(n) for outcome, n in rows}
+
+
+def _counts(session: Session, since: datetime, slot_of: Any) -> dict[tuple[datetime, str], int]:
+    rows = session.execute(select(MessageActivity.hour, MessageActivity.outcome, MessageActivity.count)
+                           .where(MessageActivity.hour >= since))
+    counts: dict[tuple[datetime, str], int] = {}
+    for hour, outcome, n in rows:
+        key = (slot_of(hour.astimezone(since.tzinfo)), outcome)
+        counts[key] = counts.get(key, 0) + int(n)
+    return counts
+
+
+def _series(slots: list[datetime], counts: dict[tuple[datetime, str], int]) -> dict[str, Any]:
+    return {"at": slots, **{o: [counts.get((slot, o), 0) for slot in slots] for o in OUTCOMES}}
+
+
+def gaps(session: Session, gap_setting: float, sample: int = GAP_SAMPLE) -> dict[str, Any]:
+    """The actual gaps between the starts of the latest calls, as a histogram around the setting.
+
+    Gaps longer than twice the setting are idle time, not pacing: they are counted apart.
+    """
+    starts = sorted(session.scalars(select(Attempt.started_at).order_by(Attempt.id.desc()).limit(sample)))
+    seconds = [(b - a).total_seconds() for a, b in pairwise(starts)]
+    top = max(2 * gap_setting, 0.1)
+    paced = [s for s in seconds if s <= top]
+    width = top / GAP_BINS
+    bins = [0] * GAP_BINS
+    for s in paced:
+        bins[min(int(s / width), GAP_BINS - 1)] += 1
+    ordered = sorted(paced)
+    return {"setting": gap_setting, "calls": len(starts), "idle": len(seconds) - len(paced),
+            "early": sum(1 for s in seconds if s < gap_setting), "bin_seconds": width,
+            "edges": [round(i * width, 3) for i in range(GAP_BINS)], "counts": bins,
+            "min": ordered[0] if ordered else None, "median": ordered[len(ordered) // 2] if ordered else None,
+            "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else None}
