@@ -22,6 +22,7 @@ from shared.db.retry import Stopped
 from shared.errors import ConfigError
 from shared.metrics import Metrics
 from shared.startup import broker_config_error, check_database, database_config_error, until_available, where_database
+from shared.template_sync import sync_forever, sync_wanted
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +51,9 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         engine.dispose()
         return
     tasks = [asyncio.create_task(_supervise(role, settings, metrics, sessions, stop), name=role) for role in roles]
-    monitor = asyncio.create_task(monitor_forever(settings, metrics, sessions))
+    background = [asyncio.create_task(monitor_forever(settings, metrics, sessions))]
+    if "sender" in roles and sync_wanted(settings):  # the mappings checked against Meta's templates on a timer
+        background.append(asyncio.create_task(sync_forever(settings, sessions)))
     try:
         done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_EXCEPTION)
         for task in done:
@@ -60,8 +63,9 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         await asyncio.gather(*tasks)
     finally:
         stop.set()
-        monitor.cancel()
-        await asyncio.gather(*tasks, monitor, return_exceptions=True)
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*tasks, *background, return_exceptions=True)
         engine.dispose()
         log.info("stopped")
 

@@ -22,13 +22,14 @@ def record_inbound(session: Session, phone: str, at: datetime) -> None:
               "updated_at": func.now()}))
 
 
-def opt_out(session: Session, phone: str, source: str) -> None:
-    """Stop messages the opt-out scope covers; ``source`` says why (keyword, cli, meta_131050)."""
-    stmt = insert(Recipient).values(phone=phone, opted_out_at=func.now(), opt_out_source=source)
+def opt_out(session: Session, phone: str, source: str, reason: str | None = None) -> None:
+    """Stop messages the opt-out scope covers; ``source`` says how (keyword, cli, meta_131050),
+    ``reason`` in an operator's words. An earlier opt-out keeps its time."""
+    stmt = insert(Recipient).values(phone=phone, opted_out_at=func.now(), opt_out_source=source, opt_out_reason=reason)
     session.execute(stmt.on_conflict_do_update(
         index_elements=[Recipient.phone],
         set_={"opted_out_at": func.coalesce(Recipient.opted_out_at, func.now()), "opt_out_source": source,
-              "updated_at": func.now()}))
+              "opt_out_reason": reason, "updated_at": func.now()}))
 
 
 def opt_in(session: Session, phone: str) -> bool:
@@ -36,7 +37,7 @@ def opt_in(session: Session, phone: str) -> bool:
     row = session.get(Recipient, phone, with_for_update=True)
     if row is None or row.opted_out_at is None:
         return False
-    row.opted_out_at, row.opt_out_source, row.updated_at = None, None, func.now()
+    row.opted_out_at, row.opt_out_source, row.opt_out_reason, row.updated_at = None, None, None, func.now()
     return True
 
 
@@ -47,6 +48,8 @@ def window_open(recipient: Recipient | None, now: datetime, window_seconds: floa
 
 
 def opted_out(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
+    """Recipients who opted out, newest first (phones in E.164: mask them before showing)."""
     rows = session.scalars(select(Recipient).where(Recipient.opted_out_at.is_not(None))
-                           .order_by(Recipient.opted_out_at.desc()).limit(limit))
-    return [{"phone": r.phone, "opted_out_at": r.opted_out_at, "source": r.opt_out_source} for r in rows]
+                           .order_by(Recipient.opted_out_at.desc(), Recipient.phone).limit(limit))
+    return [{"phone": r.phone, "opted_out_at": r.opted_out_at, "source": r.opt_out_source,
+             "reason": r.opt_out_reason} for r in rows]

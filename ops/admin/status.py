@@ -8,6 +8,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from ops.admin.meta_status import collect_meta, render_meta
 from shared.config import Settings
 from shared.db.models import SenderState
 from shared.monitoring import (
@@ -37,6 +38,7 @@ def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str
                     "drain_seconds": drain_seconds(backlog, runtime.gap_seconds)},
         "statuses": counts_by_status(session),
         "next": next_messages(session),
+        "meta": collect_meta(session),  # what Meta said of the numbers and the mapped templates
     }
 
 
@@ -74,6 +76,7 @@ def render(status: dict[str, Any]) -> str:
     if status["next"]:
         lines += ["", "next to go out:"]
         lines += [f"  #{m['id']:<8} {m['priority']:<7} {m['template']}" for m in status["next"]]
+    lines += render_meta(status["meta"])
     return "\n".join(lines)
 
 

@@ -1,4 +1,4 @@
-"""Stored status-webhook payloads: ``webhooks list`` and ``webhooks replay``."""
+"""Stored webhook payloads: ``webhooks list`` and ``webhooks replay``."""
 
 from __future__ import annotations
 
@@ -19,7 +19,7 @@ def register(main: click.Group) -> None:
 
 @click.group()
 def webhooks() -> None:
-    """Status-webhook payloads kept for WEBHOOK_RETENTION_DAYS: list them, apply them again."""
+    """Webhook payloads kept for WEBHOOK_RETENTION_DAYS: list them, apply them again."""
 
 
 @webhooks.command("list")
@@ -50,13 +50,17 @@ def webhooks_replay(ctx: click.Context, since: timedelta | None, ids: tuple[int,
     with db_session(settings):
         engine = make_engine(settings.database_url, pool_size=1)
         try:
-            results = replay_payloads(session_factory(engine), since=since, ids=list(ids) or None)
+            results = replay_payloads(session_factory(engine), since=since, ids=list(ids) or None,
+                                      opt_out_keywords=settings.opt_out_keywords)
         finally:
             engine.dispose()
-    rows = [{"id": r.payload_id, "receipts": r.counts} for r in results]
-    emit(rows, as_json, lambda r: f"replayed {len(r)} payload(s)\n" + table([_readable(x) for x in r], ["id", "receipts"]))
+    # "events": what the payload's other changes did (messages, template and number updates), if it had any.
+    rows = [{"id": r.payload_id, "receipts": r.counts, **({"events": r.events} if r.events else {})} for r in results]
+    emit(rows, as_json, lambda r: f"replayed {len(r)} payload(s)\n" + table([_readable(x) for x in r],
+                                                                             ["id", "receipts", "events"]))
 
 
 def _readable(row: dict[str, Any]) -> dict[str, Any]:
-    counts = row.get("receipts") or {}
-    return {**row, "receipts": ", ".join(f"{k}={v}" for k, v in sorted(counts.items())) or "-"}
+    def joined(counts: dict[str, int] | None) -> str:
+        return ", ".join(f"{k}={v}" for k, v in sorted((counts or {}).items())) or "-"
+    return {**row, "receipts": joined(row.get("receipts")), "events": joined(row.get("events"))}
