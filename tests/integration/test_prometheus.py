@@ -156,6 +156,49 @@ ALERT_CASES = """
       - eval_time: 10m
         alertname: WanotifyRetryRateHigh
         exp_alerts: []
+
+  - interval: 1m
+    input_series:
+      # A mapped template PAUSED from minute 3 until approved again at minute 10 (a series the process
+      # no longer exports goes stale at once); another always approved.
+      - series: 'wanotify_meta_template_status{job="wanotify-web", template="welcome_member", language="id", status="PAUSED"}'
+        values: '_ _ _ 1 1 1 1 1 1 1 stale'
+      - series: 'wanotify_meta_template_status{job="wanotify-web", template="welcome_member", language="id", status="APPROVED"}'
+        values: '1 1 1 stale _ _ _ _ _ _ 1 1 1'
+      - series: 'wanotify_meta_template_status{job="wanotify-web", template="payment_link", language="id", status="APPROVED"}'
+        values: '1x12'
+      # The number flagged from minute 2; its limit lowered from minute 20.
+      - series: 'wanotify_meta_phone_numbers{job="wanotify-web", quality="GREEN"}'
+        values: '1 1 0x30'
+      - series: 'wanotify_meta_phone_numbers{job="wanotify-web", quality="FLAGGED"}'
+        values: '_ _ 1x5 0x25'
+      - series: 'wanotify_meta_messaging_limit_lowered{job="wanotify-web"}'
+        values: '0x19 1x12'
+    alert_rule_test:
+      - eval_time: 2m
+        alertname: WanotifyTemplatePaused
+        exp_alerts: []
+      - eval_time: 6m
+        alertname: WanotifyTemplatePaused
+        exp_alerts:
+          - exp_labels: {severity: critical, template: welcome_member, language: id, status: PAUSED}
+      - eval_time: 12m
+        alertname: WanotifyTemplatePaused
+        exp_alerts: []
+      - eval_time: 1m
+        alertname: WanotifyNumberQualityLow
+        exp_alerts: []
+      - eval_time: 7m
+        alertname: WanotifyNumberQualityLow
+        exp_alerts:
+          - exp_labels: {severity: warning}
+      - eval_time: 15m
+        alertname: WanotifyNumberQualityLow
+        exp_alerts: []
+      - eval_time: 28m
+        alertname: WanotifyNumberQualityLow
+        exp_alerts:
+          - exp_labels: {severity: warning}
 """
 
 

@@ -248,6 +248,15 @@ def test_the_alerts_cover_dead_letters_backlog_consumers_retries_pauses_parking_
         assert needle in exprs, needle
 
 
+def test_the_alerts_cover_paused_templates_and_a_number_meta_flagged_or_limited() -> None:
+    rules = {rule["alert"]: rule["expr"] for rule in alert_rules()}
+    paused = rules["WanotifyTemplatePaused"]
+    assert "wanotify_meta_template_status" in paused and "PAUSED" in paused and "DISABLED" in paused
+    quality = rules["WanotifyNumberQualityLow"]
+    assert {"wanotify_meta_phone_numbers", "wanotify_meta_messaging_limit_lowered"} <= metric_names(quality)
+    assert "RED" in quality and "FLAGGED" in quality
+
+
 def test_rabbitmq_metrics_in_use_are_scraped_from_their_endpoint_and_family() -> None:
     used = set()
     for rule in alert_rules():
