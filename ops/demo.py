@@ -9,25 +9,31 @@ welcomes, each call at least the gap after the previous one.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import itertools
 import logging
 import threading
 import time
 from typing import Any
 
+import pika
+import pika.exceptions
 from rich.console import Console
+from sqlalchemy.engine import make_url
 
 from consumers.notifier.service import Notifier
 from consumers.providers import make_provider
 from consumers.sender.service import Sender
 from ops.fake_provider import FakeProviderServer
 from producers.async_publisher import AsyncEventPublisher
+from shared import runtime
 from shared.config import Settings, WhatsAppSettings
-from shared.db.engine import create_database_if_missing, make_engine, session_factory, transaction
+from shared.db.engine import create_database_if_missing, drop_database, make_engine, session_factory, transaction
 from shared.db.migrate import upgrade
 from shared.db.seed import seed_defaults
 from shared.metrics import Metrics
 from shared.phone import mask_phone
+from shared.topology import Topology, delete_topology
 
 console = Console(highlight=False)
 
@@ -42,34 +48,74 @@ def scenario(members: int) -> list[tuple[str, dict[str, Any]]]:
     return events
 
 
+def demo_settings(settings: Settings, gap: float | None = None) -> Settings:
+    """The demo's own namespace and database, so it never touches real queues or counts, and its
+    gap (``gap``, or the configured one)."""
+    url = make_url(settings.database_url)
+    database = url.set(database=f"{url.database}_demo").render_as_string(hide_password=False)
+    return settings.with_(namespace=f"{settings.namespace}-demo", database_url=database,
+                          send_gap_seconds=settings.send_gap_seconds if gap is None else gap)
+
+
 def run_demo(settings: Settings, members: int = 5) -> dict[str, Any]:
-    """Run the scenario to the end and return a summary (calls, gaps, order)."""
-    prepare_database(settings.database_url)
+    """Run the scenario to the end and return a summary (calls, gaps, order).
+
+    ``settings`` are the demo's own (``demo_settings``): its database is created for the run and
+    dropped after it, its queues deleted, so nothing of it is left behind."""
     logging.getLogger().setLevel(logging.WARNING)  # the live lines below tell the story
-    with FakeProviderServer(on_call=_Printer(settings.send_gap_seconds)) as provider:
-        demo = settings.with_(whatsapp=WhatsAppSettings(
-            provider="meta", base_url=provider.url, phone_number_id="demo", access_token="demo"))
-        asyncio.run(_run(demo, provider, scenario(members)))
-        calls = provider.calls()
-    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(calls)]
-    summary = {
-        "messages": len(calls),
-        "order": [_kind(c) for c in calls],
-        "min_gap_seconds": round(min(gaps), 3) if gaps else None,
-        "max_gap_seconds": round(max(gaps), 3) if gaps else None,
-    }
+    try:
+        drop_database(settings.database_url)  # what an interrupted run may have left
+        prepare_database(settings.database_url, settings.send_gap_seconds)
+        with FakeProviderServer(on_call=_Printer(settings.send_gap_seconds)) as provider:
+            demo = settings.with_(whatsapp=WhatsAppSettings(
+                provider="meta", base_url=provider.url, phone_number_id="demo", access_token="demo",
+                # Its members never wrote to the number (no open 24-hour window): plain text is what the fake takes.
+                send_mode="text"))
+            asyncio.run(_run(demo, provider, scenario(members)))
+            calls = provider.calls()
+    finally:
+        clean_up(settings)
+    summary = _summary(calls)
     console.print(f"\n[bold]{summary['messages']} messages sent[/]; gaps between calls "
                   f"{summary['min_gap_seconds']}–{summary['max_gap_seconds']} s (configured {settings.send_gap_seconds} s)")
     return summary
 
 
-def prepare_database(database_url: str) -> None:
+def _summary(calls: list[dict[str, Any]]) -> dict[str, Any]:
+    gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(calls)]
+    return {
+        "messages": len(calls),
+        "order": [_kind(c) for c in calls],
+        "min_gap_seconds": round(min(gaps), 3) if gaps else None,
+        "max_gap_seconds": round(max(gaps), 3) if gaps else None,
+    }
+
+
+def prepare_database(database_url: str, gap: float | None = None) -> None:
+    """Create (if missing), migrate and seed a database; store ``gap`` as its gap setting, if
+    given (a stored setting wins over the environment's)."""
     create_database_if_missing(database_url)
     upgrade(database_url)
     engine = make_engine(database_url, pool_size=1)
     with transaction(session_factory(engine)) as session:
         seed_defaults(session)
+        if gap is not None:
+            runtime.set_value(session, "message_delay_seconds", str(gap))
     engine.dispose()
+
+
+def clean_up(settings: Settings) -> None:
+    """Delete the demo's queues and exchange, and drop its database."""
+    topology = Topology(settings.namespace)
+    retries = [topology.retry_queue(settings.retry_delay_seconds * settings.retry_backoff ** n)
+               for n in range(settings.max_retries)]
+    with contextlib.suppress(pika.exceptions.AMQPError):
+        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        try:
+            delete_topology(connection.channel(), topology, retries)
+        finally:
+            connection.close()
+    drop_database(settings.database_url)
 
 
 async def _run(settings: Settings, provider: FakeProviderServer, events: list[tuple[str, dict[str, Any]]]) -> None:

@@ -27,7 +27,7 @@ from shared.template_limits import (
     budget,
 )
 
-__all__ = ["MAX_RENDERED_CHARS", "SAMPLE_VARIABLES", "check_syntax", "check_template", "money", "render",
+__all__ = ["MAX_RENDERED_CHARS", "SAMPLE_VARIABLES", "check_syntax", "check_template", "environment", "money", "render",
            "sample_variables"]
 
 SAMPLE_VARIABLES: dict[str, Any] = {
@@ -59,6 +59,12 @@ def _environment() -> BoundedEnvironment:
     env = BoundedEnvironment()
     env.filters["money"] = bounded_filter("money", money)
     return env
+
+
+def environment() -> BoundedEnvironment:
+    """The environment stored templates render in: its filters, tests and globals are all a
+    template may use (checked before a template is saved)."""
+    return _environment()
 
 
 @lru_cache(maxsize=512)

@@ -12,7 +12,7 @@ import hashlib
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select, tuple_
+from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
@@ -130,6 +130,7 @@ def park_events(session: Session, plans: dict[int, EventPlan]) -> dict[int, int]
         rows.setdefault(shas[index], _dead_row(plan, shas[index]))
     ids: dict[str, int] = {}
     for _ in range(3):  # a conflicting row may be replayed in between: then insert again
+        ids |= _park_again(session, [row for sha, row in rows.items() if sha not in ids])
         ids |= _insert_parked(session, [row for sha, row in rows.items() if sha not in ids])
         ids |= _existing_parked(session, [sha for sha in rows if sha not in ids])
         if len(ids) == len(rows):
@@ -146,6 +147,26 @@ def _dead_row(plan: EventPlan, sha: str) -> dict[str, Any]:
         "detail": parked.detail, "body": plan.body[:PARKED_HEAD_BYTES] if truncated else plan.body,
         "body_sha256": sha, "body_size": len(plan.body), "body_truncated": truncated,
     }
+
+
+def _park_again(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
+    """A replayed event that is parked again gets its row back, with the new reason: one event
+    keeps one ``e<id>`` however often an admin replays it (unless a copy is parked already)."""
+    if not rows:
+        return {}
+    by_sha = {row["body_sha256"]: row for row in rows}
+    latest = session.execute(select(DeadEvent.body_sha256, func.max(DeadEvent.id)).where(
+        DeadEvent.body_sha256.in_(by_sha), DeadEvent.status == "replayed").group_by(DeadEvent.body_sha256)).tuples()
+    ids: dict[str, int] = {}
+    for sha, dead_id in latest.all():
+        parked = select(DeadEvent.id).where(DeadEvent.body_sha256 == sha, DeadEvent.status == "parked").exists()
+        row = by_sha[sha]
+        again = session.execute(update(DeadEvent).where(DeadEvent.id == dead_id, DeadEvent.status == "replayed", ~parked)
+                                .values(status="parked", reason=row["reason"], detail=row["detail"], parked_at=func.now())
+                                .returning(DeadEvent.id)).first()
+        if again is not None:
+            ids[str(sha)] = dead_id
+    return ids
 
 
 def _insert_parked(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:

@@ -14,9 +14,12 @@ from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
-from sqlalchemy import func, update
+from sqlalchemy import func, select, update
+from sqlalchemy.orm import Session
 
-from ops.admin.dead_letters import DeadFilter, take_for_purge, take_for_replay
+from ops.admin.audit import record
+from ops.admin.dead_letters import DeadFilter, refuse_unknown, take_for_purge, take_for_replay
+from ops.admin.errors import ActionRefused
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
 from shared.db.copies import failed_copies, forget_schedule
@@ -36,11 +39,29 @@ class Outcome:
         self.counts[key] = self.counts.get(key, 0) + n
 
 
-class Admin:
-    """One connection to the broker and one to the database, for one admin command."""
+# What ``queue clear`` cancels: every message still to be sent (waiting, or failed and waiting to be retried).
+WAITING = (Status.QUEUED, Status.FAILED)
 
-    def __init__(self, settings: Settings) -> None:
+
+def count_waiting(session: Session) -> int:
+    """How many messages ``clear_queue`` would cancel now (its dry run, and what confirms it)."""
+    return session.scalar(select(func.count()).where(MessageLog.status.in_(WAITING))) or 0
+
+
+def count_failed(session: Session, limit: int) -> int:
+    """How many messages ``retry_failed`` would send again now (its dry run)."""
+    rows = select(MessageLog.id).where(MessageLog.status == Status.FAILED).limit(limit)
+    return session.scalar(select(func.count()).select_from(rows.subquery())) or 0
+
+
+class Admin:
+    """One connection to the broker and one to the database, for one admin action by ``actor``
+    (a console user, or ``cli:<os user>``); every action is written to the audit log in the
+    transaction that does it."""
+
+    def __init__(self, settings: Settings, actor: str) -> None:
         self.settings = settings
+        self.actor = actor
         self.topology = Topology(settings.namespace)
 
     async def __aenter__(self) -> Admin:
@@ -59,11 +80,13 @@ class Admin:
     async def replay(self, f: DeadFilter, limit: int) -> Outcome:
         outcome = Outcome()
         with transaction(self.sessions) as session:
+            refuse_unknown(session, f, "replayed")
             plan = take_for_replay(session, f, limit)
             for command in plan.messages:
                 await self.publisher.publish_send(command)
             for _dead_id, routing_key, body, event_id in plan.events:
                 await self._republish_event(routing_key, body, event_id)
+            record(session, self.actor, "dead.replay", target=f.target(), count=len(plan.messages) + len(plan.events))
         outcome.add("messages_replayed", len(plan.messages))
         outcome.add("events_replayed", len(plan.events))
         await self._remove_from_dead_queues({c.log_id for c in plan.messages}, {e[0] for e in plan.events}, outcome)
@@ -72,7 +95,9 @@ class Admin:
     async def purge(self, f: DeadFilter, limit: int) -> Outcome:
         outcome = Outcome()
         with transaction(self.sessions) as session:
+            refuse_unknown(session, f, "purged")
             messages, events = take_for_purge(session, f, limit)
+            record(session, self.actor, "dead.purge", target=f.target(), count=len(messages) + len(events))
         outcome.add("messages_purged", len(messages))
         outcome.add("events_purged", len(events))
         await self._remove_from_dead_queues(messages, events, outcome)
@@ -86,19 +111,27 @@ class Admin:
             for copy in copies:
                 await self.publisher.publish_send(copy.command)
             forget_schedule(session, copies)
+            record(session, self.actor, "retry_failed", target={"limit": limit}, count=len(copies))
         outcome.add("messages_requeued", len(copies))
         return outcome
 
-    async def clear_queue(self) -> Outcome:
-        """Emergency stop: drop everything waiting to be sent; each dropped message's row says cancelled."""
+    async def clear_queue(self, expected: int | None = None) -> Outcome:
+        """Emergency stop: drop everything waiting to be sent; each dropped message's row says cancelled.
+
+        ``expected`` is the number of waiting messages the operator confirmed: when more or
+        fewer are waiting now, nothing is dropped (they confirmed a different situation).
+        """
         outcome = Outcome()
         with transaction(self.sessions) as session:
             runtime = load(session, self.settings)
             # Cancel the rows first: any copy still on a queue afterwards is stale and dropped.
             result = session.execute(
-                update(MessageLog).where(MessageLog.status.in_([Status.QUEUED, Status.FAILED])).values(
-                    status=Status.CANCELLED, updated_at=func.now(), last_error="cancelled by `wanotify queue clear`"))
-            outcome.add("messages_cancelled", result.rowcount)  # type: ignore[attr-defined]
+                update(MessageLog).where(MessageLog.status.in_(WAITING)).values(
+                    status=Status.CANCELLED, updated_at=func.now(), last_error=f"cancelled by {self.actor} (queue clear)"))
+            cancelled: int = result.rowcount  # type: ignore[attr-defined]
+            _check_expected(cancelled, expected)  # if it refuses, the transaction rolls back
+            outcome.add("messages_cancelled", cancelled)
+            record(session, self.actor, "queue.clear", count=cancelled)
         delays = {runtime.retry_delay_seconds(n, self.settings.retry_backoff) for n in range(1, 11)}
         for name in [self.topology.send_queue, *(self.topology.retry_queue(d) for d in delays)]:
             outcome.add("copies_dropped", await self._purge_queue(name))
@@ -142,6 +175,12 @@ class Admin:
                 taken += 1
             await message.ack()
         return taken
+
+
+def _check_expected(waiting: int, expected: int | None) -> None:
+    if expected is not None and waiting != expected:
+        raise ActionRefused(f"{waiting} messages are waiting now, not {expected}: nothing was cleared — "
+                            "confirm with the current number")
 
 
 def _log_id_in(ids: set[int]) -> Callable[[AbstractIncomingMessage], bool]:

@@ -9,6 +9,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from ops.admin.meta_status import collect_meta, render_meta
+from ops.admin.pausing import current_pause
 from shared.config import Settings
 from shared.db.models import SenderState
 from shared.monitoring import (
@@ -50,13 +51,14 @@ def sender_state(session: Session, namespace: str, gap: float) -> dict[str, Any]
 def _sender(session: Session, namespace: str, gap: float) -> dict[str, Any]:
     state = session.get(SenderState, namespace)
     now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
-    paused = bool(state and state.paused_until and state.paused_until > now)
+    pause = current_pause(state, now)
     return {
         "gap_seconds": gap,
         "last_call_at": state.last_call_at if state else None,
         "seconds_since_last_call": (now - state.last_call_at).total_seconds() if state and state.last_call_at else None,
-        "paused_until": state.paused_until if paused and state else None,
-        "pause_reason": state.pause_reason if paused and state else None,
+        "paused_until": state.paused_until if pause and state else None,
+        "pause_reason": pause.reason if pause else None,
+        "paused": None if pause is None else "by_hand" if pause.by_hand else "quality",
     }
 
 
@@ -69,7 +71,7 @@ def render(status: dict[str, Any]) -> str:
     s, b = status["sender"], status["backlog"]
     last = "never" if s["last_call_at"] is None else f"{s['seconds_since_last_call']:.1f} s ago"
     lines += ["", f"sender: gap {s['gap_seconds']} s, last call {last}"
-              + (f", PAUSED until {s['paused_until']:%H:%M:%S} ({s['pause_reason']})" if s["paused_until"] else "")]
+              + _pause_text(s)]
     by = ", ".join(f"{k} {v}" for k, v in b["by_priority"].items())
     lines.append(f"backlog: {b['waiting']} waiting ({by}); drains in about {_duration(b['drain_seconds'])}")
     lines.append("messages: " + (", ".join(f"{k} {v}" for k, v in status["statuses"].items() if v) or "none yet"))
@@ -78,6 +80,15 @@ def render(status: dict[str, Any]) -> str:
         lines += [f"  #{m['id']:<8} {m['priority']:<7} {m['template']}" for m in status["next"]]
     lines += render_meta(status["meta"])
     return "\n".join(lines)
+
+
+def _pause_text(sender: dict[str, Any]) -> str:
+    if sender["paused"] == "by_hand":
+        # "paused by hand by cli:ana: why" reads as it is; capitals make it stand out in the line
+        return f", PAUSED{sender['pause_reason'][len('paused'):]} (until `wanotify resume`)"
+    if sender["paused"] == "quality":
+        return f", PAUSED after a quality limit until {sender['paused_until']:%H:%M:%S} ({sender['pause_reason']})"
+    return ""
 
 
 def _duration(seconds: float) -> str:

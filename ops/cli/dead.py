@@ -9,8 +9,18 @@ from typing import Any
 
 import click
 
-from ops.admin.actions import Admin, Outcome
-from ops.admin.dead_letters import DeadFilter, list_dead, parse_id, show
+from ops.admin.actions import Admin, Outcome, count_failed, count_waiting
+from ops.admin.audit import cli_actor
+from ops.admin.dead_letters import (
+    EVENT_REASONS,
+    MESSAGE_REASONS,
+    DeadFilter,
+    count_dead,
+    list_dead,
+    parse_id,
+    refuse_unknown,
+    show,
+)
 from ops.cli.common import db_session, emit, json_option, settings_from, table
 
 UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -38,11 +48,16 @@ def _ids(_ctx: Any, _param: Any, values: tuple[str, ...]) -> tuple[str, ...]:
         raise click.BadParameter(str(exc)) from None
 
 
+REASON_HELP = (f"Only this reason. Messages: {', '.join(MESSAGE_REASONS)}. "
+               f"Events: {', '.join(EVENT_REASONS)}. `dead list` shows the reasons present.")
+
+
 def filters(fn: Any) -> Any:
     options = [
         click.option("--kind", type=click.Choice(["messages", "events", "all"]), default="all", show_default=True),
-        click.option("--reason", help="Only this reason (e.g. permanent, out_of_retries, invalid_phone, meta_131026)."),
-        click.option("--template", help="Only messages of this template (events: whose reason mentions it)."),
+        click.option("--reason", help=REASON_HELP),
+        click.option("--template", help="Only this template's messages, and events parked because of it "
+                                        "(template_error, template_missing)."),
         click.option("--older-than", callback=_duration, help="Only parked longer ago than this (45s, 30m, 2h, 7d)."),
         click.option("--limit", default=1000, show_default=True, type=click.IntRange(1, 100000)),
     ]
@@ -79,9 +94,7 @@ def dead_list(ctx: click.Context, as_json: bool, limit: int, **f: Any) -> None:
 def dead_show(ctx: click.Context, dead_id: str, as_json: bool) -> None:
     """Everything about one parked message or event, including its text or body."""
     with db_session(settings_from(ctx)) as session:
-        row = show(session, dead_id)
-    if row is None:
-        raise click.ClickException(f"no dead letter {dead_id}")
+        row = show(session, dead_id)  # a message or event that is not parked: one line, exit code 1
     emit(row, as_json, lambda r: "\n".join(f"{k:>10}: {v}" for k, v in r.items()))
 
 
@@ -96,7 +109,7 @@ def _selection(ids: tuple[str, ...], everything: bool, f: dict[str, Any]) -> Dea
 
 def _run(ctx: click.Context, action: str, *args: Any) -> Outcome:
     async def go() -> Outcome:
-        async with Admin(settings_from(ctx)) as admin:
+        async with Admin(settings_from(ctx), cli_actor()) as admin:
             outcome: Outcome = await getattr(admin, action)(*args)
             return outcome
     return asyncio.run(go())
@@ -106,44 +119,86 @@ def _report(outcome: Outcome, as_json: bool) -> None:
     emit(outcome.counts, as_json, lambda c: ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in c.items()) or "nothing to do")
 
 
+def _counted(ctx: click.Context, selection: DeadFilter, limit: int) -> dict[str, int]:
+    """The dry run: how many messages and events the action would take (ids are checked first)."""
+    with db_session(settings_from(ctx)) as session:
+        refuse_unknown(session, selection, "done")
+        return count_dead(session, selection, limit)
+
+
+def _confirm_or_stop(ctx: click.Context, verb: str, selection: DeadFilter, limit: int, dry_run: bool, yes: bool,
+                     as_json: bool) -> bool:
+    """Print the dry run and stop, or ask (showing the count); True to go ahead."""
+    if not dry_run and yes:
+        return True
+    counts = _counted(ctx, selection, limit)
+    what = f"{counts['messages']} message(s) and {counts['events']} event(s)"
+    if dry_run:
+        emit({"dry_run": True, **counts}, as_json, f"would {verb} {what}")
+        return False
+    if not sum(counts.values()):
+        emit({"dry_run": False, **counts}, as_json, f"nothing to {verb}")
+        return False
+    if not click.confirm(f"{verb.capitalize()} {what}?", default=False, err=True):
+        raise click.Abort
+    return True
+
+
+def _bulk_options(fn: Any) -> Any:
+    fn = click.option("--dry-run", is_flag=True, help="Only count what would be done.")(fn)
+    fn = click.option("--yes", is_flag=True, help="Do not ask for confirmation.")(fn)
+    return click.option("--all", "everything", is_flag=True, help="Every parked item the filters select.")(fn)
+
+
 @dead.command("replay")
 @click.argument("ids", nargs=-1, callback=_ids)
-@click.option("--all", "everything", is_flag=True, help="Every parked item the filters select.")
+@_bulk_options
 @filters
 @json_option
 @click.pass_context
-def dead_replay(ctx: click.Context, ids: tuple[str, ...], everything: bool, as_json: bool, limit: int, **f: Any) -> None:
+def dead_replay(ctx: click.Context, ids: tuple[str, ...], everything: bool, yes: bool, dry_run: bool, as_json: bool,
+                limit: int, **f: Any) -> None:
     """Send parked messages again (same log row, history kept, fresh retry budget) and
-    re-process parked events (re-rendered, so fix the template first). Replaying twice
-    never sends twice."""
-    _report(_run(ctx, "replay", _selection(ids, everything, f), limit), as_json)
+    re-process parked events (re-rendered with their own event_id, so fix the template first).
+    Replaying twice never sends twice. A selection by filters (--all, --reason…) shows how many
+    it takes and asks first; IDs that name no dead letter refuse the whole replay."""
+    selection = _selection(ids, everything, f)
+    if not ids or dry_run:
+        if not _confirm_or_stop(ctx, "replay", selection, limit, dry_run, yes, as_json):
+            return
+    _report(_run(ctx, "replay", selection, limit), as_json)
 
 
 @dead.command("purge")
 @click.argument("ids", nargs=-1, callback=_ids)
-@click.option("--all", "everything", is_flag=True, help="Every parked item the filters select.")
-@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@_bulk_options
 @filters
 @json_option
 @click.pass_context
-def dead_purge(ctx: click.Context, ids: tuple[str, ...], everything: bool, yes: bool, as_json: bool, limit: int,
-               **f: Any) -> None:
-    """Drop parked items for good (messages are kept in the log as cancelled)."""
+def dead_purge(ctx: click.Context, ids: tuple[str, ...], everything: bool, yes: bool, dry_run: bool, as_json: bool,
+               limit: int, **f: Any) -> None:
+    """Drop parked items for good (messages are kept in the log as cancelled). Shows how many
+    it takes and asks first."""
     selection = _selection(ids, everything, f)
-    if not yes and not click.confirm("Drop the selected dead letters for good?", default=False):
-        raise click.Abort
-    _report(_run(ctx, "purge", selection, limit), as_json)
+    if _confirm_or_stop(ctx, "purge", selection, limit, dry_run, yes, as_json):
+        _report(_run(ctx, "purge", selection, limit), as_json)
 
 
 @click.command("retry-failed")
 @click.option("--limit", default=10000, show_default=True, type=click.IntRange(1, 1000000))
+@click.option("--dry-run", is_flag=True, help="Only count the failed messages that would be sent again.")
 @json_option
 @click.pass_context
-def retry_failed(ctx: click.Context, limit: int, as_json: bool) -> None:
+def retry_failed(ctx: click.Context, limit: int, dry_run: bool, as_json: bool) -> None:
     """Queue every failed message for another call now (they still wait for the gap).
 
     Failed messages are retried automatically while auto_retry_enabled is true; use this
     after turning it off, or to skip the remaining retry delay."""
+    if dry_run:
+        with db_session(settings_from(ctx)) as session:
+            failed = count_failed(session, limit)
+        emit({"dry_run": True, "messages": failed}, as_json, f"would send {failed} failed message(s) again")
+        return
     _report(_run(ctx, "retry_failed", limit), as_json)
 
 
@@ -154,10 +209,18 @@ def queue() -> None:
 
 @queue.command("clear")
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+@click.option("--dry-run", is_flag=True, help="Only count the messages that would be cancelled.")
 @json_option
 @click.pass_context
-def queue_clear(ctx: click.Context, yes: bool, as_json: bool) -> None:
-    """Drop every message waiting to be sent (and waiting retries); their log rows become cancelled."""
-    if not yes and not click.confirm("Cancel every message waiting to be sent?", default=False):
-        raise click.Abort
+def queue_clear(ctx: click.Context, yes: bool, dry_run: bool, as_json: bool) -> None:
+    """Drop every message waiting to be sent (and waiting retries); their log rows become cancelled.
+    Asks first, showing how many are waiting."""
+    if dry_run or not yes:
+        with db_session(settings_from(ctx)) as session:
+            waiting = count_waiting(session)
+        if dry_run:
+            emit({"dry_run": True, "messages": waiting}, as_json, f"would cancel {waiting} waiting message(s)")
+            return
+        if not click.confirm(f"Cancel the {waiting} message(s) waiting to be sent?", default=False, err=True):
+            raise click.Abort
     _report(_run(ctx, "clear_queue"), as_json)

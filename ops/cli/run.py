@@ -106,22 +106,19 @@ def fake_provider(host: str, port: int) -> None:
 @click.option("--members", default=5, show_default=True, type=click.IntRange(1, 100),
               help="How many members register at the same moment.")
 @click.option("--gap", type=click.FloatRange(min=0), default=None,
-              help="Override SEND_GAP_SECONDS for the demo (default: the configured gap, 10 s).")
+              help="The gap for the demo (default: SEND_GAP_SECONDS, 10 s); a stored setting does not change it.")
 @click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON at the end.")
 @click.pass_context
 def demo(ctx: click.Context, members: int, gap: float | None, as_json: bool) -> None:
     """Live demo: members register at once; watch payment links overtake welcomes, a gap apart.
 
     Runs the notifier and the sender in this process against a local fake WhatsApp provider,
-    in the namespace WANOTIFY_NAMESPACE-demo so it never touches real queues. Creates and
-    migrates the database if needed.
+    in the namespace WANOTIFY_NAMESPACE-demo and a database of its own (DATABASE_URL's name
+    with _demo), so it never touches real queues or counts. Both are removed at the end.
     """
-    from ops.demo import run_demo
+    from ops.demo import demo_settings, run_demo
 
-    settings = settings_from(ctx)
-    settings = settings.with_(namespace=f"{settings.namespace}-demo",
-                              send_gap_seconds=settings.send_gap_seconds if gap is None else gap)
-    summary = run_demo(settings, members)
+    summary = run_demo(demo_settings(settings_from(ctx), gap), members)
     if as_json:
         emit(summary, True, "")
 
