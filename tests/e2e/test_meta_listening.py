@@ -17,9 +17,11 @@ import requests
 
 from ops.fake_provider.webhooks import number_quality_payload, post
 from shared.config import Settings
+from shared.db.engine import transaction
+from shared.db.models import MetaTemplate
 from tests.support.graph_api import TOKEN, WABA_ID, graph_api
 from tests.support.meta import empty_meta_tables, map_template, recipient
-from tests.support.processes import Proc, wanotify_env
+from tests.support.processes import Proc, wait_until, wanotify_env
 from tests.support.web import SECRET
 from tests.support.web import TOKEN as VERIFY_TOKEN
 
@@ -183,3 +185,30 @@ def test_templates_sync_without_an_account_id_a_token_or_a_reachable_api_is_one_
         refused = wanotify(settings, "templates", "sync", WHATSAPP_API_BASE_URL=graph.url, WHATSAPP_WABA_ID=WABA_ID,
                            WHATSAPP_ACCESS_TOKEN="expired")
         assert "HTTP 401, code 190" in one_error_line(refused) and "WHATSAPP_ACCESS_TOKEN" in refused.stderr
+
+
+def test_the_sender_syncs_templates_on_start_and_its_metrics_follow_the_database(settings, sessions):
+    # Given a mapping to a template the account has PAUSED, and a sender with the account's id
+    empty_meta_tables(sessions)
+    map_template(sessions, "payment_success", "payment_success", "id", {"body": ["{{ name }}", "{{ amount }}"]})
+    port = free_port()
+    with graph_api() as graph:
+        proc = Proc(["run", "sender"], env(settings, WHATSAPP_API_BASE_URL=graph.url, METRICS_PORT=port,
+                                           TEMPLATE_SYNC_SECONDS=3600, **sync_env()), ready="consuming", name="sender")
+        try:
+            # Then it syncs at start-up and logs the mismatch
+            proc.wait_for_log("template sync: 5 template(s) in the account, 1 mismatch(es)")
+            assert "template sync: payment_success: payment_success (id) is PAUSED, not APPROVED" in proc.log()
+            paused = 'wanotify_meta_template_status{language="id",status="PAUSED",template="payment_success"} 1.0'
+            metrics = f"http://127.0.0.1:{port}/metrics"
+            wait_until(lambda: paused in metric_lines(metrics, "wanotify_meta_template_status"), 20, "the paused gauge")
+            # When another process records that Meta approved it, the sender's gauge follows the database
+            with transaction(sessions) as session:
+                row = session.get(MetaTemplate, ("payment_success", "id"))
+                assert row is not None
+                row.status = "APPROVED"
+            approved = paused.replace("PAUSED", "APPROVED")
+            wait_until(lambda: approved in metric_lines(metrics, "wanotify_meta_template_status"), 20, "the approved gauge")
+            assert paused not in metric_lines(metrics, "wanotify_meta_template_status")
+        finally:
+            proc.close()
