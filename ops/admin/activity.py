@@ -65,21 +65,22 @@ def _series(slots: list[datetime], counts: dict[tuple[datetime, str], int]) -> d
 
 
 def gaps(session: Session, gap_setting: float, sample: int = GAP_SAMPLE) -> dict[str, Any]:
-    """The actual gaps between the starts of the latest calls, as a histogram around the setting.
+    """The actual gaps between the starts of the latest calls, as a histogram over their range.
 
-    Gaps longer than twice the setting are idle time, not pacing: they are counted apart.
+    Gaps longer than twice the setting are idle time, not pacing: they are counted apart. The
+    bins span the paced gaps themselves (at least 10 ms), so a sender that keeps the gap within
+    a few milliseconds shows how many.
     """
     starts = sorted(session.scalars(select(Attempt.started_at).order_by(Attempt.id.desc()).limit(sample)))
     seconds = [(b - a).total_seconds() for a, b in pairwise(starts)]
-    top = max(2 * gap_setting, 0.1)
-    paced = [s for s in seconds if s <= top]
-    width = top / GAP_BINS
+    paced = sorted(s for s in seconds if s <= max(2 * gap_setting, 0.1))
+    low = min(paced[0], gap_setting) if paced else gap_setting
+    width = max((paced[-1] if paced else low) - low, 0.01) / GAP_BINS
     bins = [0] * GAP_BINS
     for s in paced:
-        bins[min(int(s / width), GAP_BINS - 1)] += 1
-    ordered = sorted(paced)
+        bins[min(int((s - low) / width), GAP_BINS - 1)] += 1
     return {"setting": gap_setting, "calls": len(starts), "idle": len(seconds) - len(paced),
             "early": sum(1 for s in seconds if s < gap_setting), "bin_seconds": width,
-            "edges": [round(i * width, 3) for i in range(GAP_BINS)], "counts": bins,
-            "min": ordered[0] if ordered else None, "median": ordered[len(ordered) // 2] if ordered else None,
-            "p99": ordered[min(len(ordered) - 1, int(len(ordered) * 0.99))] if ordered else None}
+            "edges": [round(low + i * width, 4) for i in range(GAP_BINS)], "counts": bins,
+            "min": paced[0] if paced else None, "median": paced[len(paced) // 2] if paced else None,
+            "p99": paced[min(len(paced) - 1, int(len(paced) * 0.99))] if paced else None}

@@ -87,6 +87,10 @@ def set_password(session: Session, username: str, password: str) -> None:
     _require(session, username).password_hash = _hasher.hash(password)
 
 
+def set_role(session: Session, username: str, role: Role) -> None:
+    _require(session, username).role = role.label
+
+
 def authenticate(session: Session, username: str, password: str) -> ConsoleUser | None:
     """The user if the password is right (and its login time recorded), else None."""
     user = _find(session, username) if len(password) <= MAX_PASSWORD else None

@@ -11,7 +11,8 @@
     var bars = uPlot.paths && uPlot.paths.bars ? uPlot.paths.bars({ size: [0.8, 40] }) : undefined;
     var series = [{ label: spec.x_label || "" }].concat(spec.series.map(function (s) {
       var color = COLORS[s.key] || "#555";
-      return { label: s.label, stroke: color, fill: color + "55", width: 1, paths: spec.bars ? bars : undefined };
+      return { label: s.label, stroke: color, fill: color + "88", width: 1, paths: spec.bars ? bars : undefined,
+               points: { show: !spec.bars } };
     }));
     var data = [spec.x].concat(spec.series.map(function (s) { return s.values; }));
     var opts = {
@@ -21,7 +22,9 @@
       legend: { show: true }, cursor: { drag: { x: false, y: false } }
     };
     if (spec.time === false) {
-      opts.axes[0].values = function (u, vals) { return vals.map(function (v) { return spec.x_format ? v + spec.x_format : v; }); };
+      opts.axes[0].values = function (u, vals) {
+        return vals.map(function (v) { return (+v.toFixed(4)) + (spec.x_format || ""); });
+      };
     }
     el.textContent = "";
     new uPlot(opts, data, el);
