@@ -4,11 +4,14 @@ it neither crashes a consumer nor blocks the queue behind it."""
 from __future__ import annotations
 
 import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 
-from sqlalchemy import text
+from sqlalchemy import delete, text
 
+from shared.db.models import Template
 from shared.topology import Topology
 from tests.e2e.scenario import member
 from tests.support.broker import queue_depth
@@ -95,3 +98,74 @@ def test_a_success_that_cannot_be_recorded_for_a_while_is_recorded_later_and_nev
     wait_until(lambda: [m.status for m in messages(sessions)] == ["sent"], 30, "the message to be recorded sent")
     time.sleep(1.0)
     assert len(fake_provider.calls()) == 1 and "died mid-call" not in sender.log()
+
+
+# Template bombs (notifier side): refused when saved, and harmless when already stored.
+BOMBS = {
+    "bomb_center": '{{ "x"|center(50000000) }}',
+    "bomb_tuple": "{{ (1,)*50000000 }}",
+    "bomb_loops": "{% for i in range(100000) %}{% for j in range(100000) %}x{% endfor %}{% endfor %}",
+}
+
+
+@contextlib.contextmanager
+def stored_templates(sessions, templates: dict[str, str]) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Templates written straight into the database, as if saved before the checks existed."""
+    with sessions() as session, session.begin():
+        session.add_all(Template(key=key, body=body, language="id", active=True) for key, body in templates.items())
+    try:
+        yield
+    finally:
+        with sessions() as session, session.begin():
+            session.execute(delete(Template).where(Template.key.in_(list(templates))))
+
+
+def test_templates_set_refuses_each_template_bomb_with_its_reason_and_saves_nothing(stack, sessions):
+    for key, body in BOMBS.items():
+        done = subprocess.run([sys.executable, "-m", "ops.cli", "templates", "set", key, "--body", body],
+                              env=stack.env(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+        print(f"{key}: exit {done.returncode}: {done.stderr.strip()}")
+        assert done.returncode != 0 and "Traceback" not in done.stderr
+        assert "cannot render" in done.stderr and len(done.stderr.strip().splitlines()) == 1
+        with sessions() as session:
+            assert session.get(Template, key) is None
+
+
+def test_an_event_using_a_stored_template_bomb_is_parked_and_later_events_still_flow(
+        stack, publisher, sessions, fake_provider):
+    with stored_templates(sessions, BOMBS):
+        notifier = stack.start("notifier")
+        stack.start("sender")
+        for key in BOMBS:
+            started = time.monotonic()
+            event_id = publisher.publish("notification.requested", {"phone": "08114040707", "template": key})
+            [parked] = wait_until(lambda: [d for d in dead_events(sessions) if d.event_id == event_id],  # noqa: B023
+                                  30, f"the event using {key} to be parked")
+            print(f"{key}: published -> parked in {time.monotonic() - started:.3f} s: {parked.detail}")
+            assert parked.reason == "template_error"
+        publisher.publish("member.registered", member(5))
+        fake_provider.wait_for_calls(1, timeout=20)
+    assert notifier.popen.poll() is None and messages(sessions)[0].recipient == "+628114040005"
+
+
+def test_a_template_renders_with_no_database_transaction_open(stack, publisher, sessions, engine):
+    # Given a template that renders until the time limit stops it (sorting a 60,000-character text 3,000 times)
+    slow = ('{% set s = "x" * 4000 %}{% set s = s~s~s~s~s~s~s~s~s~s~s~s~s~s~s %}'
+            "{% for i in range(3000) %}{% if s|sort|length > 0 %}{% endif %}{% endfor %}done")
+    with stored_templates(sessions, {"slow_render": slow}):
+        stack.start("notifier")
+        event_id = publisher.publish("notification.requested", {"phone": "08114040707", "template": "slow_render"})
+        # When it renders, the oldest transaction open in the database is watched
+        oldest, deadline = 0.0, time.monotonic() + 60
+        while not [d for d in dead_events(sessions) if d.event_id == event_id]:
+            assert time.monotonic() < deadline, "the slow template was never parked"
+            with engine.connect() as conn:
+                oldest = max(oldest, conn.execute(text(
+                    "SELECT coalesce(extract(epoch FROM max(now() - xact_start)), 0) FROM pg_stat_activity "
+                    "WHERE datname = current_database() AND pid <> pg_backend_pid()")).scalar_one())
+            time.sleep(0.02)
+    [parked] = dead_events(sessions)
+    print(f"oldest transaction seen while rendering: {oldest * 1000:.0f} ms; {parked.detail}")
+    # Then it was parked by the time limit, and no transaction stayed open while it rendered
+    assert parked.reason == "template_error" and "longer than 1 s" in parked.detail
+    assert oldest < 0.5
