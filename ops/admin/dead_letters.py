@@ -21,7 +21,7 @@ from sqlalchemy.orm import Session
 from ops.admin.errors import ActionRefused
 from shared.db.copies import next_copy
 from shared.db.models import DeadEvent, MessageLog, Rule, Status
-from shared.events import PARK_REASONS
+from shared.events import MAX_EVENT_BYTES, PARK_REASONS
 from shared.messages import SendCommand
 from shared.phone import mask_event_body, mask_phone
 
@@ -233,6 +233,20 @@ def refuse_unknown(session: Session, f: DeadFilter, action: str) -> None:
                             "`wanotify dead list` shows the dead letters")
 
 
+def refuse_too_large(session: Session, f: DeadFilter) -> None:
+    """Refuse to replay events parked as too large: the limit has not changed, so they would only
+    be parked again, and the database keeps only their head (the whole body is on the dead queue)."""
+    if not f.event_ids():
+        return
+    found = session.scalars(select(DeadEvent.id).where(
+        DeadEvent.id.in_(f.event_ids()), DeadEvent.status == "parked", DeadEvent.body_truncated)).all()
+    if found:
+        ids = " ".join(f"e{i}" for i in sorted(found))
+        raise ActionRefused(f"nothing replayed: {ids} parked as too large (over {MAX_EVENT_BYTES} bytes) and would only be "
+                            f"parked again; the whole body stays on the events dead queue — fix the publisher, then "
+                            f"`wanotify dead purge {ids}`")
+
+
 @dataclass
 class ReplayPlan:
     messages: list[SendCommand]
@@ -245,15 +259,18 @@ def take_for_replay(session: Session, f: DeadFilter, limit: int) -> ReplayPlan:
     A message goes back to ``queued`` with a fresh retry budget and is sent again as the same
     log row; an event is published again (with its own event_id) and re-rendered by the
     notifier (its event_id makes that idempotent). Rows already replayed are no longer dead,
-    so a second replay of the same ids finds nothing to do.
+    so a second replay of the same ids finds nothing to do. An event parked as too large is
+    never replayed: named, it refuses the replay; selected by filters, it stays parked.
     """
+    refuse_too_large(session, f)
     plan = ReplayPlan([], [])
     if f.wants_messages:
         for m in session.scalars(_messages_query(f).limit(limit).with_for_update(skip_locked=True)):
             m.status, m.first_attempt, m.updated_at = Status.QUEUED, m.attempts + 1, func.now()
             plan.messages.append(next_copy(m))
     if f.wants_events:
-        for e in session.scalars(_events_query(session, f).limit(limit).with_for_update(skip_locked=True)):
+        replayable = _events_query(session, f).where(DeadEvent.body_truncated.is_(False))  # too large: stay parked
+        for e in session.scalars(replayable.limit(limit).with_for_update(skip_locked=True)):
             e.status, e.replayed_at = "replayed", func.now()
             plan.events.append((e.id, e.event_type or "unknown", e.body, e.event_id))
     return plan

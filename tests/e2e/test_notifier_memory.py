@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import subprocess
+import sys
 import threading
 import time
 import uuid
@@ -103,3 +105,28 @@ def test_fifty_five_megabyte_events_are_parked_whole_within_a_memory_bound_and_l
     # and the notifier never held more than the bound
     assert peak_hwm_kb < RSS_LIMIT_MB * 1024
     assert notifier.popen.poll() is None
+
+
+def test_a_too_large_event_is_never_replayed_and_stays_parked_whole(stack, settings, sessions):
+    # Given a parked event of 100 kB
+    stack.start("notifier")
+    body = json.dumps(build_envelope("member.registered", member(1) | {"name": "x" * 100_000})).encode()
+    publish_raw(settings.amqp_url, settings.namespace, [("member.registered", body)])
+    [row] = wait_until(lambda: dead_events(sessions), 20, "the event to be parked")
+    dead_queue = Topology(settings.namespace).events_dead_queue
+
+    def wanotify(*args: str) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=stack.env(), capture_output=True,
+                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+    # When it is replayed by id, and then with every parked event
+    by_id = wanotify("dead", "replay", f"e{row.id}")
+    print(by_id.stderr.strip())
+    everything = wanotify("dead", "replay", "--all", "--kind", "events", "--yes")
+    # Then the replay by id is refused with the reason, and neither replay republished it
+    assert by_id.returncode == 1 and len(by_id.stderr.strip().splitlines()) == 1
+    assert "too large" in by_id.stderr and f"wanotify dead purge e{row.id}" in by_id.stderr
+    assert everything.returncode == 0, everything.stderr
+    [still] = dead_events(sessions)
+    assert (still.id, still.status) == (row.id, "parked")
+    assert [sha for _, sha, _ in dead_copies(settings.amqp_url, dead_queue)] == [hashlib.sha256(body).hexdigest()]
