@@ -27,8 +27,7 @@ from shared.template_limits import (
     budget,
 )
 
-__all__ = ["MAX_RENDERED_CHARS", "SAMPLE_VARIABLES", "check_syntax", "check_template", "environment", "money", "render",
-           "sample_variables"]
+__all__ = ["MAX_RENDERED_CHARS", "SAMPLE_VARIABLES", "check_syntax", "environment", "money", "render", "sample_variables"]
 
 SAMPLE_VARIABLES: dict[str, Any] = {
     "member_id": "M-1001",
@@ -131,10 +130,3 @@ def sample_variables(body: str, data: dict[str, Any] | None = None) -> dict[str,
     env = _environment()
     used = meta.find_undeclared_variables(env.parse(body)) - set(env.globals)
     return {name: f"<{name}>" for name in sorted(used)} | SAMPLE_VARIABLES | (data or {})
-
-
-def check_template(body: str, data: dict[str, Any] | None = None) -> str:
-    """Refuse a template that does not parse or cannot render a sample message within the
-    limits (used before saving); returns the sample message."""
-    check_syntax(body)
-    return render(body, sample_variables(body, data))
