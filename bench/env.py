@@ -27,7 +27,7 @@ def settings(ns: str, gap: float = 10.0, provider_url: str | None = None) -> Set
     whatsapp = WhatsAppSettings(provider="fake")  # chosen explicitly: there is no default provider
     if provider_url:
         whatsapp = WhatsAppSettings(provider="meta", base_url=provider_url, phone_number_id="bench",
-                                    access_token="bench", timeout_seconds=5.0)
+                                    access_token="bench", timeout_seconds=5.0, send_mode="text")
     return Settings.from_env({}).with_(amqp_url=AMQP_URL, database_url=DATABASE_URL, namespace=ns,
                                        send_gap_seconds=gap, whatsapp=whatsapp)
 
@@ -50,6 +50,7 @@ def process_env(s: Settings, **extra: str) -> dict[str, str]:
             "WHATSAPP_PHONE_NUMBER_ID": s.whatsapp.phone_number_id or "bench",
             "WHATSAPP_ACCESS_TOKEN": s.whatsapp.access_token or "bench",
             "WHATSAPP_TIMEOUT_SECONDS": str(s.whatsapp.timeout_seconds),
+            "WHATSAPP_SEND_MODE": s.whatsapp.send_mode,  # text: the bench's recipients never wrote
         })
     env.update(extra)
     return env

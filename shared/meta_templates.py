@@ -25,6 +25,8 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
+from jinja2 import Environment, nodes
+
 from shared.errors import InvalidEvent
 from shared.templates import check_syntax, render
 
@@ -178,6 +180,27 @@ def _value(where: str, expression: str, variables: dict[str, Any]) -> str:
         raise MappingError(f"parameter {where}: {exc.detail}") from None
     # Meta refuses a parameter with a line break, a tab or more than four spaces in a row.
     return " ".join(text.split())
+
+
+def used_variables(params: dict[str, Any]) -> set[str]:
+    """The variable names a (checked) ``meta_params`` value renders with.
+
+    Read from the syntax tree alone (names loaded and never assigned): compiling it would need
+    the renderer's filters, and these expressions are rendered only by ``fill``."""
+    env = Environment()
+    names: set[str] = set()
+    for expression in _expressions(params):
+        found = list(env.parse(expression).find_all(nodes.Name))
+        names |= {n.name for n in found if n.ctx == "load"} - {n.name for n in found if n.ctx != "load"}
+    return names - set(env.globals)
+
+
+def _expressions(params: dict[str, Any]) -> list[str]:
+    found: list[str] = []
+    for part in TEXT_PARTS:
+        value = params.get(part) or []
+        found += list(value.values()) if isinstance(value, dict) else list(value)
+    return found + [button["text"] for button in params.get("buttons") or []]
 
 
 def stored_variables(variables: MappingType[str, Any]) -> dict[str, Any]:

@@ -208,7 +208,7 @@ class Notifier:
         one by one, and park the one that still fails, so a poison event cannot block the queue."""
         try:
             with transaction(self.sessions) as session:
-                return plans, write_batch(session, plans)
+                return plans, write_batch(session, plans, self.settings.opt_out_scope)
         except Exception as exc:
             if is_outage(exc):
                 raise

@@ -96,8 +96,9 @@ def _stopped_by_opt_out(session: Session, messages: list[PlannedMessage], scope:
     if not opted:
         return set()
     candidates = [m for m in messages if m.recipient in opted]
-    categories = dict(session.execute(select(Template.key, Template.meta_category).where(
-        Template.key.in_({m.template for m in candidates}))).tuples())
+    found = session.execute(select(Template.key, Template.meta_category).where(
+        Template.key.in_({m.template for m in candidates})))
+    categories = {key: category for key, category in found}
     return {(m.event_id, m.template) for m in candidates
             if opt_out_covers(scope, category=categories.get(m.template), event_type=m.event_type,
                               priority=m.priority.value)}

@@ -13,6 +13,7 @@ from urllib3.util.retry import Retry
 
 from consumers.providers.classify import classify_network_error
 from shared.errors import ConfigError
+from shared.meta_templates import TemplateCall
 
 # The sender sends one message at a time per process, so a couple of sockets is plenty.
 POOL_SIZE = 4
@@ -30,6 +31,8 @@ class OutgoingMessage:
     body: str  # rendered text
     template: str
     language: str
+    # The approved template to send instead of the text (Cloud API only; the sender decides).
+    template_call: TemplateCall | None = None
 
 
 @dataclass(frozen=True)

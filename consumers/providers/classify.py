@@ -16,13 +16,51 @@ from typing import Any
 
 import requests
 
+from shared.consent import OPTED_OUT
 from shared.errors import PermanentError, QualityLimitError, TransientError
 
-# Cloud API error codes (see NOTES-whatsapp.md). Branch on these, never on message text:
-# Meta rewords messages, codes are the contract.
+# Cloud API error codes. Branch on these, never on message text: Meta rewords messages,
+# codes are the contract.
 TRANSIENT_META_CODES = frozenset({130429, 131056, 131000, 131016, 1, 2, 4, 80007})
 QUALITY_META_CODES = frozenset({131048, 131049, 368})
-PERMANENT_META_CODES = frozenset({131026, 131047, 131051, 132000, 132001, 100, 131008, 190})
+PERMANENT_META_CODES = frozenset({131026, 131051, 100, 131008, 190})
+NEEDS_TEMPLATE_CODE = 131047  # free-form text outside the customer-service window
+STOPPED_MARKETING_CODE = 131050  # the recipient stopped marketing messages from this business
+# The approved template was refused: the error code stored with the message, and what to fix.
+TEMPLATE_META_CODES: dict[int, tuple[str, str]] = {
+    132000: ("meta_132000", "the number of parameters does not match the approved template's: fix the mapping's "
+                            "--meta-params (`wanotify templates set KEY --meta-params JSON`), then replay"),
+    132001: ("meta_132001", "the template does not exist in that language or is not approved yet: check "
+                            "--meta-name and --meta-language against WhatsApp Manager, then replay"),
+    132005: ("meta_132005", "the template's text with its parameters filled in is too long: shorten what "
+                            "--meta-params puts in, then replay"),
+    132007: ("meta_132007", "the content breaks WhatsApp's format or policy rules: change the parameters or the "
+                            "template, then replay"),
+    132012: ("meta_132012", "a parameter's value does not have the format the template expects (a URL, a number, "
+                            "a date…): fix --meta-params, then replay"),
+    132015: ("template_paused", "the template is paused for low quality: improve it in WhatsApp Manager or map "
+                                "another approved template, then `wanotify dead replay --reason template_paused`"),
+    132016: ("template_disabled", "the template is disabled (paused too often): map another approved template, "
+                                  "then `wanotify dead replay --reason template_disabled`"),
+}
+# Meta's status of a template that one of these codes reports.
+TEMPLATE_STATUS_BY_CODE = {132015: "PAUSED", 132016: "DISABLED"}
+
+
+class NeedsTemplate(PermanentError):
+    """131047: free-form text cannot go now; only an approved template may (the sender may resend)."""
+
+
+class RecipientOptedOut(PermanentError):
+    """131050: the recipient stopped marketing messages; they are recorded as opted out."""
+
+
+class TemplateRefused(PermanentError):
+    """A 132xxx code: the approved template, or what filled it, was refused."""
+
+    def __init__(self, message: str, *, code: str, status: str | None = None) -> None:
+        super().__init__(message, code=code)
+        self.status = status  # Meta's new status of the template (PAUSED, DISABLED), if the code says it
 
 # 408 is a 4xx but means "the server gave up waiting", which a later attempt can fix.
 TRANSIENT_4XX = frozenset({408, 429})
@@ -105,8 +143,25 @@ def classify_meta_error(status: int, payload: Any, headers: Mapping[str, str] | 
         return TransientError(message, code=label, retry_after=_retry_after(headers))
     if meta_code in PERMANENT_META_CODES:
         return PermanentError(message, code=label)
+    special = _template_or_window_error(meta_code, message)
+    if special is not None:
+        return special
     # A code we have not classified: the HTTP status is the best remaining hint.
     return classify_http_status(status, detail=f"(#{meta_code}) {text}", headers=headers, code=label)
+
+
+def _template_or_window_error(meta_code: int, message: str) -> PermanentError | None:
+    """The codes about the window, opt-outs and templates: each leads somewhere else than a plain park."""
+    if meta_code == NEEDS_TEMPLATE_CODE:
+        return NeedsTemplate(f"{message} — the 24-hour window is closed: only an approved template may be sent",
+                             code=f"meta_{meta_code}")
+    if meta_code == STOPPED_MARKETING_CODE:
+        return RecipientOptedOut(f"{message} — the recipient stopped marketing messages: recorded as opted out",
+                                 code=OPTED_OUT)
+    if meta_code in TEMPLATE_META_CODES:
+        code, fix = TEMPLATE_META_CODES[meta_code]
+        return TemplateRefused(f"{message} — {fix}", code=code, status=TEMPLATE_STATUS_BY_CODE.get(meta_code))
+    return None
 
 
 def classify_gateway_rejection(detail: str) -> Outcome:

@@ -1,4 +1,8 @@
-"""WhatsApp Cloud API (Meta) adapter: one text message per call."""
+"""WhatsApp Cloud API (Meta) adapter: one text or template message per call.
+
+Which of the two a message is, the sender decides (``consumers/sender/choice.py``): the
+adapter only shapes the request and sorts the answer.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +21,7 @@ from consumers.providers.base import (
 from consumers.providers.classify import classify_meta_error
 from shared.config import WhatsAppSettings
 from shared.errors import ConfigError
+from shared.meta_templates import TemplateCall
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 
@@ -40,9 +45,9 @@ class MetaCloudProvider:
         self._session = build_session({"Authorization": f"Bearer {settings.access_token}"})
 
     def send(self, message: OutgoingMessage) -> SendResult:
-        """Send ``message`` as a text message; raises TransientError / PermanentError on failure."""
-        response = perform(self._session, "POST", self.url, timeout=self._timeout,
-                           json=text_message_payload(message))
+        """Send ``message`` (its approved template if it carries one, else its text); raises
+        TransientError / PermanentError on failure."""
+        response = perform(self._session, "POST", self.url, timeout=self._timeout, json=message_payload(message))
         payload = json_or_none(response)
         if not 200 <= response.status_code < 300:
             raise classify_meta_error(response.status_code, payload, response.headers)
@@ -58,6 +63,13 @@ class MetaCloudProvider:
         self._session.close()
 
 
+def message_payload(message: OutgoingMessage) -> dict[str, Any]:
+    """The Cloud API JSON for ``message``: a template message if it carries one, else text."""
+    if message.template_call is not None:
+        return template_message_payload(message.recipient, message.template_call)
+    return text_message_payload(message)
+
+
 def text_message_payload(message: OutgoingMessage) -> dict[str, Any]:
     """The Cloud API JSON for a plain text message (the API wants the number without "+")."""
     return {
@@ -66,6 +78,17 @@ def text_message_payload(message: OutgoingMessage) -> dict[str, Any]:
         "to": message.recipient.lstrip("+"),
         "type": "text",
         "text": {"preview_url": False, "body": message.body},
+    }
+
+
+def template_message_payload(recipient: str, call: TemplateCall) -> dict[str, Any]:
+    """The Cloud API JSON for an approved template with its parameters filled in."""
+    return {
+        "messaging_product": "whatsapp",
+        "recipient_type": "individual",
+        "to": recipient.lstrip("+"),
+        "type": "template",
+        "template": call.as_json(),
     }
 
 

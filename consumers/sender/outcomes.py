@@ -11,13 +11,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
+from consumers.providers.classify import RecipientOptedOut, TemplateRefused
 from consumers.sender import store
-from consumers.sender.policy import Dead, Decision, Pause, Retry, decide
+from consumers.sender.choice import Refusal
+from consumers.sender.policy import Cancel, Dead, Decision, Pause, Retry, decide
 from shared.broker import SendQueuePublisher
 from shared.config import Settings
 from shared.db.engine import transaction
@@ -25,12 +28,23 @@ from shared.db.models import Status
 from shared.db.retry import record_durably
 from shared.errors import PermanentError, TransientError
 from shared.messages import ATTEMPT_HEADER, DETAIL_HEADER, REASON_HEADER, SendCommand
+from shared.meta_templates import TemplateCall
 from shared.metrics import Metrics
 from shared.topology import Topology
 
 log = logging.getLogger(__name__)
 
 POISON_AFTER = 3  # unexpected errors on the same copy before it is parked instead of retried
+
+
+@dataclass(frozen=True)
+class CallRecord:
+    """How the call that was made is recorded."""
+
+    # Run first in the record's transaction: notes when the call started; returns its attempt row.
+    open: Callable[[Session], int]
+    sent_as: str  # "text" or "template"
+    template: TemplateCall | None = None  # the approved template sent, if one was
 
 
 class Outcomes:
@@ -44,9 +58,9 @@ class Outcomes:
         self._unexpected: dict[bytes, int] = {}  # copy body -> unexpected errors so far
 
     async def failed(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go,
-                     error: TransientError | PermanentError, also: Callable[[Session], None]) -> None:
-        """Decide what a failed call leads to, record it (with ``also`` in the same transaction),
-        then retry, park or pause."""
+                     error: TransientError | PermanentError, call: CallRecord) -> None:
+        """Decide what a failed call leads to, record it (with what the error implies, in the same
+        transaction), then retry, park, cancel or pause."""
         decision = decide(error, command.retries_used, claim.runtime, self.settings.retry_backoff,
                           self.settings.quality_pause_seconds)
         text, code = str(error), error.code
@@ -54,24 +68,28 @@ class Outcomes:
                     extra=command.log_fields() | {"error_code": code})
         self.metrics.messages_failed.labels("permanent" if isinstance(error, PermanentError) else "retryable").inc()
         await record_durably([
-            lambda: self._record(decision, command, claim, text, code, also),
+            lambda: self._record(decision, command, claim, error, text, code, call),
             # the plainest record: the provider's text may be what the database refuses
-            lambda: self._record(decision, command, claim, "(the error text could not be stored)", "unstorable", also),
+            lambda: self._record(decision, command, claim, error, "(the error text could not be stored)",
+                                 "unstorable", call),
         ], f"the failure of {command.message_id}")
         await self._follow_up(message, command, decision, text)
 
-    def _record(self, decision: Decision, command: SendCommand, claim: store.Go, text: str, code: str | None,
-                also: Callable[[Session], None]) -> None:
+    def _record(self, decision: Decision, command: SendCommand, claim: store.Go, error: Exception, text: str,
+                code: str | None, call: CallRecord) -> None:
         with transaction(self.sessions) as session:
-            also(session)
+            attempt_id = call.open(session)
+            store.record_consequences(session, claim.recipient, call.template, isinstance(error, RecipientOptedOut),
+                                      error.status if isinstance(error, TemplateRefused) else None)
             if isinstance(decision, Pause):
-                store.record_pause(session, command, claim.attempt_id, self.settings.namespace, decision.seconds,
-                                   text, code)
-            elif isinstance(decision, Dead):
-                store.record_failure(session, command, claim.attempt_id, Status.DEAD, text, code, None)
-            else:
-                retry_in = decision.delay_seconds if isinstance(decision, Retry) else None
-                store.record_failure(session, command, claim.attempt_id, Status.FAILED, text, code, retry_in)
+                store.record_pause(session, command, attempt_id, self.settings.namespace, decision.seconds, text, code)
+                return
+            status, retry_in = Status.FAILED, None
+            if isinstance(decision, Dead | Cancel):
+                status = Status.DEAD if isinstance(decision, Dead) else Status.CANCELLED
+            elif isinstance(decision, Retry):
+                retry_in = decision.delay_seconds
+            store.record_failure(session, command, attempt_id, status, text, code, retry_in, call.sent_as)
 
     async def _follow_up(self, message: AbstractIncomingMessage, command: SendCommand, decision: Decision,
                          text: str) -> None:
@@ -90,6 +108,19 @@ class Outcomes:
         except Exception:
             # The row already says failed/dead; the recovery sweep republishes overdue retries.
             log.exception("could not publish the follow-up for %s", command.message_id, extra=command.log_fields())
+        await settle(message.ack())
+
+    async def refused(self, message: AbstractIncomingMessage, command: SendCommand, refusal: Refusal) -> None:
+        """A message refused before any call (its row already says so): park a dead one, then ack."""
+        log.warning("not sending %s (%s): %s", command.message_id, refusal.code, refusal.reason,
+                    extra=command.log_fields() | {"error_code": refusal.code})
+        if refusal.status == Status.DEAD:
+            headers = {REASON_HEADER: refusal.code, DETAIL_HEADER: refusal.reason[:1000],
+                       ATTEMPT_HEADER: command.attempt}
+            try:
+                await self._park(command.encode(), headers, command.message_id, refusal.code)
+            except Exception:  # the row says dead: `wanotify dead list` and replay work from it
+                log.exception("could not park %s", command.message_id, extra=command.log_fields())
         await settle(message.ack())
 
     async def undecodable(self, message: AbstractIncomingMessage, text: str) -> None:

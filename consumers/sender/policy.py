@@ -1,9 +1,10 @@
-"""What a failed call leads to: a retry later, a pause, or a dead letter. Pure."""
+"""What a failed call leads to: a retry later, a pause, a dead letter, or a cancellation. Pure."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from consumers.providers.classify import RecipientOptedOut
 from shared.errors import PermanentError, QualityLimitError, TransientError
 from shared.runtime import RuntimeSettings
 
@@ -28,7 +29,14 @@ class Pause:
     seconds: float
 
 
-Decision = Retry | HoldFailed | Dead | Pause
+@dataclass(frozen=True)
+class Cancel:
+    """The recipient does not want it (131050): nothing to replay, the row says ``cancelled``."""
+
+    reason: str
+
+
+Decision = Retry | HoldFailed | Dead | Pause | Cancel
 
 
 def decide(error: Exception, retries_used: int, runtime: RuntimeSettings, backoff: float, quality_pause: float) -> Decision:
@@ -37,6 +45,8 @@ def decide(error: Exception, retries_used: int, runtime: RuntimeSettings, backof
         # Retrying would hurt the number's quality rating further: stop sending for a while
         # and try the same message again afterwards, without spending one of its retries.
         return Pause(max(quality_pause, error.retry_after or 0))
+    if isinstance(error, RecipientOptedOut):
+        return Cancel(error.code or "opted_out")
     if isinstance(error, PermanentError) or not isinstance(error, TransientError):
         return Dead("permanent")
     if retries_used >= runtime.max_retry_attempts:

@@ -11,6 +11,11 @@ takeover, a restart, a changed gap and a quality pause: nothing holds a delivery
 
 Once a call is made, its outcome is recorded durably (``record_durably``): the record is
 retried, never the call.
+
+On the Cloud API the claim also chooses the message's form (``choice.py``). When text was
+chosen and Meta answers 131047 (the window is closed after all), the mapped template goes in
+the same step, one gap later, without spending an attempt or waiting for a retry delay; both
+calls are recorded together afterwards, so nothing touches the database between them.
 """
 
 from __future__ import annotations
@@ -20,14 +25,16 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
 from consumers.providers import OutgoingMessage, Provider, SendResult
+from consumers.providers.classify import NeedsTemplate
 from consumers.sender import liveness, store
-from consumers.sender.outcomes import Outcomes, settle
+from consumers.sender.choice import AsTemplate, Refusal, Rules, Text
+from consumers.sender.outcomes import CallRecord, Outcomes, settle
 from consumers.sender.pacing import Pacer
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
@@ -36,6 +43,7 @@ from shared.db.engine import transaction
 from shared.db.retry import Stopped, record_durably, run_db
 from shared.errors import PermanentError, TransientError
 from shared.messages import SendCommand
+from shared.meta_templates import TemplateCall
 from shared.metrics import Metrics
 from shared.phone import mask_phone
 from shared.runtime import RuntimeSettings, load
@@ -56,6 +64,11 @@ class Step:
     since_previous: float | None = None  # since the start of this sender's previous call
     duration: float = 0.0
     outcome: SendResult | Exception | None = None  # None: no call was made
+    sent: OutgoingMessage | None = None  # what the last call sent
+    # Meta refused the text with 131047 and the template went next: the text's error, and the
+    # template call's gap since the text call.
+    text_refused: NeedsTemplate | None = None
+    template_gap: float | None = None
 
 
 class Sender:
@@ -65,6 +78,7 @@ class Sender:
         self.metrics = metrics
         self.sessions = sessions
         self.provider = provider
+        self.rules = Rules.of(settings, provider.name)
         self.topology = Topology(settings.namespace)
         self.sender_id = uuid.uuid4().hex
         self.pacer = Pacer()
@@ -182,6 +196,10 @@ class Sender:
                 self.metrics.stale_copies.inc()
                 await settle(message.ack())
                 return
+            if isinstance(claim, store.Refused):
+                assert self._outcomes is not None
+                await self._outcomes.refused(message, command, claim.refusal)
+                return
             if isinstance(claim, store.Wait):
                 if claim.why == "claimed":
                     log.debug("holding %s: another try of it is still in progress", command.message_id,
@@ -199,7 +217,7 @@ class Sender:
     def _claim(self, command: SendCommand) -> store.Claim:
         with transaction(self.sessions) as session:
             claim = store.claim(session, command, self.settings, self.sender_id, self.pacer.remaining, self.lead,
-                                self._runtime, self._in_flight_elsewhere(command))
+                                self._runtime, self._in_flight_elsewhere(command), self.rules)
         if isinstance(claim, store.Go):
             self._gap = claim.runtime.gap_seconds
         return claim
@@ -287,44 +305,81 @@ class Sender:
                         extra=command.log_fields())
             self.metrics.ambiguous_calls.inc()
         outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template,
-                                   self.settings.default_language)
+                                   self.settings.default_language,
+                                   claim.form.call if isinstance(claim.form, AsTemplate) else None)
         since_previous = self.pacer.wait_for_slot(claim.runtime.gap_seconds, time.monotonic() + claim.external_wait)
         started = time.monotonic()
+        step = Step(claim, since_previous, outcome=self._call(outgoing), sent=outgoing)
+        fallback = claim.form.fallback if isinstance(claim.form, Text) else None
+        if isinstance(step.outcome, NeedsTemplate) and fallback is not None:
+            self._instead_of_text(step, fallback)
+        step.duration = time.monotonic() - started
+        return step
+
+    def _call(self, outgoing: OutgoingMessage) -> SendResult | Exception:
         try:
             outcome: SendResult | Exception = self.provider.send(outgoing)
         except Exception as exc:  # noqa: BLE001 - sorted by class by the caller
             outcome = exc
         self.pacer.mark_end()
-        return Step(claim, since_previous, time.monotonic() - started, outcome)
+        return outcome
+
+    def _instead_of_text(self, step: Step, fallback: TemplateCall | Refusal) -> None:
+        """Meta refused the text (131047): send the mapped template now, or give the reason there is none."""
+        refused = step.outcome
+        assert isinstance(refused, NeedsTemplate) and isinstance(step.claim, store.Go) and step.sent is not None
+        if isinstance(fallback, Refusal):
+            step.outcome = PermanentError(f"{refused} — {fallback.reason}", code=fallback.code)
+            return
+        log.info("text to %s refused (131047): sending its approved template instead", mask_phone(step.sent.recipient))
+        step.text_refused, step.sent = refused, replace(step.sent, template_call=fallback)
+        step.template_gap = self.pacer.wait_for_slot(step.claim.runtime.gap_seconds)
+        step.outcome = self._call(step.sent)
 
     async def _after_call(self, message: AbstractIncomingMessage, command: SendCommand, step: Step) -> None:
         claim, outcome = step.claim, step.outcome
         assert isinstance(claim, store.Go) and outcome is not None
         self.metrics.last_call.set(time.time())
-        if step.since_previous is not None:
-            self.metrics.send_gap.observe(step.since_previous)
+        for gap in (step.since_previous, step.template_gap):
+            if gap is not None:
+                self.metrics.send_gap.observe(gap)
         self.metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(
             step.duration)
+        call = self._call_record(command, step)
         if isinstance(outcome, Exception):
             assert self._outcomes is not None
-            await self._outcomes.failed(message, command, claim, _as_send_error(outcome), self._note_call_started)
+            await self._outcomes.failed(message, command, claim, _as_send_error(outcome), call)
             return
         provider_id = outcome.provider_message_id
         await record_durably([
-            lambda: self._record(store.record_sent, command, claim.attempt_id, provider_id),
+            lambda: self._record_sent(command, call, provider_id),
             # the plainest record of a success: without the provider's id, which receipts need
-            lambda: self._record(store.record_sent, command, claim.attempt_id, None),
+            lambda: self._record_sent(command, call, None),
         ], f"the success of {command.message_id}")
-        log.info("sent %s to %s", command.message_id, mask_phone(claim.recipient),
+        log.info("sent %s to %s as %s", command.message_id, mask_phone(claim.recipient), call.sent_as,
                  extra=command.log_fields() | {"provider_message_id": outcome.provider_message_id})
         self.metrics.messages_sent.labels(command.priority.value).inc()
         await settle(message.ack())
 
-    def _record(self, fn, *args) -> None:  # type: ignore[no-untyped-def]
-        """Record an outcome, and in the same transaction when our last call really started."""
-        with transaction(self.sessions) as session:
-            fn(session, *args)
+    def _call_record(self, command: SendCommand, step: Step) -> CallRecord:
+        """How to record the step's call(s): the attempt row, and when our last call really started."""
+        claim, template = step.claim, step.sent.template_call if step.sent else None
+        assert isinstance(claim, store.Go)
+        refused, template_start = step.text_refused, self.pacer.last_start
+
+        def open_record(session: Session) -> int:
+            attempt_id = claim.attempt_id
+            if refused is not None and template_start is not None:
+                attempt_id = store.record_text_refused(session, command, attempt_id, refused,
+                                                       time.monotonic() - template_start)
             self._note_call_started(session)
+            return attempt_id
+
+        return CallRecord(open_record, "template" if template else "text", template)
+
+    def _record_sent(self, command: SendCommand, call: CallRecord, provider_id: str | None) -> None:
+        with transaction(self.sessions) as session:
+            store.record_sent(session, command, call.open(session), provider_id, call.sent_as)
 
     def _note_call_started(self, session: Session) -> None:
         started = self.pacer.last_start

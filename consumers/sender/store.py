@@ -11,6 +11,11 @@ A copy of a ``pending`` row is a redelivery while a call may be in progress. It 
 ("ambiguous") only when the process that claimed the row is gone; while the claimant lives,
 the copy waits, and the claimant's record makes it stale.
 
+The same read of the row brings, joined in, its template's approved-template mapping, Meta's
+status of that template and the recipient's window and opt-out, so choosing how the message
+goes (``choice.py``) costs no extra query. A message that must not go (opted out, no usable
+template) is refused in the claim itself: no call, no attempt spent, no wait for the gap.
+
 What is recorded after a call cannot fail on its data: texts lose NUL characters and are cut
 to their column's size, so a call that succeeded is never left looking unfinished.
 """
@@ -21,15 +26,21 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import func, select, update
+from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from consumers.sender import liveness
+from consumers.sender.choice import Facts, Form, Refusal, Rules, Text, choose
+from shared import recipients
 from shared.config import Settings
-from shared.db.models import Attempt, MessageLog, SenderState, Status
+from shared.db.models import Attempt, MessageLog, MetaTemplate, Recipient, SenderState, Status, Template
+from shared.errors import PermanentError
 from shared.messages import SendCommand
+from shared.meta_templates import Mapping, TemplateCall
 from shared.runtime import RuntimeSettings
+
+PLAIN_TEXT = Text()
 
 
 @dataclass(frozen=True)
@@ -43,6 +54,7 @@ class Go:
     runtime: RuntimeSettings
     attempt_id: int
     ambiguous: bool  # the previous try of this attempt died mid-call
+    form: Form = PLAIN_TEXT  # free-form text, or an approved template (Cloud API)
 
 
 @dataclass(frozen=True)
@@ -61,22 +73,36 @@ class Stale:
     reason: str
 
 
-Claim = Go | Wait | Stale
+@dataclass(frozen=True)
+class Refused:
+    """Not sent, and recorded so: parked (``dead``) or ``cancelled`` by an opt-out."""
+
+    refusal: Refusal
+
+
+Claim = Go | Wait | Stale | Refused
 
 
 def claim(session: Session, command: SendCommand, settings: Settings, sender_id: str,
           local_remaining: Callable[[float], float], lead: float,
-          runtime_of: Callable[[Session], RuntimeSettings], in_flight: Callable[[int], bool]) -> Claim:
+          runtime_of: Callable[[Session], RuntimeSettings], in_flight: Callable[[int], bool],
+          rules: Rules | None = None) -> Claim:
     """Decide for one copy; ``in_flight(log_id)`` tells whether this process is still working on
-    an earlier copy of the same message."""
+    an earlier copy of the same message; ``rules`` how it may go (default: text, no window)."""
     state, now = _lock_state(session, settings.namespace)
-    row = session.get(MessageLog, command.log_id, with_for_update=True)
+    row, facts = _lock_row(session, command.log_id)
     verdict = _copy_verdict(row, command)
     if isinstance(verdict, Stale):
         return verdict
-    assert row is not None
+    assert row is not None and facts is not None
     if verdict and _claimant_still_working(session, row, sender_id, in_flight, now):
         return Wait(CLAIMANT_WAIT_SECONDS, why="claimed")
+    # Parameters render here, under the state lock: bounded like every render, and microseconds.
+    form = choose(facts, now, rules or Rules(False, False, settings.customer_window_seconds, settings.opt_out_scope))
+    if isinstance(form, Refusal):
+        row.status, row.last_error, row.error_code = form.status, clean(form.reason, ERROR_CHARS), form.code
+        row.updated_at, row.next_attempt_at = now, None
+        return Refused(form)
     runtime = runtime_of(session)
     if state.paused_until and state.paused_until > now:
         return Wait((state.paused_until - now).total_seconds(), paused=True, why="paused")
@@ -90,7 +116,29 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     attempt = Attempt(log_id=row.id, attempt=command.attempt, started_at=planned)
     session.add(attempt)
     session.flush()
-    return Go(row.recipient, row.body, row.template, external, runtime, attempt.id, ambiguous=verdict)
+    return Go(row.recipient, row.body, row.template, external, runtime, attempt.id, ambiguous=verdict, form=form)
+
+
+def _lock_row(session: Session, log_id: int) -> tuple[MessageLog | None, Facts | None]:
+    """Lock the message's row and read, in the same statement, what choosing its form needs."""
+    query = (
+        select(MessageLog, Template.meta_name, Template.meta_language, Template.meta_category,
+               Template.meta_params, MetaTemplate.status, Recipient.last_inbound_at, Recipient.opted_out_at)
+        .outerjoin(Template, Template.key == MessageLog.template)
+        .outerjoin(MetaTemplate, and_(MetaTemplate.name == Template.meta_name,
+                                      MetaTemplate.language == Template.meta_language))
+        .outerjoin(Recipient, Recipient.phone == MessageLog.recipient)
+        .where(MessageLog.id == log_id)
+        .with_for_update(of=MessageLog)
+        .execution_options(populate_existing=True)
+    )
+    found = session.execute(query).first()
+    if found is None:
+        return None, None
+    row, name, language, category, params, status, last_inbound_at, opted_out_at = found
+    return row, Facts(row.recipient, row.template, row.event_type, row.priority, row.variables,
+                      Mapping.from_columns(name, language, category, params), status, last_inbound_at,
+                      opted_out_at)
 
 
 def _lock_state(session: Session, namespace: str) -> tuple[SenderState, datetime]:
@@ -162,26 +210,55 @@ CODE_CHARS = 40  # the error_code columns
 PROVIDER_ID_CHARS = 200  # the provider_message_id column
 
 
-def record_sent(session: Session, command: SendCommand, attempt_id: int, provider_message_id: str | None) -> None:
+def record_sent(session: Session, command: SendCommand, attempt_id: int, provider_message_id: str | None,
+                sent_as: str | None = None) -> None:
     now = func.now()
     session.execute(
         update(MessageLog).where(MessageLog.id == command.log_id).values(
             status=Status.SENT, provider_message_id=clean(provider_message_id, PROVIDER_ID_CHARS), sent_at=now,
-            updated_at=now, last_error=None, error_code=None, next_attempt_at=None)
+            updated_at=now, last_error=None, error_code=None, next_attempt_at=None,
+            **({"sent_as": sent_as} if sent_as else {}))
     )
     _finish_attempt(session, attempt_id, "sent", None, None)
 
 
 def record_failure(session: Session, command: SendCommand, attempt_id: int, status: Status, error: str,
-                   code: str | None, retry_in: float | None) -> None:
-    """``failed`` (with the time of the next try, if one is scheduled) or ``dead``."""
+                   code: str | None, retry_in: float | None, sent_as: str | None = None) -> None:
+    """``failed`` (with the time of the next try, if one is scheduled), ``dead`` or ``cancelled``."""
     next_at = func.now() + timedelta(seconds=retry_in) if retry_in is not None else None
     error, code = clean(error, ERROR_CHARS) or "", clean(code, CODE_CHARS)
     session.execute(
         update(MessageLog).where(MessageLog.id == command.log_id).values(
-            status=status, last_error=error, error_code=code, next_attempt_at=next_at, updated_at=func.now())
+            status=status, last_error=error, error_code=code, next_attempt_at=next_at, updated_at=func.now(),
+            **({"sent_as": sent_as} if sent_as else {}))
     )
     _finish_attempt(session, attempt_id, status.value, error, code)
+
+
+def record_text_refused(session: Session, command: SendCommand, attempt_id: int, error: PermanentError,
+                        template_started_ago: float) -> int:
+    """Meta refused the text (131047) and the template went in the same attempt: the claimed
+    attempt row records the text's refusal, a new row the template call; returns the new id."""
+    text, code = clean(str(error), ERROR_CHARS), clean(error.code, CODE_CHARS)
+    _finish_attempt(session, attempt_id, "text_refused", text, code)
+    attempt = Attempt(log_id=command.log_id, attempt=command.attempt,
+                      started_at=func.clock_timestamp() - timedelta(seconds=template_started_ago))
+    session.add(attempt)
+    session.flush()
+    return attempt.id
+
+
+def record_consequences(session: Session, recipient: str, template: TemplateCall | None, opted_out: bool,
+                        template_status: str | None) -> None:
+    """What an error says beyond the message: the recipient opted out (131050), or Meta changed
+    the template's status (132015 paused, 132016 disabled), so the next messages know it first."""
+    if opted_out:
+        recipients.opt_out(session, recipient, "meta_131050")
+    if template is not None and template_status is not None:
+        stmt = insert(MetaTemplate).values(name=template.name, language=template.language, status=template_status)
+        session.execute(stmt.on_conflict_do_update(
+            index_elements=[MetaTemplate.name, MetaTemplate.language],
+            set_={"status": template_status, "updated_at": func.now()}))
 
 
 def record_pause(session: Session, command: SendCommand, attempt_id: int, namespace: str, seconds: float,

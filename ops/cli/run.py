@@ -91,7 +91,9 @@ def _serve_web(settings: Settings, host: str, port: int, only: str | None, legac
 @click.command("fake-provider")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8089, show_default=True, type=int)
-def fake_provider(host: str, port: int) -> None:
+@click.option("--strict", is_flag=True, help="Like the real Cloud API: text only inside a recipient's window "
+              "(POST /_fake/window), templates only once registered (POST /_fake/templates).")
+def fake_provider(host: str, port: int, strict: bool) -> None:
     """A local server that answers like the WhatsApp Cloud API and prints what it receives.
 
     Point the sender at it with WHATSAPP_PROVIDER=meta and WHATSAPP_API_BASE_URL=http://HOST:PORT
@@ -99,7 +101,7 @@ def fake_provider(host: str, port: int) -> None:
     """
     from ops.fake_provider import serve
 
-    serve(host, port)
+    serve(host, port, strict=strict)
 
 
 @click.command()

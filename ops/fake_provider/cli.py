@@ -51,21 +51,26 @@ def _stop_on_signals(stop: threading.Event) -> Iterator[None]:
 
 def serve(host: str = "127.0.0.1", port: int = DEFAULT_PORT, *, latency: float = 0.0, timeout_sleep: float = 5.0,
           failure_rate: float = 0.0, failure_mode: str = "5xx", seed: int | None = None,
-          out: TextIO | None = None, stop: threading.Event | None = None) -> None:
-    """Serve until SIGINT/SIGTERM (or until ``stop`` is set), printing one line per message."""
+          out: TextIO | None = None, stop: threading.Event | None = None, strict: bool = False) -> None:
+    """Serve until SIGINT/SIGTERM (or until ``stop`` is set), printing one line per message.
+
+    ``strict``: like the real Cloud API, refuse text outside a recipient's window (131047) and
+    templates not registered through the control API (132001/132000)."""
     stream = out or sys.stdout
     stop = stop or threading.Event()
 
     def print_call(call: dict[str, Any]) -> None:
         print(format_call(call), file=stream, flush=True)
 
-    server = FakeProviderServer(host, port, latency=latency, timeout_sleep=timeout_sleep, on_call=print_call)
+    server = FakeProviderServer(host, port, latency=latency, timeout_sleep=timeout_sleep, on_call=print_call,
+                                strict=strict)
     if failure_rate:
         server.set_failure_rate(failure_rate, failure_mode, seed)
     with _stop_on_signals(stop):
         server.start()
         try:
-            print(f"fake WhatsApp provider listening on {server.url}", file=stream, flush=True)
+            mode = " (strict: window and approved templates enforced)" if strict else ""
+            print(f"fake WhatsApp provider listening on {server.url}{mode}", file=stream, flush=True)
             # Short waits: a signal delivered to a server thread only runs its Python handler
             # once the main thread wakes up, so an unbounded wait would delay shutdown.
             while not stop.wait(0.1):
@@ -84,6 +89,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--failure-rate", type=float, default=0.0, help="probability that a message fails")
     parser.add_argument("--failure-mode", choices=FAILURE_MODES, default="5xx")
     parser.add_argument("--seed", type=int, default=None, help="seed for repeatable random failures")
+    parser.add_argument("--strict", action="store_true",
+                        help="refuse text outside a recipient's window and unregistered templates, like the real API")
     return parser
 
 
@@ -91,5 +98,5 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Entry point for ``wanotify fake-provider`` and ``python -m ops.fake_provider``."""
     args = build_parser().parse_args(argv)
     serve(args.host, args.port, latency=args.latency, timeout_sleep=args.timeout_sleep,
-          failure_rate=args.failure_rate, failure_mode=args.failure_mode, seed=args.seed)
+          failure_rate=args.failure_rate, failure_mode=args.failure_mode, seed=args.seed, strict=args.strict)
     return 0

@@ -7,6 +7,7 @@
 ``POST /_fake/webhooks/inbound``          ``{"url", "secret", "phone", "text"}``: a user's message, POSTed
                                           to the webhook at ``url`` signed with ``secret`` (see webhooks.py)
 ``POST /_fake/webhooks/template-status``  ``{"url", "secret", "name", "language", "event", "reason"?}``
+``/_fake/strict``, ``/_fake/window``, ``/_fake/templates``  strict mode (see rules_api.py)
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ops.fake_provider import webhooks
+from ops.fake_provider import rules_api, webhooks
 from ops.fake_provider.replies import Reply, not_found
 from ops.fake_provider.state import FakeState
 
@@ -36,6 +37,8 @@ def handle_control(state: FakeState, method: str, path: str, raw: bytes) -> Repl
         return Reply(200, OK)
     if route[0] == "POST" and route[1] in WEBHOOK_ROUTES:
         return _send_webhook(state, route[1], raw)
+    if route[1] in rules_api.ROUTES:  # strict mode: windows and approved templates
+        return rules_api.handle_rules(state.rules, route[0], route[1], raw)
     return not_found(path)
 
 

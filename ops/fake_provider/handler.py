@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
 from ops.fake_provider import replies
+from ops.fake_provider.cloud_rules import TemplateMessage, parse_template
 from ops.fake_provider.control import handle_control
 from ops.fake_provider.replies import Reply
 
@@ -33,6 +34,7 @@ class Incoming:
     body: str
     credential: str
     sender: str | None = None
+    template: TemplateMessage | None = None  # a Cloud API template message (``body`` is then empty)
 
 
 class FakeHandler(BaseHTTPRequestHandler):
@@ -76,8 +78,9 @@ class FakeHandler(BaseHTTPRequestHandler):
         if isinstance(incoming, Reply):  # malformed: answered as the real API would, never injected
             reply = incoming
         else:
-            mode = self.server.state.next_failure()
-            reply = _decide(route, incoming, mode)
+            refusal = self.server.state.rules.refusal(incoming.to, incoming.template) if route == "meta" else None
+            mode = None if refusal else self.server.state.next_failure()
+            reply = refusal or _decide(route, incoming, mode)
         self._record(arrived, route, incoming, reply)
         # Recorded before any sleep, so a test sees the call as soon as its client gives up.
         delay = self.server.timeout_sleep if mode == "timeout" else self.server.latency
@@ -87,18 +90,25 @@ class FakeHandler(BaseHTTPRequestHandler):
 
     def _record(self, arrived: float, route: str, incoming: Incoming | Reply, reply: Reply) -> None:
         parsed = incoming if isinstance(incoming, Incoming) else None
+        template = parsed.template if parsed else None
         call = {
             "t": arrived,
             "route": route,
             "method": self.command,
             "path": urlsplit(self.path).path,
             "to": parsed.to if parsed else None,
-            "body": parsed.body if parsed else None,
+            "body": self.server.state.rules.text_of(template) if template else parsed.body if parsed else None,
             "sender": parsed.sender if parsed else None,
             "credential": parsed.credential if parsed else None,
             "outcome": reply.outcome,
             "status": reply.status,
             "message_id": reply.message_id,
+            "error_code": _meta_error_code(reply),
+            # What kind of message it was, and for a template what filled it.
+            "kind": None if parsed is None else "template" if template else "text",
+            "template": template.name if template else None,
+            "language": template.language if template else None,
+            "params": template.params if template else None,
         }
         self.server.announce(self.server.state.record(call))
 
@@ -123,6 +133,12 @@ class FakeHandler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
+def _meta_error_code(reply: Reply) -> int | None:
+    """The Cloud API ``error.code`` of a refusal (None for a success or a gateway answer)."""
+    error = reply.body.get("error") if isinstance(reply.body, dict) else None
+    return error.get("code") if isinstance(error, dict) else None
+
+
 def _decide(route: str, incoming: Incoming, mode: str | None) -> Reply:
     if route == "meta":
         return replies.cloud_failure(mode) if mode else replies.cloud_success(incoming.to)
@@ -136,7 +152,7 @@ def bearer_token(authorization: str | None) -> str:
 
 
 def parse_cloud(headers: Message, raw: bytes) -> Incoming | Reply:
-    """Check a Cloud API text-message request; a 400 code 100 reply if it is malformed."""
+    """Check a Cloud API text or template request; a 400 code 100 reply if it is malformed."""
     token = bearer_token(headers.get("Authorization"))
     if not token:
         return replies.cloud_bad_request("missing bearer token")
@@ -151,6 +167,10 @@ def parse_cloud(headers: Message, raw: bytes) -> Incoming | Reply:
     to = data.get("to")
     if not isinstance(to, str) or not to:
         return replies.cloud_bad_request("'to' is required")
+    if data.get("type") == "template":
+        template = parse_template(data)
+        return template if isinstance(template, Reply) else Incoming(to=to, body="", credential=token,
+                                                                       template=template)
     text = data.get("text")
     body = text.get("body") if isinstance(text, dict) else None
     if not isinstance(body, str) or not body:

@@ -27,6 +27,16 @@ CLOUD_FAILURES: dict[str, tuple[int, int, str]] = {
     "permanent": (400, 131026, "Message undeliverable"),
     "quality": (400, 131048, "Spam rate limit hit"),
     "pair": (400, 131056, "(Business Account, Consumer Account) pair rate limit hit"),
+    # The window, opt-outs and templates (the Cloud API only; a gateway answers "permanent").
+    "needs_template": (400, 131047, "Re-engagement message"),
+    "opted_out": (400, 131050, "Unable to deliver the message: the user stopped marketing messages"),
+    "template_params": (400, 132000, "Number of parameters does not match the expected number of params"),
+    "template_missing": (404, 132001, "Template name does not exist in the translation"),
+    "text_too_long": (400, 132005, "Translated text too long"),
+    "template_policy": (400, 132007, "Template format character policy violated"),
+    "param_format": (400, 132012, "Parameter format does not match format in the created template"),
+    "template_paused": (400, 132015, "Template is Paused"),
+    "template_disabled": (400, 132016, "Template is Disabled"),
 }
 
 # mode -> (HTTP status, "msg"). Like many panels, the gateway refuses a message with a 200 and
@@ -98,7 +108,7 @@ def gateway_error(status: int, message: str, *, mode: str = "") -> Reply:
 
 def gateway_failure(mode: str) -> Reply:
     """The injected failure ``mode`` as an MPWA-style gateway would say it."""
-    status, message = GATEWAY_FAILURES[mode]
+    status, message = GATEWAY_FAILURES.get(mode, GATEWAY_FAILURES["permanent"])
     return gateway_error(status, message, mode=mode)
 
 

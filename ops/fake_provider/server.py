@@ -6,12 +6,13 @@ import functools
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
 from ops.fake_provider import webhooks
+from ops.fake_provider.cloud_rules import RegisteredTemplate
 from ops.fake_provider.handler import FakeHandler
 from ops.fake_provider.state import FakeState
 from ops.fake_provider.webhooks import Delivery
@@ -27,8 +28,8 @@ class FakeHTTPServer(ThreadingHTTPServer):
     daemon_threads = True
 
     def __init__(self, address: tuple[str, int], *, latency: float, timeout_sleep: float,
-                 on_call: CallListener | None) -> None:
-        self.state = FakeState()
+                 on_call: CallListener | None, strict: bool = False) -> None:
+        self.state = FakeState(strict)
         self.latency = latency
         self.timeout_sleep = timeout_sleep
         self.on_call = on_call
@@ -78,8 +79,11 @@ class FakeProviderServer:
     """
 
     def __init__(self, host: str = "127.0.0.1", port: int = 0, *, latency: float = 0.0,
-                 timeout_sleep: float = 5.0, on_call: CallListener | None = None) -> None:
-        self._http = FakeHTTPServer((host, port), latency=latency, timeout_sleep=timeout_sleep, on_call=on_call)
+                 timeout_sleep: float = 5.0, on_call: CallListener | None = None, strict: bool = False) -> None:
+        """``strict``: refuse text outside a recipient's window and unregistered templates, like the
+        real Cloud API (see cloud_rules.py); off, every well-formed message is accepted."""
+        self._http = FakeHTTPServer((host, port), latency=latency, timeout_sleep=timeout_sleep, on_call=on_call,
+                                    strict=strict)
         self._thread: threading.Thread | None = None
 
     @property
@@ -160,6 +164,30 @@ class FakeProviderServer:
     def clear_failures(self) -> None:
         """Stop all failure injection."""
         self._http.state.clear_failures()
+
+    @property
+    def strict(self) -> bool:
+        """Whether the Cloud API's window and template rules are enforced."""
+        return self._http.state.rules.strict
+
+    @strict.setter
+    def strict(self, value: bool) -> None:
+        self._http.state.rules.strict = value
+
+    def open_window(self, phone: str) -> None:
+        """``phone`` wrote to the business: free-form text may go to them for a day (strict mode)."""
+        self._http.state.open_window(phone)
+
+    def close_window(self, phone: str) -> None:
+        """As if ``phone``'s window had expired."""
+        self._http.state.rules.close_window(phone)
+
+    def register_template(self, name: str, language: str, body_params: int | Sequence[str] = 0, *,
+                          status: str = "APPROVED", text: str | None = None) -> None:
+        """Approve a template for strict mode: its body takes ``body_params`` positional parameters
+        (a count) or named ones (their names); ``status`` PAUSED or DISABLED refuses it (132015/132016)."""
+        params = body_params if isinstance(body_params, int) else tuple(body_params)
+        self._http.state.rules.register(RegisteredTemplate(name, language, params, status, text))
 
     def wait_for_calls(self, n: int, timeout: float = 10.0) -> list[dict[str, Any]]:
         """Block until ``n`` calls are recorded and return them all; TimeoutError otherwise."""

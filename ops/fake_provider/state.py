@@ -11,7 +11,11 @@ import time
 from collections import deque
 from typing import Any
 
-FAILURE_MODES = ("5xx", "timeout", "429", "permanent", "quality", "pair")
+from ops.fake_provider.cloud_rules import CloudRules
+
+FAILURE_MODES = ("5xx", "timeout", "429", "permanent", "quality", "pair", "needs_template", "opted_out",
+                 "template_params", "template_missing", "text_too_long", "template_policy", "param_format",
+                 "template_paused", "template_disabled")
 
 
 def check_mode(mode: str) -> str:
@@ -22,9 +26,11 @@ def check_mode(mode: str) -> str:
 
 
 class FakeState:
-    """Recorded calls plus failure injection (a queue of "next N fail" and a random rate)."""
+    """Recorded calls, failure injection (a queue of "next N fail" and a random rate), and the
+    Cloud API's rules (``rules``: windows and approved templates, enforced in strict mode)."""
 
-    def __init__(self) -> None:
+    def __init__(self, strict: bool = False) -> None:
+        self.rules = CloudRules(strict)
         self._changed = threading.Condition()
         self._calls: list[dict[str, Any]] = []
         self._seq = 0
@@ -32,6 +38,10 @@ class FakeState:
         self._rate = 0.0
         self._rate_mode = "5xx"
         self._rng = random.Random()
+
+    def open_window(self, phone: str) -> None:
+        """The user ``phone`` wrote to the business: free-form text may go to them (strict mode)."""
+        self.rules.open_window(phone)
 
     def record(self, call: dict[str, Any]) -> dict[str, Any]:
         """Store one call, numbering it; returns the stored copy (with ``seq``)."""

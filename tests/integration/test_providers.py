@@ -26,9 +26,12 @@ from consumers.providers import (
     Provider,
     make_provider,
 )
+from consumers.providers.classify import NeedsTemplate, RecipientOptedOut, TemplateRefused
+from consumers.providers.meta import message_payload
 from ops.fake_provider import FakeProviderServer, serve
 from shared.config import WhatsAppSettings
 from shared.errors import ConfigError, PermanentError, QualityLimitError, TransientError
+from shared.meta_templates import TemplateCall
 
 TOKEN = "test-access-token-do-not-leak"
 API_KEY = "test-api-key-do-not-leak"
@@ -356,3 +359,131 @@ def test_the_fake_server_sends_replies_without_waiting_for_delayed_acks():
     from ops.fake_provider.handler import FakeHandler
 
     assert FakeHandler.disable_nagle_algorithm is True
+
+
+# --- Template messages and the strict fake (the Cloud API's window and approved templates) ---
+
+PAYMENT_CALL = TemplateCall("payment_link_v2", "id", [
+    {"type": "body", "parameters": [{"type": "text", "text": "Budi"}, {"type": "text", "text": "150.000"}]},
+    {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "i/abc123"}]},
+])
+TEMPLATE_MESSAGE = replace(MESSAGE, template_call=PAYMENT_CALL)
+
+
+@pytest.fixture
+def strict() -> Iterator[FakeProviderServer]:
+    with FakeProviderServer(strict=True) as server:
+        yield server
+
+
+def test_a_message_with_a_template_call_goes_as_a_cloud_api_template(fake: FakeProviderServer) -> None:
+    assert message_payload(TEMPLATE_MESSAGE) == {
+        "messaging_product": "whatsapp", "recipient_type": "individual", "to": "628114040707", "type": "template",
+        "template": {"name": "payment_link_v2", "language": {"code": "id"}, "components": PAYMENT_CALL.components}}
+    provider = MetaCloudProvider(meta_settings(fake.url))
+    result, template_result = provider.send(MESSAGE), provider.send(TEMPLATE_MESSAGE)
+    provider.close()
+    text_call, template_call = fake.calls()
+    assert (text_call["kind"], text_call["template"], text_call["body"]) == ("text", None, MESSAGE.body)
+    assert (template_call["kind"], template_call["template"], template_call["language"]) == (
+        "template", "payment_link_v2", "id")
+    assert template_call["params"] == {"body": ["Budi", "150.000"], "buttons": {"0": ["i/abc123"]}}
+    assert result.provider_message_id and template_result.provider_message_id
+
+
+def test_the_strict_fake_refuses_text_outside_the_window_with_131047(strict: FakeProviderServer) -> None:
+    provider = MetaCloudProvider(meta_settings(strict.url))
+    with pytest.raises(NeedsTemplate) as caught:
+        provider.send(MESSAGE)
+    strict.open_window("+62 811-4040-707")
+    assert provider.send(MESSAGE).provider_message_id
+    provider.close()
+    assert caught.value.code == "meta_131047"
+    assert [(c["kind"], c["status"], c["error_code"]) for c in strict.calls()] == [
+        ("text", 400, 131047), ("text", 200, None)]
+
+
+def test_the_strict_fake_takes_only_registered_templates_with_the_right_parameters(
+        strict: FakeProviderServer) -> None:
+    provider = MetaCloudProvider(meta_settings(strict.url))
+    outcomes = []
+    for register in (None, {"body_params": 3}, {"body_params": 2, "status": "PAUSED"},
+                     {"body_params": 2, "status": "DISABLED"}, {"body_params": 2, "text": "Halo {{1}}, bayar {{2}}"}):
+        if register is not None:
+            strict.register_template("payment_link_v2", "id", **register)  # type: ignore[arg-type]
+        try:
+            outcomes.append(provider.send(TEMPLATE_MESSAGE).provider_message_id is not None)
+        except TemplateRefused as exc:
+            outcomes.append(exc.code)
+    provider.close()
+    assert outcomes == ["meta_132001", "meta_132000", "template_paused", "template_disabled", True]
+    assert strict.calls()[-1]["body"] == "Halo Budi, bayar 150.000"  # what the member reads
+
+
+def test_named_template_parameters_must_match_the_registered_names(strict: FakeProviderServer) -> None:
+    named = replace(MESSAGE, template_call=TemplateCall("receipt", "en", [
+        {"type": "body", "parameters": [{"type": "text", "parameter_name": "customer_name", "text": "Budi"}]}]))
+    strict.register_template("receipt", "en", ["customer_name"], text="Thanks {{customer_name}}")
+    assert MetaCloudProvider(meta_settings(strict.url)).send(named).provider_message_id
+    strict.register_template("receipt", "en", ["first_name"])
+    with pytest.raises(TemplateRefused, match="132000"):
+        MetaCloudProvider(meta_settings(strict.url)).send(named)
+    assert strict.calls()[0]["body"] == "Thanks Budi"
+
+
+@pytest.mark.parametrize(("mode", "error_class", "code"), [
+    ("needs_template", NeedsTemplate, "meta_131047"),
+    ("opted_out", RecipientOptedOut, "opted_out"),
+    ("template_params", TemplateRefused, "meta_132000"),
+    ("template_missing", TemplateRefused, "meta_132001"),
+    ("text_too_long", TemplateRefused, "meta_132005"),
+    ("template_policy", TemplateRefused, "meta_132007"),
+    ("param_format", TemplateRefused, "meta_132012"),
+    ("template_paused", TemplateRefused, "template_paused"),
+    ("template_disabled", TemplateRefused, "template_disabled"),
+])
+def test_each_injected_template_failure_raises_its_error(fake: FakeProviderServer, mode: str,
+                                                         error_class: type[Exception], code: str) -> None:
+    fake.fail_next(1, mode)
+    with pytest.raises(error_class) as caught:
+        MetaCloudProvider(meta_settings(fake.url)).send(TEMPLATE_MESSAGE)
+    assert caught.value.code == code  # type: ignore[attr-defined]
+
+
+def test_a_malformed_template_request_is_refused_with_code_100(fake: FakeProviderServer) -> None:
+    url = f"{fake.url}/v21.0/123/messages"
+    base = {"messaging_product": "whatsapp", "to": "1", "type": "template"}
+    answers = [requests.post(url, json=base | extra, timeout=5, headers={"Authorization": "Bearer t"}) for extra in (
+        {"template": {"language": {"code": "id"}}},
+        {"template": {"name": "x"}},
+        {"template": {"name": "x", "language": {"code": "id"}, "components": [{"type": "footer"}]}},
+    )]
+    assert [(a.status_code, a.json()["error"]["code"]) for a in answers] == [(400, 100)] * 3
+
+
+def test_strict_mode_is_driven_through_the_control_api_from_another_process() -> None:
+    process = subprocess.Popen([sys.executable, "-m", "ops.fake_provider", "--port", "0", "--strict"],
+                               stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
+    try:
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        url = re.search(r"listening on (http://\S+)", line)
+        assert url is not None and "strict" in line
+        provider = MetaCloudProvider(meta_settings(url.group(1)))
+        with pytest.raises(NeedsTemplate):
+            provider.send(MESSAGE)
+        assert requests.post(f"{url.group(1)}/_fake/window", json={"phone": "628114040707"}, timeout=5).ok
+        assert requests.post(f"{url.group(1)}/_fake/templates", timeout=5, json={
+            "name": "payment_link_v2", "language": "id", "body_params": 2}).ok
+        assert provider.send(MESSAGE).provider_message_id and provider.send(TEMPLATE_MESSAGE).provider_message_id
+        assert requests.post(f"{url.group(1)}/_fake/strict", json={"strict": False}, timeout=5).ok
+        assert requests.delete(f"{url.group(1)}/_fake/templates", timeout=5).ok
+        assert provider.send(TEMPLATE_MESSAGE).provider_message_id  # no longer strict: accepted
+        provider.close()
+        bad = requests.post(f"{url.group(1)}/_fake/templates", json={"language": "id"}, timeout=5)
+        assert bad.status_code == 400 and "name" in bad.json()["error"]
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=10)
+        if process.stdout is not None:
+            process.stdout.close()

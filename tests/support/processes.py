@@ -68,6 +68,9 @@ def wanotify_env(settings: Any, provider_url: str, **extra: Any) -> dict[str, st
         "WHATSAPP_PHONE_NUMBER_ID": "1234567890",
         "WHATSAPP_ACCESS_TOKEN": "test-token",
         "WHATSAPP_TIMEOUT_SECONDS": "2",
+        # The fake records no user's messages: text first (the fake accepts it) unless a test
+        # of the window and templates asks for WHATSAPP_SEND_MODE=window.
+        "WHATSAPP_SEND_MODE": "text",
         "SEND_GAP_SECONDS": str(settings.send_gap_seconds),
         "RETRY_DELAY_SECONDS": str(settings.retry_delay_seconds),
         "MAX_RETRIES": str(settings.max_retries),

@@ -12,7 +12,11 @@ from requests.structures import CaseInsensitiveDict
 from consumers.providers.classify import (
     PERMANENT_META_CODES,
     QUALITY_META_CODES,
+    TEMPLATE_META_CODES,
     TRANSIENT_META_CODES,
+    NeedsTemplate,
+    RecipientOptedOut,
+    TemplateRefused,
     classify_gateway_rejection,
     classify_http_status,
     classify_meta_error,
@@ -32,7 +36,8 @@ def meta_error(code: int, message: str = "Something", details: str | None = None
 def test_the_code_lists_match_the_documented_cloud_api_codes() -> None:
     assert {130429, 131056, 131000, 131016, 1, 2, 4, 80007} == TRANSIENT_META_CODES
     assert {131048, 131049, 368} == QUALITY_META_CODES
-    assert {131026, 131047, 131051, 132000, 132001, 100, 131008, 190} == PERMANENT_META_CODES
+    assert {131026, 131051, 100, 131008, 190} == PERMANENT_META_CODES
+    assert {132000, 132001, 132005, 132007, 132012, 132015, 132016} == set(TEMPLATE_META_CODES)
 
 
 @pytest.mark.parametrize("code", sorted(TRANSIENT_META_CODES))
@@ -66,8 +71,44 @@ def test_the_message_names_status_code_and_reason_without_repeating_the_code() -
 
 
 def test_error_data_details_are_appended_to_the_message() -> None:
-    error = classify_meta_error(400, meta_error(131047, "Re-engagement message", details="More than 24 hours"))
-    assert str(error) == "HTTP 400 (#131047) Re-engagement message: More than 24 hours"
+    error = classify_meta_error(400, meta_error(131026, "Message undeliverable", details="Not on WhatsApp"))
+    assert str(error) == "HTTP 400 (#131026) Message undeliverable: Not on WhatsApp"
+
+
+def test_131047_means_the_message_needs_a_template_not_a_plain_park() -> None:
+    # Sent with a 503 on purpose: the code decides.
+    error = classify_meta_error(503, meta_error(131047, "Re-engagement message", details="More than 24 hours"))
+    assert type(error) is NeedsTemplate and isinstance(error, PermanentError)
+    assert error.code == "meta_131047"
+    assert str(error).startswith("HTTP 503 (#131047) Re-engagement message: More than 24 hours — ")
+    assert "only an approved template" in str(error)
+
+
+def test_131050_marks_the_recipient_opted_out() -> None:
+    error = classify_meta_error(400, meta_error(131050, "Unable to deliver"))
+    assert type(error) is RecipientOptedOut
+    assert error.code == "opted_out"
+    assert "stopped marketing messages" in str(error)
+
+
+@pytest.mark.parametrize(("code", "label", "fix", "status"), [
+    (132000, "meta_132000", "number of parameters does not match", None),
+    (132001, "meta_132001", "does not exist in that language", None),
+    (132005, "meta_132005", "too long", None),
+    (132007, "meta_132007", "policy", None),
+    (132012, "meta_132012", "format the template expects", None),
+    (132015, "template_paused", "paused for low quality", "PAUSED"),
+    (132016, "template_disabled", "map another approved template", "DISABLED"),
+])
+def test_each_template_code_is_parked_with_a_reason_that_says_what_to_fix(code: int, label: str, fix: str,
+                                                                         status: str | None) -> None:
+    error = classify_meta_error(400, meta_error(code, "Template trouble"))
+    assert type(error) is TemplateRefused and isinstance(error, PermanentError)
+    assert not isinstance(error, TransientError)
+    assert error.code == label
+    assert str(error).startswith(f"HTTP 400 (#{code}) Template trouble — ")
+    assert fix in str(error) and "replay" in str(error)
+    assert error.status == status  # 132015/132016 also tell the sender Meta's new template status
 
 
 @pytest.mark.parametrize(("status", "expected"), [(500, TransientError), (429, TransientError), (400, PermanentError)])
