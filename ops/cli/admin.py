@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 from typing import Any
 
 import click
 from alembic.util.exc import CommandError
-from sqlalchemy import func, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import select
 
+from ops.admin import mappings as mapping_service
+from ops.admin import templates as template_service
+from ops.admin.audit import cli_actor
+from ops.admin.mappings import MappingChange
 from ops.cli.common import db_session, emit, json_option, parse_json_object, settings_from, table
 from shared import runtime
 from shared.db.engine import create_database_if_missing, make_engine, session_factory, transaction
 from shared.db.migrate import upgrade
 from shared.db.models import Template
 from shared.db.seed import seed_defaults
-from shared.errors import InvalidEvent
-from shared.templates import SAMPLE_VARIABLES, check_syntax, render
+from shared.meta_templates import CATEGORIES
+from shared.templates import SAMPLE_VARIABLES
 
 
 def register(main: click.Group) -> None:
@@ -58,7 +62,16 @@ def templates() -> None:
 
 
 def _template_dict(t: Template) -> dict[str, Any]:
-    return {"key": t.key, "language": t.language, "active": t.active, "updated_at": t.updated_at, "body": t.body}
+    return {"key": t.key, "language": t.language, "active": t.active, "updated_at": t.updated_at, "body": t.body,
+            "meta": mapping_service.describe(t)}
+
+
+def _mapping_text(meta: dict[str, Any] | None) -> str:
+    if meta is None:
+        return "Outside the 24-hour window: no approved template is mapped (such messages are parked as " \
+               "no_approved_template)"
+    return (f"Outside the 24-hour window: approved template {meta['name']} ({meta['language']}, {meta['category']})"
+            f", parameters {json.dumps(meta['params'], ensure_ascii=False)}")
 
 
 @templates.command("list")
@@ -82,7 +95,8 @@ def templates_show(ctx: click.Context, key: str, as_json: bool) -> None:
         if found is None:
             raise click.ClickException(f"no template {key!r}; see `wanotify templates list`")
         row = _template_dict(found)
-    emit(row, as_json, lambda r: f"{r['key']} ({r['language']}, {'active' if r['active'] else 'inactive'})\n\n{r['body']}")
+    emit(row, as_json, lambda r: f"{r['key']} ({r['language']}, {'active' if r['active'] else 'inactive'})\n\n"
+                                 f"{r['body']}\n\n{_mapping_text(r['meta'])}")
 
 
 @templates.command("set")
@@ -91,25 +105,67 @@ def templates_show(ctx: click.Context, key: str, as_json: bool) -> None:
 @click.option("--file", "path", type=click.Path(exists=True, dir_okay=False, path_type=Path),
               help="Read the template text from a file.")
 @click.option("--language", default=None, help="Language code, e.g. id or en.")
-@click.option("--active/--inactive", default=True, show_default=True, help="Inactive templates are not used.")
+@click.option("--active/--inactive", default=None, help="Inactive templates are not used (default: new ones are "
+              "active, an edit keeps the current state).")
+@click.option("--meta-name", help="The approved WhatsApp template sent outside the 24-hour window.")
+@click.option("--meta-language", help="Its language code, e.g. id or en_US (default: DEFAULT_LANGUAGE).")
+@click.option("--meta-category", type=click.Choice(CATEGORIES, case_sensitive=False),
+              help="Its category; an opt-out stops marketing ones (OPT_OUT_SCOPE).")
+@click.option("--meta-params", help='How the event fills its parameters, e.g. \'{"body": ["{{ name }}"]}\' '
+              "(see the README).")
+@click.option("--no-meta", is_flag=True, help="Remove the mapping: outside the window its messages are parked.")
 @json_option
 @click.pass_context
 def templates_set(ctx: click.Context, key: str, body: str | None, path: Path | None, language: str | None,
-                  active: bool, as_json: bool) -> None:
-    """Create or replace a template. Its syntax is checked before it is saved."""
-    if (body is None) == (path is None):
-        raise click.UsageError("give exactly one of --body or --file")
-    text = (body if body is not None else path.read_text(encoding="utf-8")).strip()  # type: ignore[union-attr]
-    try:
-        check_syntax(text)
-    except InvalidEvent as exc:
-        raise click.ClickException(exc.detail) from None
+                  active: bool | None, meta_name: str | None, meta_language: str | None, meta_category: str | None,
+                  meta_params: str | None, no_meta: bool, as_json: bool) -> None:
+    """Create or replace a template, after checking it: its syntax and filters, the variables
+    the events that use it provide (see the event catalogue in the README), and a render with
+    sample data. Every change is kept in the template's history (`templates history KEY`).
+
+    The --meta-* options map it to an approved WhatsApp template (or --no-meta removes the
+    mapping); they are checked the same way, and may be given without --body."""
+    change = MappingChange(meta_name, meta_language, meta_category, meta_params, no_meta)
+    if no_meta and any(v is not None for v in (meta_name, meta_language, meta_category, meta_params)):
+        raise click.UsageError("--no-meta removes the mapping: give it without the other --meta-* options")
+    if (body is not None and path is not None) or (body is None and path is None and not change.given):
+        raise click.UsageError("give exactly one of --body or --file, and/or the --meta-* options")
     settings = settings_from(ctx)
-    values = {"key": key, "body": text, "active": active, "language": language or settings.default_language}
-    update = {"body": text, "active": active, "updated_at": func.now()} | ({"language": language} if language else {})
     with db_session(settings) as session:
-        session.execute(insert(Template).values(values).on_conflict_do_update(index_elements=["key"], set_=update))
-    emit({"key": key, "saved": True}, as_json, f"saved template {key}")
+        saved: dict[str, Any] = {"key": key, "created": False, "changed": False}
+        if body is not None or path is not None:
+            text = (body if body is not None else path.read_text(encoding="utf-8")).strip()  # type: ignore[union-attr]
+            saved = template_service.save(session, cli_actor(), key, text, language=language, active=active,
+                                          default_language=settings.default_language)
+        if change.given:
+            mapped = mapping_service.set_mapping(session, cli_actor(), key, change, settings.default_language)
+            saved |= {"changed": saved["changed"] or mapped["changed"], "meta": mapped}
+    verb = "created" if saved["created"] else "saved" if saved["changed"] else "unchanged:"
+    emit(saved, as_json, lambda r: "\n".join([f"{verb} template {key}", *(r.get("meta") or {}).get("warnings", [])]))
+
+
+@templates.command("delete")
+@click.argument("key")
+@json_option
+@click.pass_context
+def templates_delete(ctx: click.Context, key: str, as_json: bool) -> None:
+    """Delete a template; refused while a rule uses it. Its history is kept."""
+    with db_session(settings_from(ctx)) as session:
+        template_service.delete(session, cli_actor(), key)
+    emit({"key": key, "deleted": True}, as_json, f"deleted template {key}")
+
+
+@templates.command("history")
+@click.argument("key")
+@click.option("--limit", default=20, show_default=True, type=click.IntRange(1, 1000))
+@json_option
+@click.pass_context
+def templates_history(ctx: click.Context, key: str, limit: int, as_json: bool) -> None:
+    """Who changed a template, when, and how (newest first)."""
+    with db_session(settings_from(ctx)) as session:
+        changes = template_service.history(session, key, limit)
+    emit(changes, as_json, lambda rows: "\n\n".join(
+        f"{c['at']:%Y-%m-%d %H:%M:%S} {c['actor']}\n{c['diff'] or '(no change)'}" for c in rows) or "(no changes)")
 
 
 @templates.command("preview")
@@ -118,18 +174,23 @@ def templates_set(ctx: click.Context, key: str, body: str | None, path: Path | N
 @json_option
 @click.pass_context
 def templates_preview(ctx: click.Context, key: str, data: str, as_json: bool) -> None:
-    """Render a template with sample data (and your --data), without sending anything."""
+    """Render a template with sample data (and your --data), without sending anything: the
+    text, and the exact Cloud API JSON inside the 24-hour window (text) and outside it (the
+    mapped approved template)."""
     variables = SAMPLE_VARIABLES | parse_json_object(data, "--data")
-    with db_session(settings_from(ctx)) as session:
-        found = session.get(Template, key)
-        if found is None:
-            raise click.ClickException(f"no template {key!r}; see `wanotify templates list`")
-        body = found.body
-    try:
-        text = render(body, variables)
-    except InvalidEvent as exc:
-        raise click.ClickException(exc.detail) from None
-    emit({"key": key, "text": text}, as_json, lambda r: r["text"])
+    settings = settings_from(ctx)
+    with db_session(settings) as session:
+        shown = mapping_service.preview(session, key, variables, settings.default_region)
+    emit(shown, as_json, _preview_text)
+
+
+def _preview_text(shown: dict[str, Any]) -> str:
+    template = shown["template_payload"]
+    outside = json.dumps(template, ensure_ascii=False, indent=2) if template else \
+        "(no approved template mapped: such a message is parked as no_approved_template)"
+    return (f"{shown['text']}\n\nCloud API JSON inside the 24-hour window (text):\n"
+            f"{json.dumps(shown['text_payload'], ensure_ascii=False, indent=2)}\n\n"
+            f"Cloud API JSON outside it (approved template):\n{outside}")
 
 
 @click.group()
