@@ -41,6 +41,14 @@ if [ -z "${DATABASE_URL:-}" ] && ! port_open 5432 && command -v pg_ctlcluster >/
   wait_port 5432 || { log "PostgreSQL did not start"; exit 1; }
 fi
 
+# The console's browser tests drive Debian's chromium through Playwright (pip, in the dev
+# extra); Playwright cannot download browsers of its own here, so never `playwright install`.
+if ! command -v chromium >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  log "installing chromium from Debian's packages (for the console's browser tests)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends chromium) \
+    >/dev/null 2>&1 || log "could not install chromium; the browser tests will report it"
+fi
+
 if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
   log "installing Prometheus (promtool) from Debian's packages"
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) \

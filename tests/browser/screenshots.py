@@ -13,7 +13,7 @@ import os
 import re
 from pathlib import Path
 
-from playwright.sync_api import Page
+from playwright.sync_api import Page, ViewportSize
 
 from shared.config import Settings
 from shared.db.engine import make_engine, session_factory, transaction
@@ -23,7 +23,7 @@ from tests.support.services import LOCAL_PG, migrated_database
 
 OUT = Path("docs/screenshots")
 NAMESPACE = "wanotify-screenshots"
-VIEWPORT = {"width": 1440, "height": 900}
+VIEWPORT = ViewportSize(width=1440, height=900)
 
 
 def main() -> None:

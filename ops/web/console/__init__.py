@@ -52,7 +52,7 @@ editing (``part.pages()`` finds it). A module looks like this::
 - **Templates** go in ``templates/`` and extend the layout: ``{% extends "base.html" %}``
   and fill ``{% block content %}``. ``ctx.render(name, title=..., **values)`` adds ``user``,
   ``nav``, ``csrf_token``, ``flashes`` and ``fragment`` (true for an htmx request). Small
-  macros are in ``macros.html`` (imported in the layout as ``ui``: ``ui.stat``, ``ui.badge``,
+  macros are in ``macros.html`` (``ui`` in every template and fragment: ``ui.stat``, ``ui.badge``,
   ``ui.action(url, label, csrf_token, kind="danger")`` — a POST form with the token —,
   ``ui.csrf(csrf_token)``, ``ui.empty``). Filters: ``dt`` (UTC time), ``duration`` (seconds),
   ``number``, ``masked`` (a phone number: never show one unmasked). Keep templates

@@ -118,4 +118,5 @@ def _environment() -> Environment:
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(filters.FILTERS)
     env.globals.update(filters.GLOBALS)
+    env.globals["ui"] = env.get_template("macros.html").make_module()  # every template and fragment has the macros
     return env
