@@ -12,10 +12,8 @@ takeover, a restart, a changed gap and a quality pause: nothing holds a delivery
 Once a call is made, its outcome is recorded durably (``record_durably``): the record is
 retried, never the call.
 
-On the Cloud API the claim also chooses the message's form (``choice.py``). When text was
-chosen and Meta answers 131047 (the window is closed after all), the mapped template goes in
-the same step, one gap later, without spending an attempt or waiting for a retry delay; both
-calls are recorded together afterwards, so nothing touches the database between them.
+On the Cloud API the claim also chooses the message's form (``choice.py``); ``calls.py`` makes
+the call, and resends the text as the mapped template when Meta answers 131047.
 """
 
 from __future__ import annotations
@@ -25,15 +23,14 @@ import logging
 import time
 import uuid
 from collections import Counter
-from dataclasses import dataclass, replace
 
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from consumers.providers import OutgoingMessage, Provider, SendResult
-from consumers.providers.classify import NeedsTemplate
+from consumers.providers import Provider
 from consumers.sender import liveness, store
-from consumers.sender.choice import AsTemplate, Refusal, Rules, Text
+from consumers.sender.calls import Caller, Step, call_record
+from consumers.sender.choice import Rules
 from consumers.sender.outcomes import CallRecord, Outcomes, settle
 from consumers.sender.pacing import Pacer
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
@@ -43,7 +40,6 @@ from shared.db.engine import transaction
 from shared.db.retry import Stopped, record_durably, run_db
 from shared.errors import PermanentError, TransientError
 from shared.messages import SendCommand
-from shared.meta_templates import TemplateCall
 from shared.metrics import Metrics
 from shared.phone import mask_phone
 from shared.runtime import RuntimeSettings, load
@@ -54,21 +50,6 @@ log = logging.getLogger(__name__)
 LEAD_SECONDS = 0.025  # hand a held delivery back this long before the gap ends
 MAX_HOLD_SECONDS = 1.0  # hand a held delivery back at least this often, to look at it afresh
 RUNTIME_REFRESH_SECONDS = 1.0  # `wanotify settings set` reaches a running sender within this
-
-
-@dataclass
-class Step:
-    """What one claim-and-call step did."""
-
-    claim: store.Claim
-    since_previous: float | None = None  # since the start of this sender's previous call
-    duration: float = 0.0
-    outcome: SendResult | Exception | None = None  # None: no call was made
-    sent: OutgoingMessage | None = None  # what the last call sent
-    # Meta refused the text with 131047 and the template went next: the text's error, and the
-    # template call's gap since the text call.
-    text_refused: NeedsTemplate | None = None
-    template_gap: float | None = None
 
 
 class Sender:
@@ -82,6 +63,7 @@ class Sender:
         self.topology = Topology(settings.namespace)
         self.sender_id = uuid.uuid4().hex
         self.pacer = Pacer()
+        self.caller = Caller(provider, self.pacer, settings.default_language)
         self.lead = lead
         self.max_hold = max_hold
         self._gap = settings.send_gap_seconds
@@ -304,37 +286,7 @@ class Sender:
             log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id,
                         extra=command.log_fields())
             self.metrics.ambiguous_calls.inc()
-        outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template,
-                                   self.settings.default_language,
-                                   claim.form.call if isinstance(claim.form, AsTemplate) else None)
-        since_previous = self.pacer.wait_for_slot(claim.runtime.gap_seconds, time.monotonic() + claim.external_wait)
-        started = time.monotonic()
-        step = Step(claim, since_previous, outcome=self._call(outgoing), sent=outgoing)
-        fallback = claim.form.fallback if isinstance(claim.form, Text) else None
-        if isinstance(step.outcome, NeedsTemplate) and fallback is not None:
-            self._instead_of_text(step, fallback)
-        step.duration = time.monotonic() - started
-        return step
-
-    def _call(self, outgoing: OutgoingMessage) -> SendResult | Exception:
-        try:
-            outcome: SendResult | Exception = self.provider.send(outgoing)
-        except Exception as exc:  # noqa: BLE001 - sorted by class by the caller
-            outcome = exc
-        self.pacer.mark_end()
-        return outcome
-
-    def _instead_of_text(self, step: Step, fallback: TemplateCall | Refusal) -> None:
-        """Meta refused the text (131047): send the mapped template now, or give the reason there is none."""
-        refused = step.outcome
-        assert isinstance(refused, NeedsTemplate) and isinstance(step.claim, store.Go) and step.sent is not None
-        if isinstance(fallback, Refusal):
-            step.outcome = PermanentError(f"{refused} — {fallback.reason}", code=fallback.code)
-            return
-        log.info("text to %s refused (131047): sending its approved template instead", mask_phone(step.sent.recipient))
-        step.text_refused, step.sent = refused, replace(step.sent, template_call=fallback)
-        step.template_gap = self.pacer.wait_for_slot(step.claim.runtime.gap_seconds)
-        step.outcome = self._call(step.sent)
+        return self.caller.call(command, claim)
 
     async def _after_call(self, message: AbstractIncomingMessage, command: SendCommand, step: Step) -> None:
         claim, outcome = step.claim, step.outcome
@@ -345,7 +297,7 @@ class Sender:
                 self.metrics.send_gap.observe(gap)
         self.metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(
             step.duration)
-        call = self._call_record(command, step)
+        call = call_record(command, step, self.pacer.last_start, self._note_call_started)
         if isinstance(outcome, Exception):
             assert self._outcomes is not None
             await self._outcomes.failed(message, command, claim, _as_send_error(outcome), call)
@@ -360,22 +312,6 @@ class Sender:
                  extra=command.log_fields() | {"provider_message_id": outcome.provider_message_id})
         self.metrics.messages_sent.labels(command.priority.value).inc()
         await settle(message.ack())
-
-    def _call_record(self, command: SendCommand, step: Step) -> CallRecord:
-        """How to record the step's call(s): the attempt row, and when our last call really started."""
-        claim, template = step.claim, step.sent.template_call if step.sent else None
-        assert isinstance(claim, store.Go)
-        refused, template_start = step.text_refused, self.pacer.last_start
-
-        def open_record(session: Session) -> int:
-            attempt_id = claim.attempt_id
-            if refused is not None and template_start is not None:
-                attempt_id = store.record_text_refused(session, command, attempt_id, refused,
-                                                       time.monotonic() - template_start)
-            self._note_call_started(session)
-            return attempt_id
-
-        return CallRecord(open_record, "template" if template else "text", template)
 
     def _record_sent(self, command: SendCommand, call: CallRecord, provider_id: str | None) -> None:
         with transaction(self.sessions) as session:
