@@ -35,9 +35,9 @@ def kill_mid_write(nth: int) -> None:
     real = service.write_batch
     writes = 0
 
-    def write_batch(session: Any, plans: list[Any]) -> Any:
+    def write_batch(session: Any, plans: list[Any], *args: Any, **kwargs: Any) -> Any:
         nonlocal writes
-        result = real(session, plans)
+        result = real(session, plans, *args, **kwargs)
         writes += len(plans) >= 50
         if writes == nth:
             die(f"in the middle of writing a batch of {len(plans)} events, before its commit")
