@@ -19,7 +19,6 @@ from consumers.monitor import monitor_forever
 from shared.config import Settings
 from shared.db.engine import make_engine, session_factory
 from shared.db.retry import Stopped
-from shared.errors import ConfigError
 from shared.metrics import Metrics
 from shared.startup import broker_config_error, check_database, database_config_error, until_available, where_database
 from shared.template_sync import sync_forever, sync_wanted
@@ -32,9 +31,8 @@ ROLES = ("notifier", "sender")
 async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | None = None) -> None:
     """Run the given consumers until SIGINT or SIGTERM, then stop them cleanly."""
     metrics = metrics or Metrics()
-    if "sender" in roles and not settings.whatsapp.provider:
-        raise ConfigError("WHATSAPP_PROVIDER is not set: choose meta (WhatsApp Cloud API), gateway (API-key "
-                          "gateway) or fake (sends nothing; demos and tests)")
+    if "sender" in roles:
+        settings.require_provider()
     engine = make_engine(settings.database_url, pre_ping=False)
     sessions = session_factory(engine)
     stop = asyncio.Event()
