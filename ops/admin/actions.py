@@ -3,7 +3,8 @@
 Ordering keeps every step safe to repeat: rows are selected and locked, copies are published
 (with confirms) while the lock is held, then the transaction commits. If publishing fails the
 rows stay as they were; if the commit fails the published copies are stale (their attempt does
-not match the row) and the sender drops them.
+not match the row) and the sender drops them. Replayed events are the exception: they are
+published after the commit (see ``_republish_events``).
 """
 
 from __future__ import annotations
@@ -18,7 +19,14 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from ops.admin.audit import record
-from ops.admin.dead_letters import DeadFilter, refuse_unknown, take_for_purge, take_for_replay
+from ops.admin.dead_letters import (
+    DeadFilter,
+    ReplayPlan,
+    refuse_unknown,
+    restore_parked,
+    take_for_purge,
+    take_for_replay,
+)
 from ops.admin.errors import ActionRefused
 from shared.broker import SendQueuePublisher, confirmed_channel, connect
 from shared.config import Settings
@@ -84,9 +92,8 @@ class Admin:
             plan = take_for_replay(session, f, limit)
             for command in plan.messages:
                 await self.publisher.publish_send(command)
-            for _dead_id, routing_key, body, event_id in plan.events:
-                await self._republish_event(routing_key, body, event_id)
             record(session, self.actor, "dead.replay", target=f.target(), count=len(plan.messages) + len(plan.events))
+        await self._republish_events(plan)
         outcome.add("messages_replayed", len(plan.messages))
         outcome.add("events_replayed", len(plan.events))
         await self._remove_from_dead_queues({c.log_id for c in plan.messages}, {e[0] for e in plan.events}, outcome)
@@ -146,6 +153,19 @@ class Admin:
             return int(dropped.message_count or 0)
         except aio_pika.exceptions.ChannelClosed:  # no such queue: nothing was waiting in it
             return 0
+
+    async def _republish_events(self, plan: ReplayPlan) -> None:
+        """Events go out after their rows say ``replayed`` (committed): one the notifier parks again
+        then gets its row back. If publishing fails, the rows not sent say ``parked`` again."""
+        sent = 0
+        try:
+            for _dead_id, routing_key, body, event_id in plan.events:
+                await self._republish_event(routing_key, body, event_id)
+                sent += 1
+        except BaseException:
+            with transaction(self.sessions) as session:
+                restore_parked(session, [dead_id for dead_id, *_ in plan.events[sent:]])
+            raise
 
     async def _republish_event(self, routing_key: str, body: bytes, event_id: str | None) -> None:
         exchange = await self.channel.get_exchange(self.topology.events_exchange)

@@ -11,6 +11,7 @@ IDs name the kind: ``m42`` is the message (log row) 42, ``e7`` the parked event 
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -67,6 +68,17 @@ class DeadFilter:
         chosen = {"kind": self.kind, "reason": self.reason, "template": self.template,
                   "older_than_seconds": self.older_than.total_seconds() if self.older_than else None}
         return {k: v for k, v in chosen.items() if v is not None}
+
+
+AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+
+def parse_age(raw: str) -> timedelta:
+    """``45s``, ``30m``, ``2h``, ``7d`` as a time span; ValueError saying how to write one."""
+    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", raw.strip())
+    if not match:
+        raise ValueError(f"{raw!r} is not an age: use a number and a unit, e.g. 45s, 30m, 2h, 7d")
+    return timedelta(seconds=float(match[1]) * AGE_UNITS[match[2]])
 
 
 def parse_id(raw: str) -> str:
@@ -169,7 +181,7 @@ def _count(session: Session, query: Select[Any]) -> int:
 def _message_view(m: MessageLog) -> dict[str, Any]:
     return {
         "id": f"m{m.id}", "kind": "message", "reason": m.error_code, "template": m.template,
-        "recipient": mask_phone(m.recipient), "attempts": m.attempts, "error": m.last_error,
+        "event_type": m.event_type, "recipient": mask_phone(m.recipient), "attempts": m.attempts, "error": m.last_error,
         "event_id": str(m.event_id), "parked_at": m.updated_at,
     }
 
@@ -178,7 +190,8 @@ def _event_view(e: DeadEvent, rules: Rules) -> dict[str, Any]:
     templates = event_templates(rules, e.event_type, e.body) if e.reason in TEMPLATE_REASONS else []
     return {
         "id": f"e{e.id}", "kind": "event", "reason": e.reason, "template": ", ".join(templates) or None,
-        "event_type": e.event_type, "error": e.detail, "event_id": e.event_id, "parked_at": e.parked_at,
+        "event_type": e.event_type, "recipient": None, "attempts": None, "error": e.detail, "event_id": e.event_id,
+        "parked_at": e.parked_at,
     }
 
 
@@ -257,8 +270,8 @@ def take_for_replay(session: Session, f: DeadFilter, limit: int) -> ReplayPlan:
     """Mark the selected dead letters as replayed and return what to publish.
 
     A message goes back to ``queued`` with a fresh retry budget and is sent again as the same
-    log row; an event is published again (with its own event_id) and re-rendered by the
-    notifier (its event_id makes that idempotent). Rows already replayed are no longer dead,
+    log row; an event is published again (with its own event_id) once this is committed, and
+    re-rendered by the notifier (its event_id makes that idempotent). Rows already replayed are no longer dead,
     so a second replay of the same ids finds nothing to do. An event parked as too large is
     never replayed: named, it refuses the replay; selected by filters, it stays parked.
     """
@@ -274,6 +287,13 @@ def take_for_replay(session: Session, f: DeadFilter, limit: int) -> ReplayPlan:
             e.status, e.replayed_at = "replayed", func.now()
             plan.events.append((e.id, e.event_type or "unknown", e.body, e.event_id))
     return plan
+
+
+def restore_parked(session: Session, dead_ids: list[int]) -> None:
+    """Undo ``take_for_replay`` for events that could not be published again."""
+    if dead_ids:
+        session.execute(update(DeadEvent).where(DeadEvent.id.in_(dead_ids), DeadEvent.status == "replayed")
+                        .values(status="parked", replayed_at=None))
 
 
 def take_for_purge(session: Session, f: DeadFilter, limit: int) -> tuple[set[int], set[int]]:

@@ -118,6 +118,26 @@ def _did_you_mean(name: str, choices: frozenset[str] | list[str]) -> str:
     return f" (did you mean {close[0]!r}?)" if close else ""
 
 
+def overview(session: Session) -> list[dict[str, Any]]:
+    """Every template with the event types whose rules use it (none: notification.requested)."""
+    used: dict[str, list[str]] = {}
+    for event_type, template in session.execute(select(Rule.event_type, Rule.template).order_by(Rule.event_type)).tuples():
+        if template is not None:
+            used.setdefault(template, []).append(event_type)
+    return [{"key": t.key, "language": t.language, "active": t.active, "updated_at": t.updated_at, "body": t.body,
+             "event_types": used.get(t.key, [])} for t in session.scalars(select(Template).order_by(Template.key))]
+
+
+def editing(session: Session, key: str) -> dict[str, Any]:
+    """What an editor needs: the template (None if new), what its events provide, its history."""
+    check_key(key)
+    found = session.get(Template, key)
+    events = provided(session, key)
+    return {"key": key, "template": snapshot(found), "event_types": events.event_types,
+            "variables": sorted(events.names) if events.names is not None else None,
+            "history": history(session, key)}
+
+
 def snapshot(t: Template | None) -> dict[str, Any] | None:
     return None if t is None else {field: getattr(t, field) for field in SNAPSHOT_FIELDS}
 

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import re
 from datetime import timedelta
 from typing import Any
 
@@ -17,13 +16,12 @@ from ops.admin.dead_letters import (
     DeadFilter,
     count_dead,
     list_dead,
+    parse_age,
     parse_id,
     refuse_unknown,
     show,
 )
 from ops.cli.common import db_session, emit, json_option, settings_from, table
-
-UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
 def register(main: click.Group) -> None:
@@ -33,12 +31,10 @@ def register(main: click.Group) -> None:
 
 
 def _duration(_ctx: Any, _param: Any, value: str | None) -> timedelta | None:
-    if value is None:
-        return None
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", value.strip())
-    if not match:
-        raise click.BadParameter("use a number and a unit, e.g. 45s, 30m, 2h, 7d")
-    return timedelta(seconds=float(match[1]) * UNITS[match[2]])
+    try:
+        return None if value is None else parse_age(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
 
 
 def _ids(_ctx: Any, _param: Any, values: tuple[str, ...]) -> tuple[str, ...]:

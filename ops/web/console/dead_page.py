@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from urllib.parse import urlencode
 
+from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, ImmutableMultiDict
 from starlette.responses import Response
 
@@ -78,7 +79,7 @@ def _chosen(ctx: Ctx) -> tuple[str, str, Selection]:
     return action, scope, selection
 
 
-def _dry_run(session, chosen: service.DeadFilter) -> dict[str, int]:  # type: ignore[no-untyped-def]
+def _dry_run(session: Session, chosen: service.DeadFilter) -> dict[str, int]:
     service.refuse_unknown(session, chosen, "done")
     return service.count_dead(session, chosen, BULK_LIMIT)
 
@@ -98,7 +99,7 @@ def _confirm_page(ctx: Ctx, **values: object) -> Response:
     defaults: dict[str, object] = {"error": None, "action": "", "scope": "", "s": None, "counts": {}, "ids": [],
                                    "total": 0, "limit": BULK_LIMIT}
     template = "_dead_confirm.html" if ctx.request.headers.get("hx-request") else "dead_confirm.html"
-    return ctx.render(template, title="Confirm", **(defaults | values))
+    return ctx.render(template, 200, title="Confirm", **(defaults | values))
 
 
 async def apply(ctx: Ctx) -> Response:
