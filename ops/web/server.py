@@ -78,7 +78,12 @@ def build_server(app: ASGIApp, limits: Limits, **options: Any) -> uvicorn.Server
 def listen(host: str, port: int) -> socket.socket:
     """A listening socket; raises OSError (address in use, not ours) before anything starts."""
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
-    return socket.create_server((host, port), family=family, backlog=2048)
+    sock = socket.create_server((host, port), family=family, backlog=2048)
+    # asyncio turns Nagle off only on sockets it made itself (proto IPPROTO_TCP); this one has
+    # proto 0, so a kept-alive response written in two parts (head, body) would wait ~40 ms for
+    # the client's delayed ACK. Accepted connections inherit the option from the listener.
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    return sock
 
 
 def serve(app: ASGIApp, limits: Limits, sock: socket.socket) -> None:
