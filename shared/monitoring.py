@@ -70,12 +70,14 @@ def counts_by_status(session: Session) -> dict[str, int]:
 
 def waiting_by_priority(session: Session) -> dict[str, int]:
     """Messages logged and waiting for a call (queued, or failed with a retry to come)."""
-    rows = session.execute(
-        select(MessageLog.priority, func.count())
+    # One pass over the index with a count per priority: cheaper than grouping (a hash
+    # aggregate) when a large backlog waits.
+    priorities = ("high", "normal", "low")
+    row = session.execute(
+        select(*(func.count().filter(MessageLog.priority == p) for p in priorities))
         .where(MessageLog.status.in_([Status.QUEUED, Status.FAILED]))
-        .group_by(MessageLog.priority)
-    ).all()
-    return {"high": 0, "normal": 0, "low": 0} | {row[0]: row[1] for row in rows}
+    ).one()
+    return dict(zip(priorities, row, strict=True))
 
 
 def next_messages(session: Session, limit: int = 5) -> list[dict[str, Any]]:

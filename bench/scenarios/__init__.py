@@ -10,7 +10,8 @@ from typing import Any
 
 from bench.config import Sizes
 
-ORDER = ("broker_ceiling", "ingest", "pacing", "sender_rate", "idle_latency", "backlog", "celery_peer", "webhook_abuse")
+ORDER = ("broker_ceiling", "ingest", "pacing", "sender_rate", "idle_latency", "backlog", "celery_peer", "webhook_abuse",
+         "console_queries")
 
 
 @dataclass

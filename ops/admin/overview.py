@@ -39,7 +39,7 @@ def overview(session: Session, settings: Settings) -> dict[str, Any]:
         "now": now,
         "sender": {**sender, **slot, "state": _state(sender, backlog, alive), "alive": alive},
         "backlog": {"waiting": backlog, "by_priority": waiting, "drain_seconds": drain_seconds(backlog, gap)},
-        "counts": {"failed": _count(session, Status.FAILED), "dead": _count(session, Status.DEAD)},
+        "counts": _failed_and_dead(session),
         "today": activity.today(session, now),
         "next": upcoming(session, slot["next_slot_at"], gap, now),
         "hourly": activity.hourly(session, now),
@@ -107,5 +107,8 @@ def _alive(session: Session, now: datetime) -> int:
         SenderProcess.stopped_at.is_(None), SenderProcess.seen_at > now - ALIVE_WITHIN)) or 0
 
 
-def _count(session: Session, state: Status) -> int:
-    return session.scalar(select(func.count()).select_from(MessageLog).where(MessageLog.status == state)) or 0
+def _failed_and_dead(session: Session) -> dict[str, int]:
+    kinds = (Status.FAILED, Status.DEAD)
+    row = session.execute(select(*(func.count().filter(MessageLog.status == k) for k in kinds))
+                          .where(MessageLog.status.in_(kinds))).one()
+    return {k.value: n for k, n in zip(kinds, row, strict=True)}
