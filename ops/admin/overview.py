@@ -28,6 +28,13 @@ ALIVE_WITHIN = timedelta(seconds=5)  # a sender process heartbeats every second
 
 
 def overview(session: Session, settings: Settings) -> dict[str, Any]:
+    """The whole overview in one transaction. (The console reads its three parts side by side,
+    each in its own transaction: the two counts over the log then overlap.)"""
+    return {**current(session, settings), **outcomes(session), **history(session, settings)}
+
+
+def current(session: Session, settings: Settings) -> dict[str, Any]:
+    """The sender's state, what waits, and the next messages with their ETA."""
     now = activity.now_utc(session)
     gap = load(session, settings).gap_seconds
     sender = status.sender_state(session, settings.namespace, gap)
@@ -39,13 +46,20 @@ def overview(session: Session, settings: Settings) -> dict[str, Any]:
         "now": now,
         "sender": {**sender, **slot, "state": _state(sender, backlog, alive), "alive": alive},
         "backlog": {"waiting": backlog, "by_priority": waiting, "drain_seconds": drain_seconds(backlog, gap)},
-        "counts": _failed_and_dead(session),
-        "today": activity.today(session, now),
         "next": upcoming(session, slot["next_slot_at"], gap, now),
-        "hourly": activity.hourly(session, now),
-        "daily": activity.daily(session, now),
-        "gaps": activity.gaps(session, gap),
     }
+
+
+def outcomes(session: Session) -> dict[str, Any]:
+    """Failed and dead messages now, and sent, failed and dead today."""
+    return {"counts": _failed_and_dead(session), "today": activity.today(session, activity.now_utc(session))}
+
+
+def history(session: Session, settings: Settings) -> dict[str, Any]:
+    """Sent, failed and dead per hour and per day, and the actual gaps of the latest calls."""
+    now = activity.now_utc(session)
+    return {"hourly": activity.hourly(session, now), "daily": activity.daily(session, now),
+            "gaps": activity.gaps(session, load(session, settings).gap_seconds)}
 
 
 def queues(settings: Settings, probe: QueueProbe) -> list[dict[str, Any]]:

@@ -58,6 +58,7 @@ class MessageLog(Base):
         Index("ix_whatsapp_logs_recipient_id", "recipient", "id"),
         Index("ix_whatsapp_logs_template_id", "template", "id"),
         Index("ix_whatsapp_logs_status_id", "status", "id"),
+        Index("ix_whatsapp_logs_waiting", "priority", postgresql_where=text("status IN ('queued', 'failed')")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

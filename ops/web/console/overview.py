@@ -47,8 +47,10 @@ async def live(ctx: Ctx) -> Response:
 
 async def _live(ctx: Ctx) -> dict[str, Any]:
     refresh = refresh_seconds(ctx.request.query_params.get("refresh"))
-    figures, (queues, broker_error) = await asyncio.gather(ctx.db(service.overview, ctx.console.settings),
-                                                           _queues(ctx))
+    settings = ctx.console.settings
+    now, done, past, (queues, broker_error) = await asyncio.gather(
+        ctx.db(service.current, settings), ctx.db(service.outcomes), ctx.db(service.history, settings), _queues(ctx))
+    figures = {**now, **done, **past}
     return {"o": figures, "queues": queues, "broker_error": broker_error, "refresh": refresh,
             "refresh_param": "off" if refresh is None else str(refresh), "refresh_choices": REFRESH_CHOICES,
             "charts": {"hourly": charts.activity(figures["hourly"]),
