@@ -24,7 +24,8 @@ NAMES = ["Budi", "Siti", "Agus", "Dewi", "Rina", "Joko", "Wati", "Andi", "Putri"
 HISTORY = """
 INSERT INTO whatsapp_logs (event_id, event_type, template, recipient, body, priority, status, attempts,
                            sent_at, created_at, queued_at, updated_at, last_error, error_code, variables)
-SELECT gen_random_uuid(), 'member.registered', (ARRAY['welcome_new_member','payment_link','payment_success',
+SELECT gen_random_uuid(), (ARRAY['member.registered','payment.link_created','payment.succeeded',
+         'commission.received'])[1 + i % 4], (ARRAY['welcome_new_member','payment_link','payment_success',
          'commission_received'])[1 + i % 4],
        '+62811' || lpad((4000000 + i % 5000)::text, 7, '0'), 'Halo, pesan demo nomor ' || i,
        (ARRAY['normal','high','high','normal'])[1 + i % 4],

@@ -11,12 +11,16 @@ from __future__ import annotations
 import argparse
 import os
 import re
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
+import pika
 from playwright.sync_api import Page, ViewportSize
 
 from shared.config import Settings
 from shared.db.engine import make_engine, session_factory, transaction
+from shared.topology import Topology, declare_topology, delete_topology
 from tests.browser import demo
 from tests.browser.server import add_users, chromium, console, log_in
 from tests.support.services import LOCAL_PG, migrated_database
@@ -24,6 +28,7 @@ from tests.support.services import LOCAL_PG, migrated_database
 OUT = Path("docs/screenshots")
 NAMESPACE = "wanotify-screenshots"
 VIEWPORT = ViewportSize(width=1440, height=900)
+MAX_HEIGHT = 1800  # long listings are cut: the first rows show the page
 
 
 def main() -> None:
@@ -47,7 +52,7 @@ def main() -> None:
 
 def _shoot(url: str, sessions, ids: dict[str, int], out: Path) -> None:  # type: ignore[no-untyped-def]
     env = {"DATABASE_URL": url, "WANOTIFY_NAMESPACE": NAMESPACE, "SEND_GAP_SECONDS": "10"}
-    with console(env) as served, chromium() as browser:
+    with _queues(ids["waiting"]), console(env) as served, chromium() as browser:
         page = browser.new_page(viewport=VIEWPORT)
         page.goto(f"{served.url}/login")
         _save(page, out / "login.png", sessions)
@@ -64,6 +69,23 @@ def _shoot(url: str, sessions, ids: dict[str, int], out: Path) -> None:  # type:
         _save(viewer, out / "overview-viewer.png", sessions)
 
 
+@contextmanager
+def _queues(waiting: int) -> Iterator[None]:
+    """The namespace's queues, the backlog's copies on the send queue (the overview shows their depths)."""
+    amqp_url = Settings.from_env().amqp_url
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    topology = Topology(NAMESPACE)
+    try:
+        channel = connection.channel()
+        declare_topology(channel, topology)
+        for _ in range(waiting):
+            channel.basic_publish("", topology.send_queue, b"{}")
+        yield
+    finally:
+        delete_topology(connection.channel(), topology)
+        connection.close()
+
+
 def _nav(page: Page) -> list[tuple[str, str]]:
     links = page.eval_on_selector_all(".sidebar nav a", "els => els.map(e => e.getAttribute('href'))")
     return [(href, "overview" if href == "/" else re.sub(r"[^a-z0-9]+", "-", href.strip("/").lower())) for href in links]
@@ -75,7 +97,8 @@ def _save(page: Page, path: Path, sessions) -> None:  # type: ignore[no-untyped-
     page.reload()
     page.wait_for_load_state("networkidle")
     page.wait_for_timeout(300)  # charts draw after load
-    page.screenshot(path=str(path), full_page=True)
+    height = min(page.evaluate("document.documentElement.scrollHeight"), MAX_HEIGHT)
+    page.screenshot(path=str(path), full_page=True, clip={"x": 0, "y": 0, "width": VIEWPORT["width"], "height": height})
     print(f"  {path}")
 
 

@@ -7,7 +7,7 @@ from typing import Any
 
 from shared.phone import mask_phone
 
-STATIC_VERSION = "1"  # bump when a static file changes, so browsers fetch it again
+STATIC_VERSION = "2"  # bump when a static file changes, so browsers fetch it again
 
 
 def dt(value: datetime | None, fmt: str = "%Y-%m-%d %H:%M:%S") -> str:

@@ -22,6 +22,7 @@
       legend: { show: true }, cursor: { drag: { x: false, y: false } }
     };
     if (spec.time === false) {
+      opts.axes[0].space = 90;
       opts.axes[0].values = function (u, vals) {
         return vals.map(function (v) { return (+v.toFixed(4)) + (spec.x_format || ""); });
       };
