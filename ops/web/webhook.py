@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager, suppress
 from datetime import timedelta
@@ -69,6 +70,9 @@ class Webhook:
         self.budget = BodyBudget(limits.body_budget_bytes)
         self.retention = timedelta(days=settings.webhook_retention_days)
         self.opt_out_keywords = settings.opt_out_keywords
+        # One reading of the Meta gauges at a time: the reading after a payload must not be
+        # overwritten by a periodic one that read the database before the payload's commit.
+        self._meta_lock = threading.Lock()
         self.engine = make_engine(settings.database_url)  # connects on first use
         self.sessions = session_factory(self.engine)
 
@@ -151,7 +155,7 @@ class Webhook:
             log.debug("could not refresh the Meta gauges: %s", exc)
 
     def _read_meta_state(self) -> None:
-        with transaction(self.sessions) as session:
+        with self._meta_lock, transaction(self.sessions) as session:
             refresh_metrics(self.metrics.meta, session)
 
 
