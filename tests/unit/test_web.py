@@ -9,7 +9,7 @@ from datetime import UTC, datetime
 import pytest
 from starlette.datastructures import Headers
 
-from ops.web.app import create_app, select_parts
+from ops.web.app import PARTS, create_app, select_parts
 from ops.web.limits import BodyBudget, Limits, Refused, declared_length
 from ops.web.signatures import signature_matches, token_matches, well_formed
 from shared.config import Settings
@@ -20,7 +20,8 @@ LIMITS = Limits(max_body_bytes=1000)
 
 
 def test_only_selects_existing_parts_and_names_the_available_ones_otherwise():
-    assert select_parts(None) == ("webhook",)
+    assert select_parts(None) == tuple(PARTS) and select_parts(None)[-1] == "console"  # "/" is routed last
+    assert select_parts("console,webhook") == ("webhook", "console")
     assert select_parts(" webhook ,") == ("webhook",)
     with pytest.raises(ConfigError, match=r"unknown part.*'nonsense'.*available parts: webhook"):
         select_parts("webhook,nonsense")
