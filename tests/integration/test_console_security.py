@@ -7,6 +7,7 @@ import re
 import threading
 import time
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import requests
@@ -35,6 +36,13 @@ SECRET = "s" * 40
 @pytest.fixture(scope="module")
 def base_url(amqp_url: str, database_url: str, engine) -> Iterator[str]:  # type: ignore[no-untyped-def]
     add_users(session_factory(engine))
+    with serving(amqp_url, database_url) as url:
+        yield url
+
+
+@contextmanager
+def serving(amqp_url: str, database_url: str) -> Iterator[str]:
+    """The console alone, served by uvicorn in a thread on a free port."""
     settings = Settings.from_env({}).with_(amqp_url=amqp_url, database_url=database_url, web_secret_key=SECRET,
                                            namespace=f"wt{SESSION_ID}-console")
     limits = Limits()
@@ -220,3 +228,20 @@ def test_a_user_added_in_the_console_is_in_the_audit_log_under_the_admins_name(b
     assert (entry.actor, entry.action, entry.count) == ("admin", "user.add", 1)
     assert entry.target == {"user": "newbie", "role": "viewer"}
     assert "user.add" in http.get(f"{base_url}/audit", timeout=10).text
+
+
+def test_with_the_broker_down_the_overview_says_so_and_shows_the_database_figures(database_url: str) -> None:
+    with serving("amqp://guest:guest@127.0.0.1:1/", database_url) as url:
+        http, _ = logged_in(url, "viewer")
+        page = http.get(f"{url}/", timeout=30)
+    assert page.status_code == 200
+    assert "RabbitMQ is unreachable" in page.text and 'id="stat-waiting"' in page.text
+    assert "Unknown: RabbitMQ is unreachable." in page.text
+
+
+def test_with_the_database_down_a_page_says_so_in_one_line(amqp_url: str) -> None:
+    with serving(amqp_url, "postgresql+psycopg2://postgres@127.0.0.1:1/wanotify") as url:
+        http, token = anonymous(url)
+        reply = http.post(f"{url}/login", data={"csrf_token": token, "username": "viewer", "password": PASSWORD},
+                          timeout=30)
+    assert reply.status_code == 503 and "The database is unreachable" in reply.text
