@@ -119,9 +119,13 @@ def send_urgent(session: Session, settings: Settings, actor: str, phone: str, *,
 
 
 def _ensure_text_template(session: Session, actor: str, language: str) -> None:
-    """Create the composed-text template the first time it is needed (recorded in its history)."""
-    added = session.execute(insert(Template).values(key=TEXT_TEMPLATE, body=TEXT_TEMPLATE_BODY, language=language)
+    """Create the composed-text template the first time it is needed (recorded in its history).
+
+    In a transaction of its own, committed before the event is published: the notifier reads
+    the templates when the event arrives, which may be before the caller's transaction ends."""
+    with Session(session.get_bind()) as own, own.begin():
+        added = own.execute(insert(Template).values(key=TEXT_TEMPLATE, body=TEXT_TEMPLATE_BODY, language=language)
                             .on_conflict_do_nothing().returning(Template.key)).first()
-    if added is not None:
-        session.add(TemplateChange(template_key=TEXT_TEMPLATE, actor=actor, before=None,
+        if added is not None:
+            own.add(TemplateChange(template_key=TEXT_TEMPLATE, actor=actor, before=None,
                                    after={"body": TEXT_TEMPLATE_BODY, "language": language, "active": True}))
