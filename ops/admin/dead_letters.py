@@ -164,13 +164,17 @@ def list_dead(session: Session, f: DeadFilter, limit: int = 100) -> list[dict[st
     return rows[:limit]
 
 
-def count_dead(session: Session, f: DeadFilter, limit: int) -> dict[str, int]:
-    """How many messages and events an action on ``f`` would take (a dry run)."""
+def count_dead(session: Session, f: DeadFilter, limit: int, *, replay: bool = False) -> dict[str, int]:
+    """How many messages and events an action on ``f`` would take (a dry run); a replay leaves
+    events parked as too large where they are."""
     counts = {"messages": 0, "events": 0}
     if f.wants_messages:
         counts["messages"] = _count(session, _messages_query(f).limit(limit))
     if f.wants_events:
-        counts["events"] = _count(session, _events_query(session, f).limit(limit))
+        events = _events_query(session, f)
+        if replay:
+            events = events.where(DeadEvent.body_truncated.is_(False))
+        counts["events"] = _count(session, events.limit(limit))
     return counts
 
 
@@ -271,8 +275,8 @@ def take_for_replay(session: Session, f: DeadFilter, limit: int) -> ReplayPlan:
 
     A message goes back to ``queued`` with a fresh retry budget and is sent again as the same
     log row; an event is published again (with its own event_id) once this is committed, and
-    re-rendered by the notifier (its event_id makes that idempotent). Rows already replayed are no longer dead,
-    so a second replay of the same ids finds nothing to do. An event parked as too large is
+    re-rendered by the notifier (its event_id makes that idempotent). Rows already replayed are
+    no longer dead, so a second replay of the same ids finds nothing to do. An event parked as too large is
     never replayed: named, it refuses the replay; selected by filters, it stays parked.
     """
     refuse_too_large(session, f)

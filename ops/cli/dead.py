@@ -115,11 +115,11 @@ def _report(outcome: Outcome, as_json: bool) -> None:
     emit(outcome.counts, as_json, lambda c: ", ".join(f"{k.replace('_', ' ')}: {v}" for k, v in c.items()) or "nothing to do")
 
 
-def _counted(ctx: click.Context, selection: DeadFilter, limit: int) -> dict[str, int]:
+def _counted(ctx: click.Context, verb: str, selection: DeadFilter, limit: int) -> dict[str, int]:
     """The dry run: how many messages and events the action would take (ids are checked first)."""
     with db_session(settings_from(ctx)) as session:
         refuse_unknown(session, selection, "done")
-        return count_dead(session, selection, limit)
+        return count_dead(session, selection, limit, replay=verb == "replay")
 
 
 def _confirm_or_stop(ctx: click.Context, verb: str, selection: DeadFilter, limit: int, dry_run: bool, yes: bool,
@@ -127,7 +127,7 @@ def _confirm_or_stop(ctx: click.Context, verb: str, selection: DeadFilter, limit
     """Print the dry run and stop, or ask (showing the count); True to go ahead."""
     if not dry_run and yes:
         return True
-    counts = _counted(ctx, selection, limit)
+    counts = _counted(ctx, verb, selection, limit)
     what = f"{counts['messages']} message(s) and {counts['events']} event(s)"
     if dry_run:
         emit({"dry_run": True, **counts}, as_json, f"would {verb} {what}")

@@ -79,16 +79,16 @@ def _chosen(ctx: Ctx) -> tuple[str, str, Selection]:
     return action, scope, selection
 
 
-def _dry_run(session: Session, chosen: service.DeadFilter) -> dict[str, int]:
+def _dry_run(session: Session, chosen: service.DeadFilter, action: str) -> dict[str, int]:
     service.refuse_unknown(session, chosen, "done")
-    return service.count_dead(session, chosen, BULK_LIMIT)
+    return service.count_dead(session, chosen, BULK_LIMIT, replay=action == "replay")
 
 
 async def confirm(ctx: Ctx) -> Response:
     """The dry run: how many the action would take, and a button to go ahead."""
     try:
         action, scope, selection = _chosen(ctx)
-        counts = await ctx.db(_dry_run, selection.dead_filter)
+        counts = await ctx.db(_dry_run, selection.dead_filter, action)
     except ActionRefused as exc:
         return _confirm_page(ctx, error=str(exc))
     return _confirm_page(ctx, action=action, scope=scope, s=selection, counts=counts,
