@@ -1,0 +1,75 @@
+"""The admin services' pure parts: no broker, no database."""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from ops.admin.dead_letters import DeadFilter, event_templates, parse_age
+from ops.admin.errors import ActionRefused
+from ops.admin.pausing import BY_HAND, current_pause
+from ops.admin.publishing import TEST_TEMPLATE, TEXT_TEMPLATE, urgent_data
+from ops.admin.templates import Provided, diff
+from shared.db.models import SenderState
+
+NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
+
+
+def test_an_event_parked_for_its_template_is_tied_to_its_rules_templates_or_the_one_it_names():
+    rules = {"member.registered": ["welcome_new_member", "crm_note"], "notification.requested": [None]}
+    assert event_templates(rules, "member.registered", b"{}") == ["welcome_new_member", "crm_note"]
+    named = json.dumps({"data": {"template": "promo_x"}}).encode()
+    assert event_templates(rules, "notification.requested", named) == ["promo_x"]
+    assert event_templates(rules, "notification.requested", b"not json") == []
+    assert event_templates(rules, None, named) == []
+
+
+def test_ages_are_a_number_and_a_unit_and_anything_else_says_how_to_write_one():
+    assert parse_age("90s") == timedelta(seconds=90)
+    assert parse_age(" 1.5h ") == timedelta(minutes=90)
+    with pytest.raises(ValueError, match=r"e\.g\. 45s, 30m, 2h, 7d"):
+        parse_age("2 hours")
+
+
+def test_the_audit_log_keeps_a_selection_by_its_ids_or_by_the_filters_given():
+    assert DeadFilter(ids=("m1", "e2")).target() == {"ids": ["m1", "e2"]}
+    chosen = DeadFilter(reason="meta_190", older_than=timedelta(hours=2))
+    assert chosen.target() == {"kind": "all", "reason": "meta_190", "older_than_seconds": 7200.0}
+
+
+def test_a_pause_by_hand_is_told_from_a_quality_pause_and_an_ended_pause_is_none():
+    by_hand = SenderState(namespace="n", paused_until=NOW + timedelta(days=36500), pause_reason=f"{BY_HAND} by cli:ana")
+    quality = SenderState(namespace="n", paused_until=NOW + timedelta(hours=1), pause_reason="HTTP 400 (#131048)")
+    ended = SenderState(namespace="n", paused_until=NOW - timedelta(seconds=1), pause_reason="HTTP 400 (#131048)")
+    assert current_pause(by_hand, NOW).as_dict() == {"kind": "by_hand", "until": None, "reason": f"{BY_HAND} by cli:ana"}
+    assert current_pause(quality, NOW).as_dict()["kind"] == "quality"  # type: ignore[union-attr]
+    assert current_pause(ended, NOW) is None and current_pause(None, NOW) is None
+
+
+def test_an_urgent_send_is_a_top_priority_requested_notification_of_a_text_a_template_or_the_test():
+    text = urgent_data("0811", text="Maintenance at 22:00")
+    assert text == {"phone": "0811", "template": TEXT_TEMPLATE, "variables": {"text": "Maintenance at 22:00"},
+                    "priority": "high"}
+    assert urgent_data("0811", template="payment_link", variables={"name": "Budi"})["variables"] == {"name": "Budi"}
+    assert urgent_data("0811")["template"] == TEST_TEMPLATE and "sent_at" in urgent_data("0811")["variables"]
+    with pytest.raises(ActionRefused, match="not both"):
+        urgent_data("0811", text="hi", template="payment_link")
+    with pytest.raises(ActionRefused, match="the text is empty"):
+        urgent_data("0811", text="  ")
+
+
+def test_sample_data_covers_what_the_events_provide_and_placeholders_what_they_do_not_know():
+    fixed = Provided(("member.registered",), frozenset({"name", "member_id"}))
+    assert fixed.sample("Halo {{ name }}") == {"member_id": "M-1001", "name": "Budi"}
+    free = Provided((), None)
+    assert free.sample("{{ nickname }} {{ amount }}") == {"amount": free.sample("{{ amount }}")["amount"],
+                                                            "nickname": "<nickname>"}
+
+
+def test_a_template_change_reads_as_a_diff_of_its_text_and_a_line_per_other_field():
+    before = {"body": "Halo {{ name }}", "language": "id", "active": True}
+    after = {"body": "Halo {{ name }}!", "language": "id", "active": False}
+    assert diff(before, after).splitlines() == [
+        "--- before", "+++ after", "@@ -1 +1 @@", "-Halo {{ name }}", "+Halo {{ name }}!", "active: True -> False"]
