@@ -15,6 +15,9 @@ import pytest
 
 from tests.chaos import DRAIN_SECONDS, run_once
 
+# These stop or restart the machine's RabbitMQ or PostgreSQL: never run beside other tests.
+pytestmark = pytest.mark.outage
+
 
 @pytest.mark.slow
 @pytest.mark.timeout(DRAIN_SECONDS + 180)

@@ -12,6 +12,9 @@ from tests.support.db import messages
 from tests.support.outages import postgres_down, rabbitmq_down
 from tests.support.processes import wait_until
 
+# These stop or restart the machine's RabbitMQ or PostgreSQL: never run beside other tests.
+pytestmark = pytest.mark.outage
+
 
 @pytest.fixture
 def settings(settings):  # type: ignore[no-untyped-def]

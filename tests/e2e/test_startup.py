@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import time
 
+import pytest
 from sqlalchemy.engine import make_url
 
 from shared.db.engine import create_database_if_missing, drop_database
@@ -13,6 +14,9 @@ from tests.e2e.scenario import member
 from tests.support.db import messages
 from tests.support.outages import postgres_down, rabbitmq_down
 from tests.support.processes import Proc, wait_until
+
+# These stop or restart the machine's RabbitMQ or PostgreSQL: never run beside other tests.
+pytestmark = pytest.mark.outage
 
 
 def _start(stack, role: str, **env: object) -> Proc:  # type: ignore[no-untyped-def]
