@@ -28,7 +28,7 @@ import json
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from sqlalchemy import delete, func, select, update
@@ -41,7 +41,7 @@ from shared.db.engine import transaction
 from shared.db.models import MessageLog, Status, WebhookPayload, WebhookReceipt
 from shared.errors import PermanentError, TransientError
 from shared.meta_events import apply_changes
-from shared.meta_payloads import parse_changes
+from shared.meta_payloads import parse_changes, unix_time
 
 RANK: dict[str, int] = {Status.SENT: 1, Status.DELIVERED: 2, Status.READ: 3}
 DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "BERHENTI")
@@ -126,7 +126,7 @@ def parse_receipts(payload: Any) -> list[Receipt]:
     """Every well-formed status item of a webhook payload; anything malformed is skipped."""
     receipts = []
     for item in _status_items(payload):
-        at = _timestamp(item.get("timestamp"))
+        at = unix_time(item.get("timestamp"))
         if at is not None:
             receipts.append(Receipt(item["id"], item["status"], at, _error(item)))
     return receipts
@@ -245,16 +245,6 @@ def _status_items(payload: Any) -> Iterator[dict[str, Any]]:
 
 def _short_str(value: Any, limit: int) -> bool:
     return isinstance(value, str) and 0 < len(value) <= limit
-
-
-def _timestamp(raw: Any) -> datetime | None:
-    """Meta's ``timestamp`` (Unix seconds, as a string) as a time, or None if unusable."""
-    if isinstance(raw, bool) or not isinstance(raw, str | int) or not str(raw).isdigit():
-        return None
-    try:
-        return datetime.fromtimestamp(int(raw), UTC)
-    except (OverflowError, OSError, ValueError):
-        return None
 
 
 def _error(item: dict[str, Any]) -> str | None:
