@@ -10,10 +10,10 @@ import pika
 from pika.exceptions import AMQPError
 
 from bench.config import AMQP_URL, DATABASE_URL
-from shared.config import Settings, WhatsAppSettings
-from shared.db.engine import drop_database
-from shared.monitoring import QueueProbe
-from shared.topology import Topology, delete_topology
+from wanotify.shared.config import Settings, WhatsAppSettings
+from wanotify.shared.db.engine import drop_database
+from wanotify.shared.monitoring import QueueProbe
+from wanotify.shared.topology import Topology, delete_topology
 
 RUN_ID = uuid.uuid4().hex[:6]
 
@@ -33,7 +33,7 @@ def settings(ns: str, gap: float = 10.0, provider_url: str | None = None) -> Set
 
 
 def process_env(s: Settings, **extra: str) -> dict[str, str]:
-    """Environment for ``python -m ops.cli run ...`` with these settings (no inherited WANOTIFY_*)."""
+    """Environment for ``python -m wanotify.ops.cli run ...`` with these settings (no inherited WANOTIFY_*)."""
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("WANOTIFY_", "WHATSAPP_", "SEND_GAP", "DATABASE_URL", "AMQP_URL", "METRICS_PORT"))}
     env.update({
@@ -58,7 +58,7 @@ def process_env(s: Settings, **extra: str) -> dict[str, str]:
 
 def fresh_database() -> None:
     """Drop and recreate ``wanotify_bench``: schema, templates and rules, nothing else."""
-    from ops.demo import prepare_database
+    from wanotify.ops.demo import prepare_database
 
     drop_database(DATABASE_URL)
     prepare_database(DATABASE_URL)

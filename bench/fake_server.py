@@ -1,6 +1,6 @@
 """``python -m bench.fake_server``: the product's fake provider, with Nagle's algorithm off.
 
-``ops.fake_provider`` answers with two writes (headers, then body) on a socket without
+``wanotify.ops.fake_provider`` answers with two writes (headers, then body) on a socket without
 TCP_NODELAY, so the body waits for the client's delayed ACK: every call takes ~40 ms on
 loopback, which would make the fake, not the sender, the bottleneck. This runs the same server
 and handler, only with ``disable_nagle_algorithm`` set, and prints nothing per call.
@@ -13,8 +13,8 @@ import signal
 import threading
 import time
 
-from ops.fake_provider import FakeProviderServer
-from ops.fake_provider.handler import FakeHandler
+from wanotify.ops.fake_provider import FakeProviderServer
+from wanotify.ops.fake_provider.handler import FakeHandler
 
 
 class NoDelayHandler(FakeHandler):

@@ -7,10 +7,10 @@ import time
 
 from bench.env import Depths
 from bench.publisher import publish_burst
-from consumers.notifier.service import Notifier
-from shared.config import Settings
-from shared.db.engine import make_engine, session_factory
-from shared.metrics import Metrics
+from wanotify.consumers.notifier.service import Notifier
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import make_engine, session_factory
+from wanotify.shared.metrics import Metrics
 
 
 def preload(s: Settings, count: int, *, start: int = 0, kind: str = "registered", timeout: float = 600.0) -> float:

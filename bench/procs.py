@@ -90,7 +90,7 @@ class Proc:
 
 
 def wanotify(role: str, env: dict[str, str], log_dir: Path, name: str | None = None) -> Proc:
-    """``python -m ops.cli run ROLE``, returned once it consumes."""
-    proc = Proc(name or role, ["-m", "ops.cli", "run", role], env, log_dir)
+    """``python -m wanotify.ops.cli run ROLE``, returned once it consumes."""
+    proc = Proc(name or role, ["-m", "wanotify.ops.cli", "run", role], env, log_dir)
     proc.wait_for_log("consuming")
     return proc

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from bench import events
-from producers import AsyncEventPublisher
+from wanotify.producers import AsyncEventPublisher
 
 KINDS = {"registered": events.registered, "payment_link": events.payment_link}
 

@@ -54,7 +54,7 @@ def run_suite(names: list[str], out_dir: Path, *, quick: bool, profile: bool) ->
 def _drop_database() -> None:
     """Leave nothing behind: the scenarios recreate ``wanotify_bench`` whenever they need it."""
     from bench.config import DATABASE_URL
-    from shared.db.engine import drop_database
+    from wanotify.shared.db.engine import drop_database
 
     try:
         drop_database(DATABASE_URL)

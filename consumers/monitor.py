@@ -9,13 +9,13 @@ import logging
 
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.meta_state import refresh_metrics as refresh_meta_metrics
-from shared.metrics import Metrics
-from shared.monitoring import QueueProbe, drain_seconds, monitored_queues, waiting_by_priority
-from shared.runtime import load
-from shared.topology import Topology
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.meta_state import refresh_metrics as refresh_meta_metrics
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.monitoring import QueueProbe, drain_seconds, monitored_queues, waiting_by_priority
+from wanotify.shared.runtime import load
+from wanotify.shared.topology import Topology
 
 log = logging.getLogger(__name__)
 

@@ -15,13 +15,13 @@ from collections.abc import Callable, Coroutine
 from typing import Any
 from urllib.parse import urlsplit
 
-from consumers.monitor import monitor_forever
-from shared.config import Settings
-from shared.db.engine import make_engine, session_factory
-from shared.db.retry import Stopped
-from shared.metrics import Metrics
-from shared.startup import broker_config_error, check_database, database_config_error, until_available, where_database
-from shared.template_sync import sync_forever, sync_wanted
+from wanotify.consumers.monitor import monitor_forever
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import make_engine, session_factory
+from wanotify.shared.db.retry import Stopped
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.startup import broker_config_error, check_database, database_config_error, until_available, where_database
+from wanotify.shared.template_sync import sync_forever, sync_wanted
 
 log = logging.getLogger(__name__)
 
@@ -104,14 +104,14 @@ def _start(role: str, settings: Settings, metrics: Metrics, sessions, stop: asyn
 
 
 async def _notifier(settings: Settings, metrics: Metrics, sessions, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
-    from consumers.notifier.service import Notifier
+    from wanotify.consumers.notifier.service import Notifier
 
     await Notifier(settings, metrics, sessions).run(stop)
 
 
 async def _sender(settings: Settings, metrics: Metrics, sessions, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
-    from consumers.providers import make_provider
-    from consumers.sender.service import Sender
+    from wanotify.consumers.providers import make_provider
+    from wanotify.consumers.sender.service import Sender
 
     provider = make_provider(settings.whatsapp)
     try:

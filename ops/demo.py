@@ -21,19 +21,19 @@ import pika.exceptions
 from rich.console import Console
 from sqlalchemy.engine import make_url
 
-from consumers.notifier.service import Notifier
-from consumers.providers import make_provider
-from consumers.sender.service import Sender
-from ops.fake_provider import FakeProviderServer
-from producers.async_publisher import AsyncEventPublisher
-from shared import runtime
-from shared.config import Settings, WhatsAppSettings
-from shared.db.engine import create_database_if_missing, drop_database, make_engine, session_factory, transaction
-from shared.db.migrate import upgrade
-from shared.db.seed import seed_defaults
-from shared.metrics import Metrics
-from shared.phone import mask_phone
-from shared.topology import Topology, delete_topology
+from wanotify.consumers.notifier.service import Notifier
+from wanotify.consumers.providers import make_provider
+from wanotify.consumers.sender.service import Sender
+from wanotify.ops.fake_provider import FakeProviderServer
+from wanotify.producers.async_publisher import AsyncEventPublisher
+from wanotify.shared import runtime
+from wanotify.shared.config import Settings, WhatsAppSettings
+from wanotify.shared.db.engine import create_database_if_missing, drop_database, make_engine, session_factory, transaction
+from wanotify.shared.db.migrate import upgrade
+from wanotify.shared.db.seed import seed_defaults
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.phone import mask_phone
+from wanotify.shared.topology import Topology, delete_topology
 
 console = Console(highlight=False)
 

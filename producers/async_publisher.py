@@ -9,9 +9,9 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError
 
-from producers.envelope import prepare
-from producers.publisher import PublishError
-from shared.topology import Topology, declare_topology_async
+from wanotify.producers.envelope import prepare
+from wanotify.producers.publisher import PublishError
+from wanotify.shared.topology import Topology, declare_topology_async
 
 
 class AsyncEventPublisher:

@@ -6,7 +6,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.events import build_envelope
+from wanotify.shared.events import build_envelope
 
 
 @dataclass(frozen=True)

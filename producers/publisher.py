@@ -11,9 +11,9 @@ import pika
 from pika.adapters.blocking_connection import BlockingChannel
 from pika.exceptions import AMQPChannelError, AMQPConnectionError, NackError, UnroutableError
 
-from producers.envelope import prepare
-from shared.errors import WanotifyError
-from shared.topology import Topology, declare_topology
+from wanotify.producers.envelope import prepare
+from wanotify.shared.errors import WanotifyError
+from wanotify.shared.topology import Topology, declare_topology
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from typing import Any
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
-from shared.messages import ATTEMPT_HEADER, SendCommand
-from shared.topology import Topology, declare_topology_async
+from wanotify.shared.messages import ATTEMPT_HEADER, SendCommand
+from wanotify.shared.topology import Topology, declare_topology_async
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +23,7 @@ async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
     """A connection that reconnects by itself and restores queues, consumers and QoS.
 
     The first connection attempt raises if the broker is unreachable; the consumers' runner
-    waits and tries again (``shared.startup``)."""
+    waits and tries again (``wanotify.shared.startup``)."""
     return await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": name},
                                          reconnect_interval=RECONNECT_INTERVAL_SECONDS)
 

@@ -12,9 +12,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
-from shared.errors import ConfigError
-from shared.urls import amqp_url, database_url
-from shared.urls import redact_url as redact_url  # one helper for every URL shown
+from wanotify.shared.errors import ConfigError
+from wanotify.shared.urls import amqp_url, database_url
+from wanotify.shared.urls import redact_url as redact_url  # one helper for every URL shown
 
 DEFAULT_AMQP_URL = "amqp://guest:guest@localhost:5672/"
 DEFAULT_DATABASE_URL = "postgresql+psycopg2://postgres@localhost:5432/wanotify"

@@ -15,8 +15,8 @@ from typing import Annotated, Any
 
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
-from shared.errors import InvalidEvent
-from shared.priority import Priority
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.priority import Priority
 
 MAX_EVENT_BYTES = 64 * 1024
 

@@ -12,8 +12,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from shared.errors import PermanentError
-from shared.priority import Priority
+from wanotify.shared.errors import PermanentError
+from wanotify.shared.priority import Priority
 
 ATTEMPT_HEADER = "x-wanotify-attempt"
 REASON_HEADER = "x-wanotify-reason"

@@ -2,7 +2,7 @@
 
 Meta retries a webhook for days and every subscribed app gets the retries, so each change
 is applied once: an inbound message by its id, an update by its content and time (see
-``shared.meta_payloads``), recorded in ``meta_event_keys`` in the same transaction. A second
+``wanotify.shared.meta_payloads``), recorded in ``meta_event_keys`` in the same transaction. A second
 copy, or a replay, is a ``duplicate_event`` and changes nothing.
 
 Order: an update that carries Meta's time (the entry's ``time``) does not overwrite what a
@@ -21,9 +21,9 @@ from sqlalchemy import delete, func, or_
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared import recipients
-from shared.db.models import AccountEvent, MetaEventKey, MetaTemplate, PhoneNumberState
-from shared.meta_payloads import AccountUpdate, Inbound, MetaChanges, TemplateUpdate
+from wanotify.shared import recipients
+from wanotify.shared.db.models import AccountEvent, MetaEventKey, MetaTemplate, PhoneNumberState
+from wanotify.shared.meta_payloads import AccountUpdate, Inbound, MetaChanges, TemplateUpdate
 
 # Keys outlive the payloads, and Meta's retries (for up to 7 days), by a margin.
 META_RETRIES_FOR = timedelta(days=7)

@@ -12,8 +12,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db.models import MetaTemplate, PhoneNumberState, Template
-from shared.metrics import MetaStateMetrics
+from wanotify.shared.db.models import MetaTemplate, PhoneNumberState, Template
+from wanotify.shared.metrics import MetaStateMetrics
 
 APPROVED = "APPROVED"
 UNKNOWN = "UNKNOWN"  # mapped, but Meta has not told us anything about it yet

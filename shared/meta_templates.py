@@ -27,8 +27,8 @@ from typing import Any
 
 from jinja2 import Environment, nodes
 
-from shared.errors import InvalidEvent
-from shared.templates import check_syntax, render
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.templates import check_syntax, render
 
 CATEGORIES = ("utility", "marketing", "authentication")
 NAME = re.compile(r"^[a-z0-9_]{1,512}$")  # Meta's rule for template names

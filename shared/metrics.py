@@ -88,7 +88,7 @@ def _label(value: str | None, unknown: str = "UNKNOWN") -> str:
 class MetaStateMetrics:
     """What Meta last said about the mapped templates and the sending numbers, as gauges.
 
-    Set from the database (``shared.meta_state``) by whichever process serves them, so every
+    Set from the database (``wanotify.shared.meta_state``) by whichever process serves them, so every
     process says the same. Template names are the admin's mapped ones (few); numbers are
     counted by quality, never named.
     """

@@ -12,8 +12,8 @@ from pika.exceptions import ChannelClosedByBroker
 from sqlalchemy import case, func, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import MessageLog, Status
-from shared.topology import Topology
+from wanotify.shared.db.models import MessageLog, Status
+from wanotify.shared.topology import Topology
 
 PRIORITY_ORDER = case({"high": 0, "normal": 1, "low": 2}, value=MessageLog.priority, else_=3)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import phonenumbers
 
-from shared.errors import InvalidEvent
+from wanotify.shared.errors import InvalidEvent
 
 
 def normalize_phone(raw: str, default_region: str) -> str:

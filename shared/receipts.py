@@ -18,7 +18,7 @@ and contradictory (a ``failed`` after ``delivered`` for a user with several devi
   ``failed`` receipt that is then reported ``delivered`` or ``read`` moves on to that status.
 
 The rest of a payload (the user's own messages, template and number updates) is applied in
-the same transaction by ``shared.meta_events``, as idempotently.
+the same transaction by ``wanotify.shared.meta_events``, as idempotently.
 """
 
 from __future__ import annotations
@@ -37,11 +37,11 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db.engine import transaction
-from shared.db.models import MessageLog, Status, WebhookPayload, WebhookReceipt
-from shared.errors import PermanentError, TransientError
-from shared.meta_events import apply_changes
-from shared.meta_payloads import parse_changes, unix_time
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MessageLog, Status, WebhookPayload, WebhookReceipt
+from wanotify.shared.errors import PermanentError, TransientError
+from wanotify.shared.meta_events import apply_changes
+from wanotify.shared.meta_payloads import parse_changes, unix_time
 
 RANK: dict[str, int] = {Status.SENT: 1, Status.DELIVERED: 2, Status.READ: 3}
 DEFAULT_OPT_OUT_KEYWORDS = ("STOP", "BERHENTI")

@@ -10,7 +10,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import Recipient
+from wanotify.shared.db.models import Recipient
 
 
 def record_inbound(session: Session, phone: str, at: datetime) -> None:

@@ -16,9 +16,9 @@ from sqlalchemy import delete, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.config import MAX_GAP_SECONDS, MAX_RETRIES_LIMIT, MAX_RETRY_DELAY_SECONDS, Settings, parse_bounded
-from shared.db.models import RuntimeSetting
-from shared.errors import ConfigError
+from wanotify.shared.config import MAX_GAP_SECONDS, MAX_RETRIES_LIMIT, MAX_RETRY_DELAY_SECONDS, Settings, parse_bounded
+from wanotify.shared.db.models import RuntimeSetting
+from wanotify.shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
 

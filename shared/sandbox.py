@@ -1,7 +1,7 @@
 """The Jinja2 environment stored templates render in: sandboxed, and bounded by a budget.
 
 Jinja2's immutable sandbox keeps templates away from Python internals and from changing
-data. On top of it every render is charged to a ``shared.template_limits.Budget``:
+data. On top of it every render is charged to a ``wanotify.shared.template_limits.Budget``:
 
 - every loop's iterable, every ``~`` concatenation and every piece of output (literal text
   included) passes through a guard, inserted into the parsed template before it is compiled;
@@ -23,7 +23,7 @@ from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
-from shared.template_limits import (
+from wanotify.shared.template_limits import (
     Budget,
     RenderLimitError,
     check_binop,

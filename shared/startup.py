@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, inspect
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError
 
-from shared.db.retry import Stopped
-from shared.errors import ConfigError
+from wanotify.shared.db.retry import Stopped
+from wanotify.shared.errors import ConfigError
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")

@@ -4,7 +4,7 @@ Admins edit templates while everything runs, and Jinja2's sandbox guards only Py
 internals: ``{{ "x"|center(50000000) }}``, ``{{ (1,)*50000000 }}`` or two nested loops over
 ``range(100000)`` are legal in it, and one such render would hold the notifier's CPU or
 memory. A ``Budget`` lives for one render (in a context variable, so renders in several
-threads do not share one). The sandbox (``shared.sandbox``) checks it on every loop step,
+threads do not share one). The sandbox (``wanotify.shared.sandbox``) checks it on every loop step,
 call, attribute lookup, filter and piece of output, and checks sizes *before* every
 operation that can multiply one (repeating, padding, replacing, joining): a check after
 the operation would come after the memory is spent.

@@ -23,12 +23,12 @@ from sqlalchemy import func, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.config import Settings, WhatsAppSettings
-from shared.db.engine import transaction
-from shared.db.models import MetaTemplate
-from shared.errors import ConfigError, WanotifyError
-from shared.meta_state import APPROVED, Mapping, mappings
-from shared.template_shapes import compare_counts
+from wanotify.shared.config import Settings, WhatsAppSettings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MetaTemplate
+from wanotify.shared.errors import ConfigError, WanotifyError
+from wanotify.shared.meta_state import APPROVED, Mapping, mappings
+from wanotify.shared.template_shapes import compare_counts
 
 log = logging.getLogger(__name__)
 

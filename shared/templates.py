@@ -3,7 +3,7 @@
 Templates are edited by admins at run time, so they render in Jinja2's sandbox (no access to
 Python internals) with ``StrictUndefined`` (a missing variable is an error, never an empty
 gap in a customer's message), within limits on time, loop steps and sizes
-(``shared.sandbox``, ``shared.template_limits``), so a careless or hostile template costs
+(``wanotify.shared.sandbox``, ``wanotify.shared.template_limits``), so a careless or hostile template costs
 one parked event, not the notifier.
 """
 
@@ -16,9 +16,9 @@ from typing import Any
 
 from jinja2 import Template, TemplateError, meta
 
-from shared.errors import InvalidEvent
-from shared.sandbox import BoundedEnvironment, bounded_filter
-from shared.template_limits import (
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.sandbox import BoundedEnvironment, bounded_filter
+from wanotify.shared.template_limits import (
     DEFAULT_LIMITS,
     MAX_RENDERED_CHARS,
     MAX_TEMPLATE_CHARS,
@@ -75,7 +75,7 @@ def _compile(body: str) -> Template:
 def render(body: str, variables: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> str:
     """Render a template body or raise ``InvalidEvent('template_error', ...)``.
 
-    The render is bounded by ``limits`` (time, loop steps, sizes: see ``shared.template_limits``)
+    The render is bounded by ``limits`` (time, loop steps, sizes: see ``wanotify.shared.template_limits``)
     and stops as soon as the message passes ``MAX_RENDERED_CHARS``.
     """
     _check_length(body)

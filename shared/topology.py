@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.priority import MAX_PRIORITY
+from wanotify.shared.priority import MAX_PRIORITY
 
 QueueArgs = dict[str, Any]
 

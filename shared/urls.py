@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
-from shared.errors import ConfigError
+from wanotify.shared.errors import ConfigError
 
 _QUERY_SECRET = re.compile(r"(?i)([?&;](?:password|passwd|pwd)=)[^&;#]*")
 DATABASE_EXAMPLE = "postgresql://USER:PASSWORD@HOST:5432/DATABASE"

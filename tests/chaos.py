@@ -32,16 +32,16 @@ from dataclasses import asdict, dataclass, field
 from sqlalchemy import select, text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ops.fake_provider import FakeProviderServer
-from producers.publisher import EventPublisher
-from shared.config import Settings
-from shared.db.engine import make_engine, session_factory
-from shared.db.models import Attempt, MessageLog
 from tests.e2e.scenario import member
 from tests.support.broker import delete_namespace
 from tests.support.outages import restart_postgres, restart_rabbitmq
 from tests.support.processes import Proc
 from tests.support.stack import Stack
+from wanotify.ops.fake_provider import FakeProviderServer
+from wanotify.producers.publisher import EventPublisher
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import make_engine, session_factory
+from wanotify.shared.db.models import Attempt, MessageLog
 
 SENDER_KILLS = 3
 DRAIN_SECONDS = 240.0  # well inside the test's own timeout, so a stuck run says what is stuck

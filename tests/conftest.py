@@ -13,13 +13,13 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ops.fake_provider import FakeProviderServer
-from producers.publisher import EventPublisher
-from shared.config import Settings
-from shared.db.engine import make_engine, session_factory
 from tests.support.broker import delete_namespace
 from tests.support.services import migrated_database, postgres_server_url, rabbitmq_url
 from tests.support.stack import Stack
+from wanotify.ops.fake_provider import FakeProviderServer
+from wanotify.producers.publisher import EventPublisher
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import make_engine, session_factory
 
 SESSION_ID = uuid.uuid4().hex[:8]
 

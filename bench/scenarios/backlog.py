@@ -19,7 +19,7 @@ from bench.burst import run_burst
 from bench.env import Depths, delete_namespace, fresh_database, namespace, process_env, settings
 from bench.fake import FakeProvider
 from bench.scenarios import Context, goal
-from producers import EventPublisher
+from wanotify.producers import EventPublisher
 
 GOAL_RSS_MB = 150
 HIGH = 2_000_000  # index of the first high-priority event

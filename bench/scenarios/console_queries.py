@@ -29,9 +29,9 @@ from bench.config import DATABASE_URL
 from bench.env import fresh_database, namespace, process_env, settings
 from bench.procs import Proc
 from bench.scenarios import Context, goal
-from ops.admin import messages, overview
-from ops.admin.users import Role, add_user
-from shared.db.engine import make_engine, session_factory, transaction
+from wanotify.ops.admin import messages, overview
+from wanotify.ops.admin.users import Role, add_user
+from wanotify.shared.db.engine import make_engine, session_factory, transaction
 
 ROWS, ATTEMPTS, RECIPIENTS, REQUESTS, WARM_UP = 1_000_000, 200_000, 200_000, 50, 3
 GOAL_MS = 100
@@ -110,7 +110,7 @@ def _over_http(ctx: Context, s: Any, sessions: Any) -> dict[str, dict[str, float
     with transaction(sessions) as session:
         add_user(session, "bench", Role.VIEWER, "bench password 123")
     env = process_env(s, WEB_SECRET_KEY="b" * 48)
-    server = Proc("console", ["-m", "ops.cli", "run", "web", "--only", "console", "--port", "0"], env, ctx.log_dir)
+    server = Proc("console", ["-m", "wanotify.ops.cli", "run", "web", "--only", "console", "--port", "0"], env, ctx.log_dir)
     try:
         port = int(re.findall(r"http://127\.0\.0\.1:(\d+)/", server.wait_for_log("web: serving"))[0])
         http = _logged_in(f"http://127.0.0.1:{port}")

@@ -23,7 +23,7 @@ from bench.env import delete_namespace, fresh_database, namespace, process_env, 
 from bench.fake import FakeProvider
 from bench.profile import Profiler
 from bench.scenarios import Context, goal
-from producers import EventPublisher
+from wanotify.producers import EventPublisher
 
 GOAL_P99_MS = 50
 WARM_UP = 999_999  # the index of the warm-up event

@@ -48,7 +48,7 @@ def run(ctx: Context) -> dict[str, Any]:
     fresh_database()
     wamid = _add_message()
     env = process_env(settings(namespace("webhook")), WHATSAPP_VERIFY_TOKEN=TOKEN, WHATSAPP_APP_SECRET=SECRET)
-    server = Proc("webhook", ["-m", "ops.cli", "run", "web", "--only", "webhook", "--port", "0"], env, ctx.log_dir)
+    server = Proc("webhook", ["-m", "wanotify.ops.cli", "run", "web", "--only", "webhook", "--port", "0"], env, ctx.log_dir)
     try:
         port = int(re.findall(r"http://127\.0\.0\.1:(\d+)/", server.wait_for_log("web: serving"))[0])
         baseline_mb = server.rss() / 2**20

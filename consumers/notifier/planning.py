@@ -11,8 +11,8 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from shared.errors import InvalidEvent
-from shared.events import (
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.events import (
     MAX_EVENT_BYTES,
     Envelope,
     Event,
@@ -20,10 +20,10 @@ from shared.events import (
     decode_envelope,
     validate_data,
 )
-from shared.meta_templates import stored_variables
-from shared.phone import normalize_phone
-from shared.priority import Priority
-from shared.templates import render
+from wanotify.shared.meta_templates import stored_variables
+from wanotify.shared.phone import normalize_phone
+from wanotify.shared.priority import Priority
+from wanotify.shared.templates import render
 
 
 @dataclass(frozen=True)

@@ -20,18 +20,18 @@ from collections.abc import Sequence
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from consumers.notifier.backoff import Backoff
-from consumers.notifier.planning import Catalog, EventPlan, internal_error, oversized, plan_event
-from consumers.notifier.store import BatchResult, load_catalog, write_batch
-from consumers.notifier.window import PrefetchWindow
-from shared.broker import SendQueuePublisher, confirmed_channel, connect
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.db.retry import Stopped, is_outage, run_db
-from shared.events import MAX_EVENT_BYTES
-from shared.messages import DEAD_ID_HEADER, DETAIL_HEADER, REASON_HEADER
-from shared.metrics import Metrics
-from shared.topology import Topology
+from wanotify.consumers.notifier.backoff import Backoff
+from wanotify.consumers.notifier.planning import Catalog, EventPlan, internal_error, oversized, plan_event
+from wanotify.consumers.notifier.store import BatchResult, load_catalog, write_batch
+from wanotify.consumers.notifier.window import PrefetchWindow
+from wanotify.shared.broker import SendQueuePublisher, confirmed_channel, connect
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.retry import Stopped, is_outage, run_db
+from wanotify.shared.events import MAX_EVENT_BYTES
+from wanotify.shared.messages import DEAD_ID_HEADER, DETAIL_HEADER, REASON_HEADER
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.topology import Topology
 
 log = logging.getLogger(__name__)
 

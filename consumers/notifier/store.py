@@ -16,13 +16,13 @@ from sqlalchemy import func, select, tuple_, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from consumers.notifier.planning import Catalog, EventPlan, PlannedMessage, RuleSpec
-from shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
-from shared.db.copies import next_copy
-from shared.db.models import DeadEvent, MessageLog, Recipient, Rule, Status, Template
-from shared.events import MAX_EVENT_BYTES
-from shared.messages import SendCommand
-from shared.priority import Priority
+from wanotify.consumers.notifier.planning import Catalog, EventPlan, PlannedMessage, RuleSpec
+from wanotify.shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
+from wanotify.shared.db.copies import next_copy
+from wanotify.shared.db.models import DeadEvent, MessageLog, Recipient, Rule, Status, Template
+from wanotify.shared.events import MAX_EVENT_BYTES
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.priority import Priority
 
 # A body over MAX_EVENT_BYTES keeps only its head here; the whole body is on the dead queue.
 PARKED_HEAD_BYTES = 4096

@@ -4,12 +4,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from consumers.providers.base import OutgoingMessage, Provider, SendResult
-from consumers.providers.fake import FakeProvider
-from consumers.providers.gateway import GatewayProvider, GatewayShape
-from consumers.providers.meta import MetaCloudProvider
-from shared.config import PROVIDER_MISSING, WhatsAppSettings
-from shared.errors import ConfigError
+from wanotify.consumers.providers.base import OutgoingMessage, Provider, SendResult
+from wanotify.consumers.providers.fake import FakeProvider
+from wanotify.consumers.providers.gateway import GatewayProvider, GatewayShape
+from wanotify.consumers.providers.meta import MetaCloudProvider
+from wanotify.shared.config import PROVIDER_MISSING, WhatsAppSettings
+from wanotify.shared.errors import ConfigError
 
 __all__ = [
     "FakeProvider",

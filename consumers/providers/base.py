@@ -11,9 +11,9 @@ import requests
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from consumers.providers.classify import classify_network_error
-from shared.errors import ConfigError
-from shared.meta_templates import TemplateCall
+from wanotify.consumers.providers.classify import classify_network_error
+from wanotify.shared.errors import ConfigError
+from wanotify.shared.meta_templates import TemplateCall
 
 # The sender sends one message at a time per process, so a couple of sockets is plenty.
 POOL_SIZE = 4
@@ -46,7 +46,7 @@ class Provider(Protocol):
     """A way to deliver a WhatsApp message.
 
     ``send`` raises ``TransientError`` (incl. ``QualityLimitError``) or ``PermanentError``
-    from ``shared.errors``; any other exception is a bug.
+    from ``wanotify.shared.errors``; any other exception is a bug.
     """
 
     name: str

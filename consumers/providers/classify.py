@@ -16,8 +16,8 @@ from typing import Any
 
 import requests
 
-from shared.consent import OPTED_OUT
-from shared.errors import PermanentError, QualityLimitError, TransientError
+from wanotify.shared.consent import OPTED_OUT
+from wanotify.shared.errors import PermanentError, QualityLimitError, TransientError
 
 # Cloud API error codes. Branch on these, never on message text: Meta rewords messages,
 # codes are the contract.

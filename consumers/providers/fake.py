@@ -5,8 +5,8 @@ from __future__ import annotations
 import threading
 import uuid
 
-from consumers.providers.base import OutgoingMessage, SendResult
-from shared.config import WhatsAppSettings
+from wanotify.consumers.providers.base import OutgoingMessage, SendResult
+from wanotify.shared.config import WhatsAppSettings
 
 
 class FakeProvider:

@@ -14,7 +14,7 @@ from typing import Any
 
 import requests
 
-from consumers.providers.base import (
+from wanotify.consumers.providers.base import (
     OutgoingMessage,
     SendResult,
     build_session,
@@ -24,13 +24,13 @@ from consumers.providers.base import (
     require_http_url,
     timeouts,
 )
-from consumers.providers.classify import (
+from wanotify.consumers.providers.classify import (
     classify_gateway_rejection,
     classify_http_status,
     shorten,
 )
-from shared.config import WhatsAppSettings
-from shared.errors import ConfigError, TransientError
+from wanotify.shared.config import WhatsAppSettings
+from wanotify.shared.errors import ConfigError, TransientError
 
 CHOICES = {
     "method": ("POST", "GET"),

@@ -9,7 +9,7 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from consumers.providers.base import (
+from wanotify.consumers.providers.base import (
     OutgoingMessage,
     SendResult,
     build_session,
@@ -18,10 +18,10 @@ from consumers.providers.base import (
     require_http_url,
     timeouts,
 )
-from consumers.providers.classify import classify_meta_error
-from shared.config import WhatsAppSettings
-from shared.errors import ConfigError
-from shared.meta_templates import TemplateCall
+from wanotify.consumers.providers.classify import classify_meta_error
+from wanotify.shared.config import WhatsAppSettings
+from wanotify.shared.errors import ConfigError
+from wanotify.shared.meta_templates import TemplateCall
 
 DEFAULT_BASE_URL = "https://graph.facebook.com"
 

@@ -15,16 +15,16 @@ from dataclasses import dataclass, replace
 
 from sqlalchemy.orm import Session
 
-from consumers.providers import OutgoingMessage, Provider, SendResult
-from consumers.providers.classify import NeedsTemplate
-from consumers.sender import store
-from consumers.sender.choice import AsTemplate, Refusal, Text
-from consumers.sender.outcomes import CallRecord
-from consumers.sender.pacing import Pacer
-from shared.errors import PermanentError
-from shared.messages import SendCommand
-from shared.meta_templates import TemplateCall
-from shared.phone import mask_phone
+from wanotify.consumers.providers import OutgoingMessage, Provider, SendResult
+from wanotify.consumers.providers.classify import NeedsTemplate
+from wanotify.consumers.sender import store
+from wanotify.consumers.sender.choice import AsTemplate, Refusal, Text
+from wanotify.consumers.sender.outcomes import CallRecord
+from wanotify.consumers.sender.pacing import Pacer
+from wanotify.shared.errors import PermanentError
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.meta_templates import TemplateCall
+from wanotify.shared.phone import mask_phone
 
 log = logging.getLogger(__name__)
 

@@ -8,7 +8,7 @@ template ready in case Meta disagrees, error 131047); outside it the mapped temp
 without a usable template the message is parked before any call, and no attempt is spent.
 Gateways and the in-process fake know no window: they always send the text.
 
-An opt-out the scope covers (``shared.consent``) stops a message for every provider.
+An opt-out the scope covers (``wanotify.shared.consent``) stops a message for every provider.
 """
 
 from __future__ import annotations
@@ -17,10 +17,10 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from shared.config import Settings
-from shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
-from shared.db.models import Status
-from shared.meta_templates import Mapping, MappingError, TemplateCall, blocked, fill, send_variables
+from wanotify.shared.config import Settings
+from wanotify.shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
+from wanotify.shared.db.models import Status
+from wanotify.shared.meta_templates import Mapping, MappingError, TemplateCall, blocked, fill, send_variables
 
 NO_APPROVED_TEMPLATE = "no_approved_template"
 TEMPLATE_PARAMS = "template_params"
@@ -95,7 +95,7 @@ def choose(facts: Facts, now: datetime, rules: Rules) -> Form | Refusal:
 
 
 def window_open(last_inbound_at: datetime | None, now: datetime, window_seconds: float) -> bool:
-    """Whether free-form text may go now (the rule of ``shared.recipients.window_open``)."""
+    """Whether free-form text may go now (the rule of ``wanotify.shared.recipients.window_open``)."""
     return last_inbound_at is not None and now - last_inbound_at < timedelta(seconds=window_seconds)
 
 

@@ -16,7 +16,7 @@ from sqlalchemy import func, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import SenderProcess
+from wanotify.shared.db.models import SenderProcess
 
 HEARTBEAT_SECONDS = 1.0
 # Several missed heartbeats: longer than a garbage-collection pause or a slow transaction, short

@@ -17,20 +17,20 @@ from typing import Any
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from consumers.providers.classify import RecipientOptedOut, TemplateRefused
-from consumers.sender import store
-from consumers.sender.choice import Refusal
-from consumers.sender.policy import Cancel, Dead, Decision, Pause, Retry, decide
-from shared.broker import SendQueuePublisher
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.db.models import Status
-from shared.db.retry import record_durably
-from shared.errors import PermanentError, TransientError
-from shared.messages import ATTEMPT_HEADER, DETAIL_HEADER, REASON_HEADER, SendCommand
-from shared.meta_templates import TemplateCall
-from shared.metrics import Metrics
-from shared.topology import Topology
+from wanotify.consumers.providers.classify import RecipientOptedOut, TemplateRefused
+from wanotify.consumers.sender import store
+from wanotify.consumers.sender.choice import Refusal
+from wanotify.consumers.sender.policy import Cancel, Dead, Decision, Pause, Retry, decide
+from wanotify.shared.broker import SendQueuePublisher
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import Status
+from wanotify.shared.db.retry import record_durably
+from wanotify.shared.errors import PermanentError, TransientError
+from wanotify.shared.messages import ATTEMPT_HEADER, DETAIL_HEADER, REASON_HEADER, SendCommand
+from wanotify.shared.meta_templates import TemplateCall
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.topology import Topology
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from consumers.providers.classify import RecipientOptedOut
-from shared.errors import PermanentError, QualityLimitError, TransientError
-from shared.runtime import RuntimeSettings
+from wanotify.consumers.providers.classify import RecipientOptedOut
+from wanotify.shared.errors import PermanentError, QualityLimitError, TransientError
+from wanotify.shared.runtime import RuntimeSettings
 
 
 @dataclass(frozen=True)

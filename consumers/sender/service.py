@@ -27,23 +27,23 @@ from collections import Counter
 from aio_pika.abc import AbstractIncomingMessage
 from sqlalchemy.orm import Session, sessionmaker
 
-from consumers.providers import Provider
-from consumers.sender import liveness, store
-from consumers.sender.calls import Caller, Step, call_record
-from consumers.sender.choice import Rules
-from consumers.sender.outcomes import CallRecord, Outcomes, settle
-from consumers.sender.pacing import Pacer
-from shared.broker import SendQueuePublisher, confirmed_channel, connect
-from shared.config import Settings
-from shared.db.copies import ScheduledCopy, failed_copies, forget_schedule
-from shared.db.engine import transaction
-from shared.db.retry import Stopped, record_durably, run_db
-from shared.errors import PermanentError, TransientError
-from shared.messages import SendCommand
-from shared.metrics import Metrics
-from shared.phone import mask_phone
-from shared.runtime import RuntimeSettings, load
-from shared.topology import Topology
+from wanotify.consumers.providers import Provider
+from wanotify.consumers.sender import liveness, store
+from wanotify.consumers.sender.calls import Caller, Step, call_record
+from wanotify.consumers.sender.choice import Rules
+from wanotify.consumers.sender.outcomes import CallRecord, Outcomes, settle
+from wanotify.consumers.sender.pacing import Pacer
+from wanotify.shared.broker import SendQueuePublisher, confirmed_channel, connect
+from wanotify.shared.config import Settings
+from wanotify.shared.db.copies import ScheduledCopy, failed_copies, forget_schedule
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.retry import Stopped, record_durably, run_db
+from wanotify.shared.errors import PermanentError, TransientError
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.phone import mask_phone
+from wanotify.shared.runtime import RuntimeSettings, load
+from wanotify.shared.topology import Topology
 
 log = logging.getLogger(__name__)
 

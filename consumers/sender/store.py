@@ -30,15 +30,15 @@ from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from consumers.sender import liveness
-from consumers.sender.choice import Facts, Form, Refusal, Rules, Text, choose
-from shared import recipients
-from shared.config import Settings
-from shared.db.models import Attempt, MessageLog, MetaTemplate, Recipient, SenderState, Status, Template
-from shared.errors import PermanentError
-from shared.messages import SendCommand
-from shared.meta_templates import Mapping, TemplateCall
-from shared.runtime import RuntimeSettings
+from wanotify.consumers.sender import liveness
+from wanotify.consumers.sender.choice import Facts, Form, Refusal, Rules, Text, choose
+from wanotify.shared import recipients
+from wanotify.shared.config import Settings
+from wanotify.shared.db.models import Attempt, MessageLog, MetaTemplate, Recipient, SenderState, Status, Template
+from wanotify.shared.errors import PermanentError
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.meta_templates import Mapping, TemplateCall
+from wanotify.shared.runtime import RuntimeSettings
 
 PLAIN_TEXT = Text()
 

@@ -18,8 +18,8 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from ops.admin.audit import record
-from ops.admin.dead_letters import (
+from wanotify.ops.admin.audit import record
+from wanotify.ops.admin.dead_letters import (
     DeadFilter,
     ReplayPlan,
     refuse_unknown,
@@ -27,16 +27,16 @@ from ops.admin.dead_letters import (
     take_for_purge,
     take_for_replay,
 )
-from ops.admin.errors import ActionRefused
-from shared.broker import SendQueuePublisher, confirmed_channel, connect
-from shared.config import Settings
-from shared.db.copies import failed_copies, forget_schedule
-from shared.db.engine import make_engine, session_factory, transaction
-from shared.db.models import MessageLog, Status
-from shared.errors import PermanentError
-from shared.messages import DEAD_ID_HEADER, SendCommand
-from shared.runtime import load
-from shared.topology import Topology
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.shared.broker import SendQueuePublisher, confirmed_channel, connect
+from wanotify.shared.config import Settings
+from wanotify.shared.db.copies import failed_copies, forget_schedule
+from wanotify.shared.db.engine import make_engine, session_factory, transaction
+from wanotify.shared.db.models import MessageLog, Status
+from wanotify.shared.errors import PermanentError
+from wanotify.shared.messages import DEAD_ID_HEADER, SendCommand
+from wanotify.shared.runtime import load
+from wanotify.shared.topology import Topology
 
 
 @dataclass

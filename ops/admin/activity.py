@@ -14,7 +14,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import Attempt, MessageActivity
+from wanotify.shared.db.models import Attempt, MessageActivity
 
 OUTCOMES = ("sent", "failed", "dead")
 GAP_SAMPLE = 500  # the latest calls the gap distribution is drawn from

@@ -14,8 +14,8 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from shared.db.models import AuditEntry
-from shared.phone import mask_event_body
+from wanotify.shared.db.models import AuditEntry
+from wanotify.shared.phone import mask_event_body
 
 ACTOR_CHARS = 64
 ACTION_CHARS = 40

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ops.admin.actions import count_failed, count_waiting
-from ops.admin.pausing import current_pause
-from shared.db.models import SenderState, Template
+from wanotify.ops.admin.actions import count_failed, count_waiting
+from wanotify.ops.admin.pausing import current_pause
+from wanotify.shared.db.models import SenderState, Template
 
 FAILED_LIMIT = 10000  # as `wanotify retry-failed` (its --limit default)
 

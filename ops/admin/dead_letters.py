@@ -19,12 +19,12 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
-from ops.admin.errors import ActionRefused
-from shared.db.copies import next_copy
-from shared.db.models import DeadEvent, MessageLog, Rule, Status
-from shared.events import MAX_EVENT_BYTES, PARK_REASONS
-from shared.messages import SendCommand
-from shared.phone import mask_event_body, mask_phone
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.shared.db.copies import next_copy
+from wanotify.shared.db.models import DeadEvent, MessageLog, Rule, Status
+from wanotify.shared.events import MAX_EVENT_BYTES, PARK_REASONS
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.phone import mask_event_body, mask_phone
 
 # Events parked because of their template: the template is derived from the rules (or, for
 # notification.requested, from the event), so ``--template`` finds them too.

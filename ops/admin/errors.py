@@ -1,13 +1,13 @@
 """The one error an admin action raises when it refuses a request.
 
 Every entry point shows it the same way: the command line as one ``Error: …`` line with exit
-code 1 (``ops.cli.errors`` knows every ``WanotifyError``), the console inline next to the form.
+code 1 (``wanotify.ops.cli.errors`` knows every ``WanotifyError``), the console inline next to the form.
 The text says what is wrong and how to fix it.
 """
 
 from __future__ import annotations
 
-from shared.errors import WanotifyError
+from wanotify.shared.errors import WanotifyError
 
 
 class ActionRefused(WanotifyError):

@@ -2,7 +2,7 @@
 
 Outside a recipient's 24-hour window only an approved template may go, so a template can be
 mapped to one (``templates set KEY --meta-name … --meta-params JSON``). A mapping is checked
-before it is saved: its names and the shape of its parameters (``shared.meta_templates``), the
+before it is saved: its names and the shape of its parameters (``wanotify.shared.meta_templates``), the
 variables its parameters use against what the template's events provide, and a render with
 their sample data. Each change is kept in the template's history.
 """
@@ -15,13 +15,13 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from consumers.providers.base import OutgoingMessage
-from consumers.providers.meta import template_message_payload, text_message_payload
-from ops.admin import templates as template_service
-from ops.admin.errors import ActionRefused
-from shared.db.models import MetaTemplate, Template
-from shared.errors import InvalidEvent
-from shared.meta_templates import (
+from wanotify.consumers.providers.base import OutgoingMessage
+from wanotify.consumers.providers.meta import template_message_payload, text_message_payload
+from wanotify.ops.admin import templates as template_service
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.shared.db.models import MetaTemplate, Template
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.meta_templates import (
     Mapping,
     MappingError,
     TemplateCall,
@@ -32,8 +32,8 @@ from shared.meta_templates import (
     stored_variables,
     used_variables,
 )
-from shared.phone import normalize_phone
-from shared.templates import SAMPLE_VARIABLES, render, sample_variables
+from wanotify.shared.phone import normalize_phone
+from wanotify.shared.templates import SAMPLE_VARIABLES, render, sample_variables
 
 
 @dataclass(frozen=True)

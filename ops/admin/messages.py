@@ -19,9 +19,9 @@ from typing import Any
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import Attempt, MessageLog, Status, Template, WebhookReceipt
-from shared.errors import InvalidEvent
-from shared.phone import mask_event_body, mask_phone, mask_phones_in_text, normalize_phone
+from wanotify.shared.db.models import Attempt, MessageLog, Status, Template, WebhookReceipt
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.phone import mask_event_body, mask_phone, mask_phones_in_text, normalize_phone
 
 PAGE_SIZE = 50
 

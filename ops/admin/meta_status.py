@@ -7,7 +7,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from shared.meta_state import not_approved, number_needs_attention, number_states, template_states
+from wanotify.shared.meta_state import not_approved, number_needs_attention, number_states, template_states
 
 
 def collect_meta(session: Session) -> dict[str, Any]:

@@ -14,14 +14,14 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ops.admin import activity, status
-from shared.config import Settings
-from shared.db.models import MessageLog, SenderProcess, Status
-from shared.monitoring import QueueProbe, drain_seconds, monitored_queues, waiting_by_priority
-from shared.phone import mask_phone
-from shared.priority import Priority
-from shared.runtime import load
-from shared.topology import Topology
+from wanotify.ops.admin import activity, status
+from wanotify.shared.config import Settings
+from wanotify.shared.db.models import MessageLog, SenderProcess, Status
+from wanotify.shared.monitoring import QueueProbe, drain_seconds, monitored_queues, waiting_by_priority
+from wanotify.shared.phone import mask_phone
+from wanotify.shared.priority import Priority
+from wanotify.shared.runtime import load
+from wanotify.shared.topology import Topology
 
 NEXT = 10
 ALIVE_WITHIN = timedelta(seconds=5)  # a sender process heartbeats every second

@@ -16,9 +16,9 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from ops.admin.audit import record
-from ops.admin.errors import ActionRefused
-from shared.db.models import SenderState
+from wanotify.ops.admin.audit import record
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.shared.db.models import SenderState
 
 # Until resumed: far beyond any quality pause (at most a week), near enough for every datetime type.
 BY_HAND_FOR = timedelta(days=365 * 100)

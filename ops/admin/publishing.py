@@ -17,16 +17,16 @@ from pydantic import ValidationError
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from consumers.notifier.planning import PlannedMessage, plan_event
-from consumers.notifier.store import load_catalog
-from ops.admin.audit import record
-from ops.admin.errors import ActionRefused
-from producers.envelope import prepare
-from producers.publisher import EventPublisher
-from shared.config import Settings
-from shared.db.models import Template, TemplateChange
-from shared.phone import mask_phone
-from shared.priority import Priority
+from wanotify.consumers.notifier.planning import PlannedMessage, plan_event
+from wanotify.consumers.notifier.store import load_catalog
+from wanotify.ops.admin.audit import record
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.producers.envelope import prepare
+from wanotify.producers.publisher import EventPublisher
+from wanotify.shared.config import Settings
+from wanotify.shared.db.models import Template, TemplateChange
+from wanotify.shared.phone import mask_phone
+from wanotify.shared.priority import Priority
 
 TEST_TEMPLATE = "test_message"
 # An urgent text composed by an operator travels as this template's one variable, ``text``,

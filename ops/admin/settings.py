@@ -1,4 +1,4 @@
-"""Changing runtime settings (``shared.runtime``) as an admin action: validated, and audited."""
+"""Changing runtime settings (``wanotify.shared.runtime``) as an admin action: validated, and audited."""
 
 from __future__ import annotations
 
@@ -6,11 +6,11 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from ops.admin.audit import record
-from ops.admin.errors import ActionRefused
-from shared import runtime
-from shared.config import Settings
-from shared.errors import ConfigError
+from wanotify.ops.admin.audit import record
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.shared import runtime
+from wanotify.shared.config import Settings
+from wanotify.shared.errors import ConfigError
 
 ZERO_GAP_WARNING = ("a gap of 0 sends as fast as the provider answers; WhatsApp may rate-limit or ban the number — "
                     "reset it to go back to the environment's gap")

@@ -8,11 +8,11 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from ops.admin.meta_status import collect_meta, render_meta
-from ops.admin.pausing import current_pause
-from shared.config import Settings
-from shared.db.models import SenderState
-from shared.monitoring import (
+from wanotify.ops.admin.meta_status import collect_meta, render_meta
+from wanotify.ops.admin.pausing import current_pause
+from wanotify.shared.config import Settings
+from wanotify.shared.db.models import SenderState
+from wanotify.shared.monitoring import (
     QueueProbe,
     counts_by_status,
     drain_seconds,
@@ -20,8 +20,8 @@ from shared.monitoring import (
     next_messages,
     waiting_by_priority,
 )
-from shared.runtime import load
-from shared.topology import Topology
+from wanotify.shared.runtime import load
+from wanotify.shared.topology import Topology
 
 
 def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str, Any]:

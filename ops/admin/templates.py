@@ -1,7 +1,7 @@
 """Editing message templates: checked before saving, every change kept in their history.
 
 A template is checked against what its events provide: the rules say which event types use
-it, and the event catalogue (``shared.events.SCHEMAS``) which fields each type's data has
+it, and the event catalogue (``wanotify.shared.events.SCHEMAS``) which fields each type's data has
 (plus ``event_id`` and ``occurred_at``). A template no rule names is sent through
 ``notification.requested``, whose events carry any variables: it is checked for syntax,
 filters and an empty body, and rendered with placeholders.
@@ -18,14 +18,14 @@ from jinja2 import TemplateSyntaxError, meta, nodes
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from ops.admin.audit import record
-from ops.admin.errors import ActionRefused
-from shared.db.models import Rule, Template, TemplateChange
-from shared.errors import InvalidEvent
-from shared.events import SCHEMAS, NotificationRequestedData
-from shared.templates import SAMPLE_VARIABLES, check_syntax, environment, render
+from wanotify.ops.admin.audit import record
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.shared.db.models import Rule, Template, TemplateChange
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.events import SCHEMAS, NotificationRequestedData
+from wanotify.shared.templates import SAMPLE_VARIABLES, check_syntax, environment, render
 
-# What notification.requested may name as its template (``shared.events``).
+# What notification.requested may name as its template (``wanotify.shared.events``).
 KEY = re.compile(r"^[a-z0-9_]{1,100}$")
 ENVELOPE_VARIABLES = frozenset({"event_id", "occurred_at"})
 SNAPSHOT_FIELDS = ("body", "language", "active", "meta_name", "meta_language", "meta_category", "meta_params")

@@ -17,8 +17,8 @@ from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from shared.db.models import ConsoleUser
-from shared.errors import WanotifyError
+from wanotify.shared.db.models import ConsoleUser
+from wanotify.shared.errors import WanotifyError
 
 USERNAME = re.compile(r"^[A-Za-z0-9_.@-]{1,64}$")
 MIN_PASSWORD = 10

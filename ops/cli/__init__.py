@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from ops.cli.app import main
+from wanotify.ops.cli.app import main
 
 __all__ = ["main"]

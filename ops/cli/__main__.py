@@ -1,3 +1,3 @@
-from ops.cli import main
+from wanotify.ops.cli import main
 
 main()

@@ -10,18 +10,18 @@ import click
 from alembic.util.exc import CommandError
 from sqlalchemy import select
 
-from ops.admin import mappings as mapping_service
-from ops.admin import templates as template_service
-from ops.admin.audit import cli_actor
-from ops.admin.mappings import MappingChange
-from ops.cli.common import db_session, emit, json_option, parse_json_object, settings_from, table
-from shared import runtime
-from shared.db.engine import create_database_if_missing, make_engine, session_factory, transaction
-from shared.db.migrate import upgrade
-from shared.db.models import Template
-from shared.db.seed import seed_defaults
-from shared.meta_templates import CATEGORIES
-from shared.templates import SAMPLE_VARIABLES
+from wanotify.ops.admin import mappings as mapping_service
+from wanotify.ops.admin import templates as template_service
+from wanotify.ops.admin.audit import cli_actor
+from wanotify.ops.admin.mappings import MappingChange
+from wanotify.ops.cli.common import db_session, emit, json_option, parse_json_object, settings_from, table
+from wanotify.shared import runtime
+from wanotify.shared.db.engine import create_database_if_missing, make_engine, session_factory, transaction
+from wanotify.shared.db.migrate import upgrade
+from wanotify.shared.db.models import Template
+from wanotify.shared.db.seed import seed_defaults
+from wanotify.shared.meta_templates import CATEGORIES
+from wanotify.shared.templates import SAMPLE_VARIABLES
 
 
 def register(main: click.Group) -> None:

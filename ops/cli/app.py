@@ -6,10 +6,10 @@ import logging
 
 import click
 
-from ops.cli import admin, dead, optouts, publish, run, sending, status, template_sync, users, webhooks
-from ops.cli.errors import CliGroup
-from shared.config import Settings
-from shared.logs import setup_logging
+from wanotify.ops.cli import admin, dead, optouts, publish, run, sending, status, template_sync, users, webhooks
+from wanotify.ops.cli.errors import CliGroup
+from wanotify.shared.config import Settings
+from wanotify.shared.logs import setup_logging
 
 # Processes that keep running and log their own connection attempts; the rest answer once.
 LONG_RUNNING = {"run", "webhook", "fake-provider"}

@@ -10,8 +10,8 @@ from typing import Any
 import click
 from sqlalchemy.orm import Session
 
-from shared.config import Settings
-from shared.db.engine import make_engine, session_factory, transaction
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import make_engine, session_factory, transaction
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print machine-readable JSON.")
 
@@ -26,7 +26,7 @@ def settings_from(ctx: click.Context) -> Settings:
 def db_session(settings: Settings) -> Iterator[Session]:
     """A transaction on the configured database.
 
-    Its failures (unreachable, no schema) reach the user as one line through ``ops.cli.errors``.
+    Its failures (unreachable, no schema) reach the user as one line through ``wanotify.ops.cli.errors``.
     """
     engine = make_engine(settings.database_url, pool_size=1)
     try:

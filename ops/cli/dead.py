@@ -8,9 +8,9 @@ from typing import Any
 
 import click
 
-from ops.admin.actions import Admin, Outcome, count_failed, count_waiting
-from ops.admin.audit import cli_actor
-from ops.admin.dead_letters import (
+from wanotify.ops.admin.actions import Admin, Outcome, count_failed, count_waiting
+from wanotify.ops.admin.audit import cli_actor
+from wanotify.ops.admin.dead_letters import (
     EVENT_REASONS,
     MESSAGE_REASONS,
     DeadFilter,
@@ -21,7 +21,7 @@ from ops.admin.dead_letters import (
     refuse_unknown,
     show,
 )
-from ops.cli.common import db_session, emit, json_option, settings_from, table
+from wanotify.ops.cli.common import db_session, emit, json_option, settings_from, table
 
 
 def register(main: click.Group) -> None:

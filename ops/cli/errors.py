@@ -19,9 +19,9 @@ import click
 import pika.exceptions
 from sqlalchemy.exc import ArgumentError, DBAPIError, OperationalError, ProgrammingError
 
-from shared.config import Settings
-from shared.errors import ConfigError, WanotifyError
-from shared.urls import redact_url
+from wanotify.shared.config import Settings
+from wanotify.shared.errors import ConfigError, WanotifyError
+from wanotify.shared.urls import redact_url
 
 log = logging.getLogger("wanotify.cli")
 

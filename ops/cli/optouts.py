@@ -10,10 +10,10 @@ from typing import Any
 
 import click
 
-from ops.cli.common import db_session, emit, json_option, settings_from, table
-from shared import recipients
-from shared.errors import InvalidEvent
-from shared.phone import mask_phone, normalize_phone
+from wanotify.ops.cli.common import db_session, emit, json_option, settings_from, table
+from wanotify.shared import recipients
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.phone import mask_phone, normalize_phone
 
 
 def register(main: click.Group) -> None:

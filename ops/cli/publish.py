@@ -1,6 +1,6 @@
 """Publishing as an upstream system would: ``publish`` and ``send-test`` (also the urgent send).
 
-Both check the event exactly as the notifier will (``ops.admin.publishing``) and refuse it at
+Both check the event exactly as the notifier will (``wanotify.ops.admin.publishing``) and refuse it at
 once, with the notifier's reason, instead of publishing something that would be parked.
 """
 
@@ -10,9 +10,9 @@ from typing import Any
 
 import click
 
-from ops.admin.audit import cli_actor
-from ops.admin.publishing import Published, publish_checked, publish_unchecked, send_urgent
-from ops.cli.common import db_session, emit, json_option, parse_json_object, settings_from
+from wanotify.ops.admin.audit import cli_actor
+from wanotify.ops.admin.publishing import Published, publish_checked, publish_unchecked, send_urgent
+from wanotify.ops.cli.common import db_session, emit, json_option, parse_json_object, settings_from
 
 
 def register(main: click.Group) -> None:

@@ -7,10 +7,10 @@ import sys
 
 import click
 
-from consumers.runner import ROLES, run_roles
-from ops.cli.common import emit, settings_from
-from shared.config import Settings
-from shared.errors import ConfigError
+from wanotify.consumers.runner import ROLES, run_roles
+from wanotify.ops.cli.common import emit, settings_from
+from wanotify.shared.config import Settings
+from wanotify.shared.errors import ConfigError
 
 
 def register(main: click.Group) -> None:
@@ -65,10 +65,10 @@ def web(ctx: click.Context, host: str, port: int, only: str | None) -> None:
 def _serve_web(settings: Settings, host: str, port: int, only: str | None, legacy_root: bool = False) -> None:
     from prometheus_client import CollectorRegistry, start_http_server
 
-    from ops.web.app import create_app, select_parts
-    from ops.web.limits import Limits
-    from ops.web.server import listen, serve
-    from ops.web.webhook import at_root
+    from wanotify.ops.web.app import create_app, select_parts
+    from wanotify.ops.web.limits import Limits
+    from wanotify.ops.web.server import listen, serve
+    from wanotify.ops.web.webhook import at_root
 
     registry = CollectorRegistry()
     try:
@@ -99,7 +99,7 @@ def fake_provider(host: str, port: int, strict: bool) -> None:
     Point the sender at it with WHATSAPP_PROVIDER=meta and WHATSAPP_API_BASE_URL=http://HOST:PORT
     (any WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_ACCESS_TOKEN). For demos and tests only.
     """
-    from ops.fake_provider import serve
+    from wanotify.ops.fake_provider import serve
 
     serve(host, port, strict=strict)
 
@@ -118,7 +118,7 @@ def demo(ctx: click.Context, members: int, gap: float | None, as_json: bool) -> 
     in the namespace WANOTIFY_NAMESPACE-demo and a database of its own (DATABASE_URL's name
     with _demo), so it never touches real queues or counts. Both are removed at the end.
     """
-    from ops.demo import demo_settings, run_demo
+    from wanotify.ops.demo import demo_settings, run_demo
 
     summary = run_demo(demo_settings(settings_from(ctx), gap), members)
     if as_json:

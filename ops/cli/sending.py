@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import click
 
-from ops.admin.audit import cli_actor
-from ops.admin.pausing import SENDERS, pause, resume
-from ops.cli.common import db_session, emit, json_option, settings_from
+from wanotify.ops.admin.audit import cli_actor
+from wanotify.ops.admin.pausing import SENDERS, pause, resume
+from wanotify.ops.cli.common import db_session, emit, json_option, settings_from
 
 SENDER_HELP = "The sender (only 'default' for now: the environment's number; more come with the sender pool)."
 

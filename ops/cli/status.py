@@ -6,9 +6,9 @@ import time
 
 import click
 
-from ops.admin.status import collect, render
-from ops.cli.common import db_session, emit, json_option, settings_from
-from shared.monitoring import QueueProbe
+from wanotify.ops.admin.status import collect, render
+from wanotify.ops.cli.common import db_session, emit, json_option, settings_from
+from wanotify.shared.monitoring import QueueProbe
 
 
 def register(main: click.Group) -> None:

@@ -7,9 +7,9 @@ from __future__ import annotations
 
 import click
 
-from ops.cli.common import db_session, emit, json_option, settings_from
-from shared.db.engine import make_engine, session_factory
-from shared.template_sync import SyncReport, sync_templates
+from wanotify.ops.cli.common import db_session, emit, json_option, settings_from
+from wanotify.shared.db.engine import make_engine, session_factory
+from wanotify.shared.template_sync import SyncReport, sync_templates
 
 
 def register(main: click.Group) -> None:

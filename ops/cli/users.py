@@ -6,9 +6,9 @@ import sys
 
 import click
 
-from ops.admin import audit
-from ops.admin.users import Role, UserError, add_user, check_password, list_users, remove_user, set_password
-from ops.cli.common import db_session, emit, json_option, settings_from, table
+from wanotify.ops.admin import audit
+from wanotify.ops.admin.users import Role, UserError, add_user, check_password, list_users, remove_user, set_password
+from wanotify.ops.cli.common import db_session, emit, json_option, settings_from, table
 
 ROLES = click.Choice([r.label for r in Role], case_sensitive=False)
 password_stdin = click.option("--password-stdin", is_flag=True,

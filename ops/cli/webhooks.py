@@ -7,10 +7,10 @@ from typing import Any
 
 import click
 
-from ops.cli.common import db_session, emit, json_option, settings_from, table
-from ops.cli.dead import _duration  # the same "45s, 30m, 2h, 7d" as dead --older-than
-from shared.db.engine import make_engine, session_factory
-from shared.receipts import list_payloads, replay_payloads
+from wanotify.ops.cli.common import db_session, emit, json_option, settings_from, table
+from wanotify.ops.cli.dead import _duration  # the same "45s, 30m, 2h, 7d" as dead --older-than
+from wanotify.shared.db.engine import make_engine, session_factory
+from wanotify.shared.receipts import list_payloads, replay_payloads
 
 
 def register(main: click.Group) -> None:

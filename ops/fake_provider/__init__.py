@@ -7,14 +7,14 @@ In-process::
         ...  # point WHATSAPP_API_BASE_URL at fake.url
         fake.wait_for_calls(3)
 
-From another process: ``python -m ops.fake_provider --port 0`` (or ``wanotify fake-provider``)
+From another process: ``python -m wanotify.ops.fake_provider --port 0`` (or ``wanotify fake-provider``)
 and the ``/_fake/...`` control API.
 """
 
 from __future__ import annotations
 
-from ops.fake_provider.cli import DEFAULT_PORT, main, mask_number, serve
-from ops.fake_provider.server import FakeProviderServer
-from ops.fake_provider.state import FAILURE_MODES
+from wanotify.ops.fake_provider.cli import DEFAULT_PORT, main, mask_number, serve
+from wanotify.ops.fake_provider.server import FakeProviderServer
+from wanotify.ops.fake_provider.state import FAILURE_MODES
 
 __all__ = ["DEFAULT_PORT", "FAILURE_MODES", "FakeProviderServer", "main", "mask_number", "serve"]

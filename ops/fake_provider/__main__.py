@@ -1,9 +1,9 @@
-"""``python -m ops.fake_provider``: the same as ``wanotify fake-provider``."""
+"""``python -m wanotify.ops.fake_provider``: the same as ``wanotify fake-provider``."""
 
 from __future__ import annotations
 
 import sys
 
-from ops.fake_provider.cli import main
+from wanotify.ops.fake_provider.cli import main
 
 sys.exit(main())

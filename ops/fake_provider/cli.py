@@ -11,8 +11,8 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any, TextIO
 
-from ops.fake_provider.server import FakeProviderServer
-from ops.fake_provider.state import FAILURE_MODES
+from wanotify.ops.fake_provider.server import FakeProviderServer
+from wanotify.ops.fake_provider.state import FAILURE_MODES
 
 DEFAULT_PORT = 8089
 TEXT_PREVIEW_CHARS = 60
@@ -95,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Entry point for ``wanotify fake-provider`` and ``python -m ops.fake_provider``."""
+    """Entry point for ``wanotify fake-provider`` and ``python -m wanotify.ops.fake_provider``."""
     args = build_parser().parse_args(argv)
     serve(args.host, args.port, latency=args.latency, timeout_sleep=args.timeout_sleep,
           failure_rate=args.failure_rate, failure_mode=args.failure_mode, seed=args.seed, strict=args.strict)

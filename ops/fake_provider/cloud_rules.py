@@ -21,7 +21,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from ops.fake_provider.replies import Reply, cloud_bad_request, cloud_error
+from wanotify.ops.fake_provider.replies import Reply, cloud_bad_request, cloud_error
 
 DAY = 86_400.0
 PLACEHOLDER = re.compile(r"\{\{\s*([A-Za-z0-9_]+)\s*\}\}")

@@ -15,9 +15,9 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ops.fake_provider import rules_api, webhooks
-from ops.fake_provider.replies import Reply, not_found
-from ops.fake_provider.state import FakeState
+from wanotify.ops.fake_provider import rules_api, webhooks
+from wanotify.ops.fake_provider.replies import Reply, not_found
+from wanotify.ops.fake_provider.state import FakeState
 
 OK = {"ok": True}
 

@@ -11,13 +11,13 @@ from http.server import BaseHTTPRequestHandler
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, urlsplit
 
-from ops.fake_provider import replies
-from ops.fake_provider.cloud_rules import TemplateMessage, parse_template
-from ops.fake_provider.control import handle_control
-from ops.fake_provider.replies import Reply
+from wanotify.ops.fake_provider import replies
+from wanotify.ops.fake_provider.cloud_rules import TemplateMessage, parse_template
+from wanotify.ops.fake_provider.control import handle_control
+from wanotify.ops.fake_provider.replies import Reply
 
 if TYPE_CHECKING:
-    from ops.fake_provider.server import FakeHTTPServer
+    from wanotify.ops.fake_provider.server import FakeHTTPServer
 
 CLOUD_PATH = re.compile(r"^/[^/]+/[^/]+/messages/?$")
 GATEWAY_PATH = "/send-message"

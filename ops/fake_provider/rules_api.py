@@ -11,8 +11,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from ops.fake_provider.cloud_rules import CloudRules, RegisteredTemplate
-from ops.fake_provider.replies import Reply
+from wanotify.ops.fake_provider.cloud_rules import CloudRules, RegisteredTemplate
+from wanotify.ops.fake_provider.replies import Reply
 
 ROUTES = ("/_fake/strict", "/_fake/window", "/_fake/templates")
 OK = {"ok": True}

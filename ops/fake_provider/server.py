@@ -11,11 +11,11 @@ from http.server import ThreadingHTTPServer
 from types import TracebackType
 from typing import Any
 
-from ops.fake_provider import webhooks
-from ops.fake_provider.cloud_rules import RegisteredTemplate
-from ops.fake_provider.handler import FakeHandler
-from ops.fake_provider.state import FakeState
-from ops.fake_provider.webhooks import Delivery
+from wanotify.ops.fake_provider import webhooks
+from wanotify.ops.fake_provider.cloud_rules import RegisteredTemplate
+from wanotify.ops.fake_provider.handler import FakeHandler
+from wanotify.ops.fake_provider.state import FakeState
+from wanotify.ops.fake_provider.webhooks import Delivery
 
 CallListener = Callable[[dict[str, Any]], None]
 

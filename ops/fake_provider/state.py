@@ -11,7 +11,7 @@ import time
 from collections import deque
 from typing import Any
 
-from ops.fake_provider.cloud_rules import CloudRules
+from wanotify.ops.fake_provider.cloud_rules import CloudRules
 
 FAILURE_MODES = ("5xx", "timeout", "429", "permanent", "quality", "pair", "needs_template", "opted_out",
                  "template_params", "template_missing", "text_too_long", "template_policy", "param_format",

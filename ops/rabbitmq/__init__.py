@@ -1,1 +1,1 @@
-"""RabbitMQ deployment files generated from ``shared.topology`` (see ``definitions.py``)."""
+"""RabbitMQ deployment files generated from ``wanotify.shared.topology`` (see ``definitions.py``)."""

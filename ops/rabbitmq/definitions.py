@@ -1,4 +1,4 @@
-"""Generate ``ops/rabbitmq/definitions.json`` from ``shared.topology.Topology``.
+"""Generate ``ops/rabbitmq/definitions.json`` from ``wanotify.shared.topology.Topology``.
 
 RabbitMQ imports a definitions file at boot (``load_definitions`` in ``rabbitmq.conf``), so a
 fresh broker starts with the exchange, queues (with their arguments) and binding that the
@@ -10,7 +10,7 @@ A node that imports definitions at boot does not create its default ``guest`` us
 document also carries one user for the demo deployment (``wanotify``/``wanotify``,
 administrator on ``/``). Change it before exposing the broker anywhere.
 
-Run ``python -m ops.rabbitmq.definitions [OUTPUT]`` to rewrite the file.
+Run ``python -m wanotify.ops.rabbitmq.definitions [OUTPUT]`` to rewrite the file.
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from shared.topology import QueueSpec, Topology
+from wanotify.shared.topology import QueueSpec, Topology
 
 VHOST = "/"
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (300.0,)

@@ -18,12 +18,12 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
-from ops.web import webhook
-from ops.web.console import part as console
-from ops.web.limits import Limits
-from ops.web.parts import Built, Part
-from shared.config import Settings
-from shared.errors import ConfigError
+from wanotify.ops.web import webhook
+from wanotify.ops.web.console import part as console
+from wanotify.ops.web.limits import Limits
+from wanotify.ops.web.parts import Built, Part
+from wanotify.shared.config import Settings
+from wanotify.shared.errors import ConfigError
 
 # In routing order: a part serving "/" (the console) must come last.
 PARTS: dict[str, Part] = {part.name: part for part in (webhook.PART, console.PART)}

@@ -5,7 +5,7 @@ or send chunks with no length at all). The body has a deadline, so a client that
 bytes is cut off. And all bodies being read at once share one memory budget, so many large
 requests together cannot grow the process without bound: one that does not fit gets 503,
 which Meta retries later. Limits on connections and on slow headers belong to the server
-(``ops.web.server``).
+(``wanotify.ops.web.server``).
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from starlette.datastructures import Headers
 from starlette.requests import ClientDisconnect, Request
 
-from shared.config import Settings
+from wanotify.shared.config import Settings
 
 MiB = 1024 * 1024
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from prometheus_client import CollectorRegistry, Counter
 
-from shared.metrics import MetaStateMetrics
+from wanotify.shared.metrics import MetaStateMetrics
 
 
 class WebhookMetrics:

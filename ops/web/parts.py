@@ -9,8 +9,8 @@ from dataclasses import dataclass
 from prometheus_client import CollectorRegistry
 from starlette.routing import BaseRoute
 
-from ops.web.limits import Limits
-from shared.config import Settings
+from wanotify.ops.web.limits import Limits
+from wanotify.shared.config import Settings
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ import uvicorn
 from starlette.types import ASGIApp
 from uvicorn.protocols.http.h11_impl import H11Protocol
 
-from ops.web.limits import Limits
+from wanotify.ops.web.limits import Limits
 
 log = logging.getLogger(__name__)
 

@@ -24,16 +24,16 @@ from starlette.responses import JSONResponse, PlainTextResponse, Response
 from starlette.routing import Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-from ops.web.limits import BodyBudget, Limits, Refused, read_body
-from ops.web.metrics import WebhookMetrics
-from ops.web.parts import Built, Part
-from ops.web.signatures import SIGNATURE_HEADER, signature_matches, token_matches, well_formed
-from shared.config import Settings
-from shared.db.engine import make_engine, session_factory, transaction
-from shared.errors import ConfigError, TransientError
-from shared.meta_events import prune_keys
-from shared.meta_state import refresh_metrics
-from shared.receipts import PayloadNotJson, prune_payloads, receive_payload
+from wanotify.ops.web.limits import BodyBudget, Limits, Refused, read_body
+from wanotify.ops.web.metrics import WebhookMetrics
+from wanotify.ops.web.parts import Built, Part
+from wanotify.ops.web.signatures import SIGNATURE_HEADER, signature_matches, token_matches, well_formed
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import make_engine, session_factory, transaction
+from wanotify.shared.errors import ConfigError, TransientError
+from wanotify.shared.meta_events import prune_keys
+from wanotify.shared.meta_state import refresh_metrics
+from wanotify.shared.receipts import PayloadNotJson, prune_payloads, receive_payload
 
 log = logging.getLogger(__name__)
 PATH = "/webhooks/whatsapp"

@@ -9,9 +9,9 @@ from typing import Any
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
-from shared.db.models import MessageLog, Status
-from shared.messages import SendCommand
-from shared.priority import Priority
+from wanotify.shared.db.models import MessageLog, Status
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.priority import Priority
 
 
 def next_copy(row: Any) -> SendCommand:

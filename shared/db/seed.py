@@ -10,8 +10,8 @@ from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from shared.db.models import Rule, Template
-from shared.priority import Priority
+from wanotify.shared.db.models import Rule, Template
+from wanotify.shared.priority import Priority
 
 SEED_DIR = Path(__file__).resolve().parent.parent / "seed"
 

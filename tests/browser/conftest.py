@@ -26,12 +26,12 @@ from typing import Any
 import pytest
 from playwright.sync_api import Browser, Page
 
-from shared.config import Settings
-from shared.db.engine import session_factory
 from tests.browser.server import Console, add_users, chromium, console, log_in
 from tests.conftest import SESSION_ID
 from tests.support.broker import delete_namespace
 from tests.support.processes import wanotify_env
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import session_factory
 
 NOWHERE = "http://127.0.0.1:9"  # no provider: the console's tests never send
 

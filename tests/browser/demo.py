@@ -12,8 +12,8 @@ from datetime import timedelta
 from sqlalchemy import text
 from sqlalchemy.orm import Session
 
-from ops.admin import audit
-from shared.db.models import Attempt, MessageLog, SenderProcess, SenderState, WebhookReceipt
+from wanotify.ops.admin import audit
+from wanotify.shared.db.models import Attempt, MessageLog, SenderProcess, SenderState, WebhookReceipt
 
 TEMPLATES = [("member.registered", "welcome_new_member", "normal"), ("payment.link_created", "payment_link", "high"),
              ("payment.succeeded", "payment_success", "high"), ("commission.received", "commission_received", "normal"),

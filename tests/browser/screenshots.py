@@ -18,12 +18,12 @@ from pathlib import Path
 import pika
 from playwright.sync_api import Page, ViewportSize
 
-from shared.config import Settings
-from shared.db.engine import make_engine, session_factory, transaction
-from shared.topology import Topology, declare_topology, delete_topology
 from tests.browser import demo
 from tests.browser.server import add_users, chromium, console, log_in
 from tests.support.services import LOCAL_PG, migrated_database
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import make_engine, session_factory, transaction
+from wanotify.shared.topology import Topology, declare_topology, delete_topology
 
 OUT = Path("docs/screenshots")
 NAMESPACE = "wanotify-screenshots"

@@ -15,10 +15,10 @@ from playwright.sync_api import Browser, Page, sync_playwright
 from sqlalchemy import delete
 from sqlalchemy.orm import Session, sessionmaker
 
-from ops.admin.users import Role, add_user
-from shared.db.engine import transaction
-from shared.db.models import ConsoleUser
 from tests.support.processes import Proc
+from wanotify.ops.admin.users import Role, add_user
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import ConsoleUser
 
 PASSWORD = "correct horse battery staple"
 ROLES = ("viewer", "operator", "admin")

@@ -10,13 +10,13 @@ from playwright.sync_api import Page, expect
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from producers.publisher import EventPublisher
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.db.models import ConsoleUser, MessageLog
 from tests.browser.conftest import console_env, seen
 from tests.browser.server import PASSWORD, Console, csrf_token
 from tests.support.processes import Proc
+from wanotify.producers.publisher import EventPublisher
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import ConsoleUser, MessageLog
 
 PageAs = Callable[[str | None], Page]
 

@@ -11,16 +11,16 @@ import pytest
 from playwright.sync_api import Page, expect
 from sqlalchemy import select, update
 
-from producers.publisher import EventPublisher
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.db.models import AuditEntry, Template
 from tests.browser.conftest import console_env
 from tests.browser.server import Console
 from tests.e2e.scenario import gaps, member
 from tests.support.db import dead_events, messages
 from tests.support.processes import Proc, wait_until
 from tests.support.provider_process import ProviderProcess
+from wanotify.producers.publisher import EventPublisher
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import AuditEntry, Template
 
 PageAs = Callable[[str | None], Page]
 # On this loaded two-core machine the provider notes arrivals a few milliseconds early or late,

@@ -16,7 +16,7 @@ import signal
 import sys
 from typing import Any
 
-from consumers.notifier import service
+from wanotify.consumers.notifier import service
 
 
 def die(where: str) -> None:
@@ -52,6 +52,6 @@ if __name__ == "__main__":
         kill_before_ack()
     else:
         kill_mid_write(int(mode.split(":")[1]))
-    from ops.cli import main
+    from wanotify.ops.cli import main
 
     main(["run", "notifier"])

@@ -9,15 +9,15 @@ import sys
 
 import pytest
 
-from shared.topology import Topology
 from tests.e2e.scenario import member
 from tests.support.broker import queue_depth
 from tests.support.db import messages
 from tests.support.processes import wait_until
+from wanotify.shared.topology import Topology
 
 
 def run_cli(stack, *args: str, **env: object) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=stack.env(**env), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=stack.env(**env), capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 
@@ -216,7 +216,7 @@ def test_dead_show_masks_the_phone_number_of_a_parked_event(stack, publisher, se
 
 
 def test_status_watch_json_prints_one_compact_object_per_line_without_library_warnings(stack):
-    watch = subprocess.Popen([sys.executable, "-m", "ops.cli", "status", "--watch", "0.5", "--json"], env=stack.env(),
+    watch = subprocess.Popen([sys.executable, "-m", "wanotify.ops.cli", "status", "--watch", "0.5", "--json"], env=stack.env(),
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         lines = [watch.stdout.readline() for _ in range(2)]  # type: ignore[union-attr]

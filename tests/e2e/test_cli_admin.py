@@ -14,15 +14,15 @@ import pytest
 import requests
 from sqlalchemy import func, select, text
 
-from ops.admin.publishing import TEXT_TEMPLATE
-from shared.db.engine import drop_database, make_engine
-from shared.db.models import AuditEntry, MessageLog, Rule, Template, TemplateChange
-from shared.topology import Topology, declare_topology
 from tests.e2e.scenario import gaps, member
 from tests.support.broker import queue_depth
 from tests.support.db import dead_events, messages
 from tests.support.processes import wait_until
 from tests.support.provider_process import ProviderProcess
+from wanotify.ops.admin.publishing import TEXT_TEMPLATE
+from wanotify.shared.db.engine import drop_database, make_engine
+from wanotify.shared.db.models import AuditEntry, MessageLog, Rule, Template, TemplateChange
+from wanotify.shared.topology import Topology, declare_topology
 
 # On this loaded two-core machine the provider notes arrivals a few milliseconds early or late,
 # even in a process of its own; the sender's own tests pin the gap down to the millisecond. What
@@ -31,7 +31,7 @@ CLOCK_NOISE = 0.01
 
 
 def run_cli(stack, *args: str, stdin: str | None = None, **env: object) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=stack.env(**env), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=stack.env(**env), capture_output=True,
                           text=True, timeout=60, input=stdin if stdin is not None else "")
 
 

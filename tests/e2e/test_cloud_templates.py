@@ -12,13 +12,13 @@ from typing import Any
 import pytest
 from sqlalchemy import text, update
 
-from ops.fake_provider import FakeProviderServer
-from shared import recipients
-from shared.db.engine import transaction
-from shared.db.models import MetaTemplate, Recipient, Template
 from tests.e2e.scenario import member, payment_link
 from tests.support.db import attempts, messages
 from tests.support.processes import wait_until
+from wanotify.ops.fake_provider import FakeProviderServer
+from wanotify.shared import recipients
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MetaTemplate, Recipient, Template
 
 PAYMENT_PARAMS = {
     "body": ["{{ name }}", "{{ amount|money }}"],

@@ -11,15 +11,16 @@ import requests
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.db.models import AuditEntry, ConsoleUser
 from tests.support.processes import Proc, wanotify_env
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import AuditEntry, ConsoleUser
 
 
 def wanotify(settings: Settings, *args: str, stdin: str = "", **extra: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=wanotify_env(settings, "http://127.0.0.1:9", **extra),
-                          input=stdin, capture_output=True, text=True, timeout=60)
+    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args],
+                          env=wanotify_env(settings, "http://127.0.0.1:9", **extra), input=stdin,
+                          capture_output=True, text=True, timeout=60)
 
 
 @pytest.fixture

@@ -13,7 +13,7 @@ IN_PROCESS_STAMP_JITTER = 0.01
 
 def test_the_demo_sends_payment_links_before_welcomes_a_gap_apart(stack, settings):
     env = stack.env(SEND_GAP_SECONDS="0.3")
-    done = subprocess.run([sys.executable, "-m", "ops.cli", "demo", "--json"], env=env, capture_output=True,
+    done = subprocess.run([sys.executable, "-m", "wanotify.ops.cli", "demo", "--json"], env=env, capture_output=True,
                           text=True, timeout=120, stdin=subprocess.DEVNULL)
     try:
         assert done.returncode == 0, done.stderr

@@ -8,13 +8,13 @@ import time
 import pytest
 from sqlalchemy import update
 
-from shared.db.engine import transaction
-from shared.db.models import Template
-from shared.topology import Topology
 from tests.e2e.scenario import member
 from tests.support.broker import queue_depth
 from tests.support.db import attempts, dead_events, messages, sender_state
 from tests.support.processes import wait_until
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import Template
+from wanotify.shared.topology import Topology
 
 RETRY_DELAY = 1.0
 

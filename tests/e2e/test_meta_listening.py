@@ -15,15 +15,15 @@ from typing import Any
 import pytest
 import requests
 
-from ops.fake_provider.webhooks import number_quality_payload, post
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.db.models import MetaTemplate
 from tests.support.graph_api import TOKEN, WABA_ID, graph_api
 from tests.support.meta import empty_meta_tables, map_template, recipient
 from tests.support.processes import Proc, wait_until, wanotify_env
 from tests.support.web import SECRET
 from tests.support.web import TOKEN as VERIFY_TOKEN
+from wanotify.ops.fake_provider.webhooks import number_quality_payload, post
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MetaTemplate
 
 MEMBER = "+628114040707"
 MASKED = "6281******07"
@@ -35,7 +35,7 @@ def env(settings: Settings, **extra: object) -> dict[str, str]:
 
 
 def wanotify(settings: Settings, *args: str, **extra: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=env(settings, **extra), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=env(settings, **extra), capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 

@@ -12,7 +12,6 @@ from collections.abc import Iterator
 
 import pytest
 
-from ops.fake_provider import FakeProviderServer
 from tests.e2e.scenario import member, payment_link
 from tests.support.db import messages
 from tests.support.meta import empty_meta_tables, map_template
@@ -20,6 +19,7 @@ from tests.support.processes import Proc, wait_until
 from tests.support.stack import Stack
 from tests.support.web import SECRET
 from tests.support.web import TOKEN as VERIFY_TOKEN
+from wanotify.ops.fake_provider import FakeProviderServer
 
 PARAMS = {"body": ["{{ name }}", "{{ amount|money }}"]}
 QUIET = 1.5  # how long "no further call" is watched

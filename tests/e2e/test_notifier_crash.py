@@ -13,14 +13,14 @@ import pika
 import pytest
 from sqlalchemy import func, select
 
-from shared.db.models import MessageLog
-from shared.events import build_envelope
-from shared.topology import Topology, declare_topology
 from tests.e2e.scenario import member
 from tests.support.broker import queue_depth
 from tests.support.db import messages
 from tests.support.processes import wait_until
 from tests.support.raw import publish_raw
+from wanotify.shared.db.models import MessageLog
+from wanotify.shared.events import build_envelope
+from wanotify.shared.topology import Topology, declare_topology
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -16,12 +16,12 @@ from pathlib import Path
 import pika
 import pytest
 
-from shared.events import build_envelope
-from shared.topology import Topology, declare_topology
 from tests.e2e.scenario import member
 from tests.support.db import dead_events, messages
 from tests.support.processes import wait_until
 from tests.support.raw import dead_copies, publish_raw
+from wanotify.shared.events import build_envelope
+from wanotify.shared.topology import Topology, declare_topology
 
 HUGE = 5 * 1024 * 1024
 RSS_LIMIT_MB = 300
@@ -116,7 +116,7 @@ def test_a_too_large_event_is_never_replayed_and_stays_parked_whole(stack, setti
     dead_queue = Topology(settings.namespace).events_dead_queue
 
     def wanotify(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=stack.env(), capture_output=True,
+        return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=stack.env(), capture_output=True,
                               text=True, timeout=60, stdin=subprocess.DEVNULL)
 
     # When it is replayed by id, and then with every parked event

@@ -7,11 +7,11 @@ import re
 
 import pika
 
-from shared.messages import DEAD_ID_HEADER
-from shared.topology import Topology, declare_topology
 from tests.support.db import dead_events
 from tests.support.processes import wait_until
 from tests.support.raw import dead_copies, publish_raw
+from wanotify.shared.messages import DEAD_ID_HEADER
+from wanotify.shared.topology import Topology, declare_topology
 
 BAD = [b"not json 1", b"not json 2", b"[3]"]
 

@@ -7,9 +7,9 @@ import time
 import pytest
 from sqlalchemy import select
 
-from shared.db.models import MessageLog
 from tests.e2e.scenario import gaps, member, payment_link, requested
 from tests.support.processes import wait_until
+from wanotify.shared.db.models import MessageLog
 
 GAP = 0.5
 # Arrival times are taken by the provider server, a request after the sender's clock: allow

@@ -11,12 +11,12 @@ from collections.abc import Iterator
 
 from sqlalchemy import delete, text
 
-from shared.db.models import Template
-from shared.topology import Topology
 from tests.e2e.scenario import member
 from tests.support.broker import queue_depth
 from tests.support.db import dead_events, messages
 from tests.support.processes import wait_until
+from wanotify.shared.db.models import Template
+from wanotify.shared.topology import Topology
 
 POISON = "+628114040666"
 
@@ -122,7 +122,7 @@ def stored_templates(sessions, templates: dict[str, str]) -> Iterator[None]:  # 
 
 def test_templates_set_refuses_each_template_bomb_with_its_reason_and_saves_nothing(stack, sessions):
     for key, body in BOMBS.items():
-        done = subprocess.run([sys.executable, "-m", "ops.cli", "templates", "set", key, "--body", body],
+        done = subprocess.run([sys.executable, "-m", "wanotify.ops.cli", "templates", "set", key, "--body", body],
                               env=stack.env(), capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
         print(f"{key}: exit {done.returncode}: {done.stderr.strip()}")
         assert done.returncode != 0 and "Traceback" not in done.stderr

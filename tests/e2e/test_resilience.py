@@ -6,11 +6,11 @@ import time
 
 import pytest
 
-from producers.publisher import EventPublisher
 from tests.e2e.scenario import member
 from tests.support.db import messages
 from tests.support.outages import postgres_down, rabbitmq_down
 from tests.support.processes import wait_until
+from wanotify.producers.publisher import EventPublisher
 
 # These stop or restart the machine's RabbitMQ or PostgreSQL: never run beside other tests.
 pytestmark = pytest.mark.outage

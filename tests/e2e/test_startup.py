@@ -9,11 +9,11 @@ import time
 import pytest
 from sqlalchemy.engine import make_url
 
-from shared.db.engine import create_database_if_missing, drop_database
 from tests.e2e.scenario import member
 from tests.support.db import messages
 from tests.support.outages import postgres_down, rabbitmq_down
 from tests.support.processes import Proc, wait_until
+from wanotify.shared.db.engine import create_database_if_missing, drop_database
 
 # These stop or restart the machine's RabbitMQ or PostgreSQL: never run beside other tests.
 pytestmark = pytest.mark.outage

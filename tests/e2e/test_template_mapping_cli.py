@@ -8,9 +8,9 @@ from collections.abc import Iterator
 import pytest
 from sqlalchemy import update
 
-from shared.db.engine import transaction
-from shared.db.models import MetaTemplate, Template
 from tests.e2e.test_cli import one_error_line, run_cli
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MetaTemplate, Template
 
 PARAMS = {"body": ["{{ name }}", "{{ amount|money }}"],
           "buttons": [{"index": 0, "sub_type": "url", "text": "{{ payment_url|replace('https://pay.example.com/', '') }}"}]}

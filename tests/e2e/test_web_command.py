@@ -12,7 +12,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from shared.config import Settings
 from tests.support.db import messages
 from tests.support.processes import Proc, wanotify_env
 from tests.support.web import (
@@ -24,6 +23,7 @@ from tests.support.web import (
     receipt,
     sign,
 )
+from wanotify.shared.config import Settings
 
 NO_PROVIDER = "http://127.0.0.1:1"
 
@@ -34,7 +34,7 @@ def env(settings: Settings, **extra: object) -> dict[str, str]:
 
 
 def wanotify(settings: Settings, *args: str, **extra: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "ops.cli", *args], env=env(settings, **extra), capture_output=True,
+    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=env(settings, **extra), capture_output=True,
                           text=True, timeout=60, stdin=subprocess.DEVNULL)
 
 

@@ -13,14 +13,14 @@ import pika
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.events import MAX_EVENT_BYTES, build_envelope
-from shared.messages import DEAD_ID_HEADER, REASON_HEADER
-from shared.topology import Topology
 from tests.e2e.scenario import member
 from tests.support.db import dead_events, messages
 from tests.support.processes import wait_until
 from tests.support.raw import dead_copies, publish_raw
 from tests.unit.malformed import first_failure, labelled_events, malformed_events
+from wanotify.shared.events import MAX_EVENT_BYTES, build_envelope
+from wanotify.shared.messages import DEAD_ID_HEADER, REASON_HEADER
+from wanotify.shared.topology import Topology
 
 TEN_MB = 10 * 1024 * 1024
 

@@ -16,19 +16,19 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from ops.admin.users import Role, add_user, set_password
-from ops.web.app import create_app
-from ops.web.console.kit import ConsoleRoute
-from ops.web.console.part import check, pages
-from ops.web.console.security import COOKIE, IDLE_SECONDS, MAX_AGE_SECONDS
-from ops.web.limits import Limits
-from ops.web.server import build_server, listen
-from shared.config import Settings
-from shared.db.engine import session_factory, transaction
-from shared.db.models import AuditEntry, ConsoleUser
-from shared.errors import ConfigError
 from tests.browser.server import PASSWORD, add_users
 from tests.conftest import SESSION_ID
+from wanotify.ops.admin.users import Role, add_user, set_password
+from wanotify.ops.web.app import create_app
+from wanotify.ops.web.console.kit import ConsoleRoute
+from wanotify.ops.web.console.part import check, pages
+from wanotify.ops.web.console.security import COOKIE, IDLE_SECONDS, MAX_AGE_SECONDS
+from wanotify.ops.web.limits import Limits
+from wanotify.ops.web.server import build_server, listen
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import session_factory, transaction
+from wanotify.shared.db.models import AuditEntry, ConsoleUser
+from wanotify.shared.errors import ConfigError
 
 SECRET = "s" * 40
 

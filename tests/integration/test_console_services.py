@@ -11,11 +11,11 @@ import pytest
 from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from ops.admin import activity, messages, overview
-from ops.admin.users import Role, UserError, add_user, authenticate, remove_user, set_password
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.db.models import Attempt, ConsoleUser, MessageActivity, MessageLog, SenderProcess, SenderState
+from wanotify.ops.admin import activity, messages, overview
+from wanotify.ops.admin.users import Role, UserError, add_user, authenticate, remove_user, set_password
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import Attempt, ConsoleUser, MessageActivity, MessageLog, SenderProcess, SenderState
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
 
-from shared.db.engine import make_engine
+from wanotify.shared.db.engine import make_engine
 
 PHONE = "+628114040707"
 BODY = "Halo Budi, tagihan Anda Rp 150.000"

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from sqlalchemy import text, update
 
-from consumers.notifier.planning import plan_event
-from consumers.notifier.store import load_catalog, write_batch
-from shared import recipients
-from shared.db.engine import transaction
-from shared.db.models import Template
 from tests.support.db import messages
+from wanotify.consumers.notifier.planning import plan_event
+from wanotify.consumers.notifier.store import load_catalog, write_batch
+from wanotify.shared import recipients
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import Template
 
 PHONE = "+628114040707"
 

@@ -18,7 +18,7 @@ from typing import Any
 import pytest
 import requests
 
-from consumers.providers import (
+from wanotify.consumers.providers import (
     FakeProvider,
     GatewayProvider,
     MetaCloudProvider,
@@ -26,12 +26,12 @@ from consumers.providers import (
     Provider,
     make_provider,
 )
-from consumers.providers.classify import NeedsTemplate, RecipientOptedOut, TemplateRefused
-from consumers.providers.meta import message_payload
-from ops.fake_provider import FakeProviderServer, serve
-from shared.config import WhatsAppSettings
-from shared.errors import ConfigError, PermanentError, QualityLimitError, TransientError
-from shared.meta_templates import TemplateCall
+from wanotify.consumers.providers.classify import NeedsTemplate, RecipientOptedOut, TemplateRefused
+from wanotify.consumers.providers.meta import message_payload
+from wanotify.ops.fake_provider import FakeProviderServer, serve
+from wanotify.shared.config import WhatsAppSettings
+from wanotify.shared.errors import ConfigError, PermanentError, QualityLimitError, TransientError
+from wanotify.shared.meta_templates import TemplateCall
 
 TOKEN = "test-access-token-do-not-leak"
 API_KEY = "test-api-key-do-not-leak"
@@ -335,7 +335,7 @@ def test_serve_prints_the_address_and_one_masked_line_per_message() -> None:
 
 
 def test_the_command_line_fake_can_be_driven_from_another_process() -> None:
-    process = subprocess.Popen([sys.executable, "-m", "ops.fake_provider", "--port", "0"], stdout=subprocess.PIPE,
+    process = subprocess.Popen([sys.executable, "-m", "wanotify.ops.fake_provider", "--port", "0"], stdout=subprocess.PIPE,
                                text=True, stdin=subprocess.DEVNULL)
     try:
         assert process.stdout is not None
@@ -356,7 +356,7 @@ def test_the_command_line_fake_can_be_driven_from_another_process() -> None:
 def test_the_fake_server_sends_replies_without_waiting_for_delayed_acks():
     # Without TCP_NODELAY each reply's body waits for the client's delayed ACK (~40 ms a call),
     # which hides the sender's own costs in benchmarks and slows the demo.
-    from ops.fake_provider.handler import FakeHandler
+    from wanotify.ops.fake_provider.handler import FakeHandler
 
     assert FakeHandler.disable_nagle_algorithm is True
 
@@ -462,7 +462,7 @@ def test_a_malformed_template_request_is_refused_with_code_100(fake: FakeProvide
 
 
 def test_strict_mode_is_driven_through_the_control_api_from_another_process() -> None:
-    process = subprocess.Popen([sys.executable, "-m", "ops.fake_provider", "--port", "0", "--strict"],
+    process = subprocess.Popen([sys.executable, "-m", "wanotify.ops.fake_provider", "--port", "0", "--strict"],
                                stdout=subprocess.PIPE, text=True, stdin=subprocess.DEVNULL)
     try:
         assert process.stdout is not None

@@ -9,14 +9,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumers.providers import FakeProvider
-from consumers.sender.service import Sender
-from shared.broker import SendQueuePublisher
-from shared.db.engine import transaction
-from shared.db.models import MessageLog, Status
-from shared.messages import SendCommand
-from shared.metrics import Metrics
 from tests.support.db import messages
+from wanotify.consumers.providers import FakeProvider
+from wanotify.consumers.sender.service import Sender
+from wanotify.shared.broker import SendQueuePublisher
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MessageLog, Status
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.metrics import Metrics
 
 
 class RecordingPublisher(SendQueuePublisher):

@@ -10,13 +10,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumers.sender import liveness, store
-from shared.db.engine import transaction
-from shared.db.models import MessageLog, SenderProcess, SenderState, Status
-from shared.messages import SendCommand
-from shared.priority import Priority
-from shared.runtime import load
 from tests.support.db import messages
+from wanotify.consumers.sender import liveness, store
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MessageLog, SenderProcess, SenderState, Status
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.priority import Priority
+from wanotify.shared.runtime import load
 
 
 def _state(sessions, namespace: str) -> SenderState:  # type: ignore[no-untyped-def]

@@ -9,12 +9,12 @@ from typing import Any
 
 import pytest
 
-from shared.config import Settings
-from shared.db.models import MetaTemplate
-from shared.errors import ConfigError
-from shared.template_sync import SyncError, sync_forever, sync_templates
 from tests.support.graph_api import TOKEN, WABA_ID, GraphStub, graph_api
 from tests.support.meta import empty_meta_tables, map_template, rows
+from wanotify.shared.config import Settings
+from wanotify.shared.db.models import MetaTemplate
+from wanotify.shared.errors import ConfigError
+from wanotify.shared.template_sync import SyncError, sync_forever, sync_templates
 
 BUTTON = {"index": 0, "sub_type": "url", "text": "{{ payment_url }}"}
 CLEAN = {
@@ -137,7 +137,7 @@ def test_the_timed_sync_logs_mismatches_and_failures_and_keeps_going(settings, s
         assert not task.done()
         task.cancel()
 
-    with caplog.at_level("INFO", logger="shared.template_sync"):
+    with caplog.at_level("INFO", logger="wanotify.shared.template_sync"):
         asyncio.run(run_a_while())
     assert "template sync: account_activated: the account has no template named account_active" in caplog.text
     assert "template sync failed, trying again in 0.05 s" in caplog.text and "HTTP 500" in caplog.text

@@ -6,7 +6,7 @@ import pika
 import pytest
 from pika.exceptions import ChannelClosedByBroker
 
-from shared.topology import Topology, declare_topology, delete_topology
+from wanotify.shared.topology import Topology, declare_topology, delete_topology
 
 
 def _exists(connection: pika.BlockingConnection, queue: str) -> bool:

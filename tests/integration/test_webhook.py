@@ -13,7 +13,6 @@ from collections.abc import Iterator
 import pytest
 import requests
 
-from ops.web.limits import Limits
 from tests.support.web import (
     PATH,
     TOKEN,
@@ -31,6 +30,7 @@ from tests.support.web import (
     sign,
     webhook_settings,
 )
+from wanotify.ops.web.limits import Limits
 
 MAX_BODY = 64 * 1024
 LIMITS = Limits(max_body_bytes=MAX_BODY, body_timeout_seconds=2.0, header_timeout_seconds=2.0, max_concurrency=60)

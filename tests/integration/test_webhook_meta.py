@@ -15,8 +15,10 @@ import pytest
 import requests
 from prometheus_client import CollectorRegistry
 
-from ops.fake_provider import FakeProviderServer
-from ops.fake_provider.webhooks import (
+from tests.support.meta import empty_meta_tables, map_template, recipient, rows
+from tests.support.web import SECRET, Served, add_message, receipt, serve, webhook_settings
+from wanotify.ops.fake_provider import FakeProviderServer
+from wanotify.ops.fake_provider.webhooks import (
     account_alert_payload,
     inbound_payload,
     number_quality_payload,
@@ -24,13 +26,11 @@ from ops.fake_provider.webhooks import (
     template_quality_payload,
     template_status_payload,
 )
-from ops.web.limits import Limits
-from shared import recipients
-from shared.db.engine import transaction
-from shared.db.models import MetaTemplate
-from shared.receipts import replay_payloads
-from tests.support.meta import empty_meta_tables, map_template, recipient, rows
-from tests.support.web import SECRET, Served, add_message, receipt, serve, webhook_settings
+from wanotify.ops.web.limits import Limits
+from wanotify.shared import recipients
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MetaTemplate
+from wanotify.shared.receipts import replay_payloads
 
 MEMBER = "+628114040707"
 LIMITS = Limits(max_concurrency=20)

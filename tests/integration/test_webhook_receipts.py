@@ -10,10 +10,6 @@ import pytest
 from prometheus_client import CollectorRegistry
 from sqlalchemy import select, text
 
-from ops.web.limits import Limits
-from shared.db.engine import transaction
-from shared.db.models import WebhookPayload, WebhookReceipt
-from shared.receipts import replay_payloads
 from tests.support.db import messages
 from tests.support.processes import wait_until
 from tests.support.web import (
@@ -27,6 +23,10 @@ from tests.support.web import (
     serve,
     webhook_settings,
 )
+from wanotify.ops.web.limits import Limits
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import WebhookPayload, WebhookReceipt
+from wanotify.shared.receipts import replay_payloads
 
 
 @pytest.fixture

@@ -6,7 +6,7 @@ import contextlib
 
 import pika
 
-from shared.topology import Topology, delete_topology
+from wanotify.shared.topology import Topology, delete_topology
 
 
 def queue_depth(amqp_url: str, queue: str) -> int:

@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db.models import Attempt, DeadEvent, MessageLog, SenderState
+from wanotify.shared.db.models import Attempt, DeadEvent, MessageLog, SenderState
 
 
 def messages(sessions: sessionmaker[Session]) -> list[MessageLog]:

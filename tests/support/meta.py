@@ -7,8 +7,8 @@ from typing import Any
 from sqlalchemy import text, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from shared.db.engine import transaction
-from shared.db.models import Recipient, Template
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import Recipient, Template
 
 META_TABLES = "recipients, meta_templates, account_events, phone_number_state, meta_event_keys"
 

@@ -13,7 +13,7 @@ from typing import Any
 
 
 class Proc:
-    """A ``python -m ops.cli ARGS`` process whose stderr goes to a file we can read."""
+    """A ``python -m wanotify.ops.cli ARGS`` process whose stderr goes to a file we can read."""
 
     def __init__(self, args: list[str], env: dict[str, str], ready: str | None = None, name: str = "proc") -> None:
         self.args = args
@@ -21,7 +21,7 @@ class Proc:
         self.log_path = Path(tempfile.mkstemp(prefix=f"wanotify-{name}-", suffix=".log")[1])
         self._log = self.log_path.open("wb")
         self.popen = subprocess.Popen(
-            [sys.executable, "-m", "ops.cli", *args], env=env, stdout=self._log, stderr=subprocess.STDOUT,
+            [sys.executable, "-m", "wanotify.ops.cli", *args], env=env, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
         if ready:
             self.wait_for_log(ready)

@@ -6,7 +6,7 @@ import hashlib
 
 import pika
 
-from shared.topology import Topology
+from wanotify.shared.topology import Topology
 
 
 def publish_raw(amqp_url: str, namespace: str, bodies: list[tuple[str, bytes]],

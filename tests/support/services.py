@@ -68,9 +68,9 @@ def migrated_database(server_url: str, name: str) -> Iterator[str]:
     """A new database on the server, migrated and seeded; dropped afterwards."""
     from sqlalchemy.engine import make_url
 
-    from shared.db.engine import create_database_if_missing, drop_database, make_engine, session_factory, transaction
-    from shared.db.migrate import upgrade
-    from shared.db.seed import seed_defaults
+    from wanotify.shared.db.engine import create_database_if_missing, drop_database, make_engine, session_factory, transaction
+    from wanotify.shared.db.migrate import upgrade
+    from wanotify.shared.db.seed import seed_defaults
 
     url = make_url(server_url).set(database=name).render_as_string(hide_password=False)
     create_database_if_missing(url)

@@ -5,9 +5,9 @@ from __future__ import annotations
 import subprocess
 import sys
 
-from ops.fake_provider import FakeProviderServer
-from shared.config import Settings
 from tests.support.processes import Proc, wanotify_env
+from wanotify.ops.fake_provider import FakeProviderServer
+from wanotify.shared.config import Settings
 
 
 class Stack:
@@ -27,7 +27,7 @@ class Stack:
         return proc
 
     def cli(self, *args: str, **extra: object) -> str:
-        done = subprocess.run([sys.executable, "-m", "ops.cli", *args], env=self.env(**extra), capture_output=True,
+        done = subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=self.env(**extra), capture_output=True,
                               text=True, timeout=60, stdin=subprocess.DEVNULL)
         if done.returncode != 0:
             raise AssertionError(f"wanotify {' '.join(args)} failed ({done.returncode}):\n{done.stdout}{done.stderr}")

@@ -17,12 +17,12 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
 
-from ops.web.app import create_app
-from ops.web.limits import Limits
-from ops.web.server import build_server, listen
-from shared.config import Settings
-from shared.db.engine import transaction
-from shared.db.models import MessageLog
+from wanotify.ops.web.app import create_app
+from wanotify.ops.web.limits import Limits
+from wanotify.ops.web.server import build_server, listen
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import MessageLog
 
 SECRET = "app-secret"
 TOKEN = "verify-me"

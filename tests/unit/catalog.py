@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from consumers.notifier.planning import Catalog, RuleSpec
-from shared.db.seed import load_seed
-from shared.priority import Priority
+from wanotify.consumers.notifier.planning import Catalog, RuleSpec
+from wanotify.shared.db.seed import load_seed
+from wanotify.shared.priority import Priority
 
 
 def seeded_catalog(**template_overrides: str) -> Catalog:

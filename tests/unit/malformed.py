@@ -15,7 +15,7 @@ from typing import Any
 
 from hypothesis import strategies as st
 
-from shared.events import MAX_EVENT_BYTES
+from wanotify.shared.events import MAX_EVENT_BYTES
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False, allow_infinity=False) | st.text(max_size=20),

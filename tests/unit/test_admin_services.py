@@ -7,12 +7,12 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from ops.admin.dead_letters import DeadFilter, event_templates, parse_age
-from ops.admin.errors import ActionRefused
-from ops.admin.pausing import BY_HAND, current_pause
-from ops.admin.publishing import TEST_TEMPLATE, TEXT_TEMPLATE, urgent_data
-from ops.admin.templates import Provided, diff
-from shared.db.models import SenderState
+from wanotify.ops.admin.dead_letters import DeadFilter, event_templates, parse_age
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.ops.admin.pausing import BY_HAND, current_pause
+from wanotify.ops.admin.publishing import TEST_TEMPLATE, TEXT_TEMPLATE, urgent_data
+from wanotify.ops.admin.templates import Provided, diff
+from wanotify.shared.db.models import SenderState
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 

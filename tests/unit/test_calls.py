@@ -4,18 +4,18 @@ from __future__ import annotations
 
 import time
 
-from consumers.providers import OutgoingMessage, SendResult
-from consumers.providers.classify import NeedsTemplate
-from consumers.sender import store
-from consumers.sender.calls import Caller, call_record
-from consumers.sender.choice import AsTemplate, Refusal, Text
-from consumers.sender.pacing import Pacer
-from shared.db.models import Status
-from shared.errors import PermanentError
-from shared.messages import SendCommand
-from shared.meta_templates import TemplateCall
-from shared.priority import Priority
-from shared.runtime import RuntimeSettings
+from wanotify.consumers.providers import OutgoingMessage, SendResult
+from wanotify.consumers.providers.classify import NeedsTemplate
+from wanotify.consumers.sender import store
+from wanotify.consumers.sender.calls import Caller, call_record
+from wanotify.consumers.sender.choice import AsTemplate, Refusal, Text
+from wanotify.consumers.sender.pacing import Pacer
+from wanotify.shared.db.models import Status
+from wanotify.shared.errors import PermanentError
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.meta_templates import TemplateCall
+from wanotify.shared.priority import Priority
+from wanotify.shared.runtime import RuntimeSettings
 
 GAP = 0.05
 RUNTIME = RuntimeSettings(auto_retry_enabled=True, max_retry_attempts=3, retry_delay_minutes=5.0,

@@ -9,7 +9,7 @@ import pytest
 import requests
 from requests.structures import CaseInsensitiveDict
 
-from consumers.providers.classify import (
+from wanotify.consumers.providers.classify import (
     PERMANENT_META_CODES,
     QUALITY_META_CODES,
     TEMPLATE_META_CODES,
@@ -23,7 +23,7 @@ from consumers.providers.classify import (
     classify_network_error,
     parse_retry_after,
 )
-from shared.errors import PermanentError, QualityLimitError, TransientError
+from wanotify.shared.errors import PermanentError, QualityLimitError, TransientError
 
 
 def meta_error(code: int, message: str = "Something", details: str | None = None) -> dict[str, object]:

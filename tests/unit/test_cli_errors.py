@@ -13,10 +13,10 @@ from click.testing import CliRunner
 from pika.adapters.utils.connection_workflow import AMQPConnectorSocketConnectError
 from sqlalchemy.exc import ArgumentError, OperationalError, ProgrammingError
 
-from ops.cli.app import main
-from ops.cli.errors import CliGroup
-from shared.config import Settings
-from shared.errors import ConfigError
+from wanotify.ops.cli.app import main
+from wanotify.ops.cli.errors import CliGroup
+from wanotify.shared.config import Settings
+from wanotify.shared.errors import ConfigError
 
 SETTINGS = Settings.from_env({"AMQP_URL": "amqp://app:s3cret@rabbit:5999/",
                               "DATABASE_URL": "postgresql://app:s3cret@db:5432/app"})

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.config import PROVIDER_MISSING, Settings, WhatsAppSettings, redact_url
-from shared.errors import ConfigError
+from wanotify.shared.config import PROVIDER_MISSING, Settings, WhatsAppSettings, redact_url
+from wanotify.shared.errors import ConfigError
 
 
 def test_the_defaults_are_the_contracts():

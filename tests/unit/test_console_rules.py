@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from ops.web.console.login import _safe_next
-from ops.web.console.overview import refresh_seconds
-from ops.web.console.throttle import LoginThrottle
+from wanotify.ops.web.console.login import _safe_next
+from wanotify.ops.web.console.overview import refresh_seconds
+from wanotify.ops.web.console.throttle import LoginThrottle
 
 
 class Clock:

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import PermanentError
-from shared.messages import SendCommand
-from shared.priority import Priority
+from wanotify.shared.errors import PermanentError
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.priority import Priority
 
 
 def test_a_command_survives_encoding_and_its_next_attempt_keeps_the_retry_budget():

@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 from prometheus_client import CollectorRegistry
 
-from ops.fake_provider.webhooks import (
+from wanotify.ops.fake_provider.webhooks import (
     account_alert_payload,
     envelope,
     inbound_payload,
@@ -16,8 +16,8 @@ from ops.fake_provider.webhooks import (
     template_quality_payload,
     template_status_payload,
 )
-from shared.meta_payloads import parse_changes, wa_id_to_e164
-from shared.metrics import MetaStateMetrics
+from wanotify.shared.meta_payloads import parse_changes, wa_id_to_e164
+from wanotify.shared.metrics import MetaStateMetrics
 
 
 def test_an_inbound_text_message_gives_the_sender_as_e164_its_time_and_its_text():

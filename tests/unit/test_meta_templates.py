@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from shared.meta_templates import (
+from wanotify.shared.meta_templates import (
     Mapping,
     MappingError,
     check_mapping,

@@ -19,10 +19,10 @@ from urllib.parse import urlsplit
 import pytest
 import yaml
 
-from ops.rabbitmq import definitions as defs
-from shared.config import Settings
-from shared.metrics import Metrics
-from shared.topology import Topology
+from wanotify.ops.rabbitmq import definitions as defs
+from wanotify.shared.config import Settings
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.topology import Topology
 
 ROOT = Path(__file__).resolve().parents[2]
 PROMETHEUS_YML = ROOT / "ops/prometheus/prometheus.yml"
@@ -328,7 +328,7 @@ def test_the_definitions_user_can_log_in_with_the_documented_password() -> None:
 
 def test_the_committed_definitions_file_is_a_fresh_generation() -> None:
     assert DEFINITIONS_JSON.read_text(encoding="utf-8") == defs.render(defs.build_definitions()), (
-        "ops/rabbitmq/definitions.json is stale: run `python -m ops.rabbitmq.definitions`")
+        "ops/rabbitmq/definitions.json is stale: run `python -m wanotify.ops.rabbitmq.definitions`")
 
 
 def test_main_writes_the_definitions_file(tmp_path: Path) -> None:
@@ -472,7 +472,7 @@ def test_the_sender_talks_to_the_fake_provider_as_the_cloud_api() -> None:
 
 
 def test_compose_only_runs_cli_commands_that_exist() -> None:
-    from ops.cli.app import main
+    from wanotify.ops.cli.app import main
 
     services = compose()["services"]
     commands = set(main.commands)

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from consumers.sender.pacing import SAFETY_MARGIN, Pacer
+from wanotify.consumers.sender.pacing import SAFETY_MARGIN, Pacer
 
 
 class Clock:

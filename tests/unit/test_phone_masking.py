@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from shared.errors import InvalidEvent
-from shared.phone import mask_event_body, mask_phone, mask_phones_in_text, normalize_phone
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.phone import mask_event_body, mask_phone, mask_phones_in_text, normalize_phone
 
 DIGITS = "62811404070712345678"  # 20 distinct-enough digits; prefixes give every length
 

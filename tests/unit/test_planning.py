@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from consumers.notifier.planning import plan_event
-from shared.events import MAX_EVENT_BYTES, build_envelope
 from tests.unit.catalog import seeded_catalog
+from wanotify.consumers.notifier.planning import plan_event
+from wanotify.shared.events import MAX_EVENT_BYTES, build_envelope
 
 CATALOG = seeded_catalog()
 MEMBER = {"member_id": "M-1", "name": "Budi", "phone": "08114040707"}

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 from hypothesis import HealthCheck, given, settings
 
-from consumers.notifier.planning import plan_event
 from tests.unit.catalog import seeded_catalog
 from tests.unit.malformed import first_failure, labelled_events, malformed_events
+from wanotify.consumers.notifier.planning import plan_event
 
 CATALOG = seeded_catalog()
 

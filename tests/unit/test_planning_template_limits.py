@@ -9,12 +9,12 @@ import tracemalloc
 
 import pytest
 
-from consumers.notifier.planning import plan_event
-from shared.errors import InvalidEvent
-from shared.events import build_envelope
-from shared.template_limits import MAX_RENDERED_CHARS, Limits
-from shared.templates import SAMPLE_VARIABLES, render, sample_variables
 from tests.unit.catalog import seeded_catalog
+from wanotify.consumers.notifier.planning import plan_event
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.events import build_envelope
+from wanotify.shared.template_limits import MAX_RENDERED_CHARS, Limits
+from wanotify.shared.templates import SAMPLE_VARIABLES, render, sample_variables
 
 # The three bombs of the review, and relatives that reach the same cost by other paths.
 BOMBS = {

@@ -3,8 +3,8 @@ publish backoff grows after each failure in a row."""
 
 from __future__ import annotations
 
-from consumers.notifier.backoff import Backoff
-from consumers.notifier.window import PrefetchWindow
+from wanotify.consumers.notifier.backoff import Backoff
+from wanotify.consumers.notifier.window import PrefetchWindow
 
 MB = 1024 * 1024
 

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from shared.errors import ConfigError
-from shared.runtime import KEYS, parse_value
+from wanotify.shared.errors import ConfigError
+from wanotify.shared.runtime import KEYS, parse_value
 
 
 @pytest.mark.parametrize(("key", "raw", "bounds"), [

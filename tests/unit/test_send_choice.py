@@ -8,13 +8,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from consumers.providers.classify import NeedsTemplate, RecipientOptedOut, TemplateRefused
-from consumers.sender.choice import AsTemplate, Facts, Refusal, Rules, Text, choose
-from consumers.sender.policy import Cancel, Dead, decide
-from shared.config import Settings
-from shared.db.models import Status
-from shared.meta_templates import Mapping
-from shared.runtime import RuntimeSettings
+from wanotify.consumers.providers.classify import NeedsTemplate, RecipientOptedOut, TemplateRefused
+from wanotify.consumers.sender.choice import AsTemplate, Facts, Refusal, Rules, Text, choose
+from wanotify.consumers.sender.policy import Cancel, Dead, decide
+from wanotify.shared.config import Settings
+from wanotify.shared.db.models import Status
+from wanotify.shared.meta_templates import Mapping
+from wanotify.shared.runtime import RuntimeSettings
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 META = Rules(windowed=True, text_first=False, window_seconds=86_400, opt_out_scope="marketing")

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from starlette.datastructures import Headers
 
-from ops.web.app import PARTS, create_app, select_parts
-from ops.web.limits import BodyBudget, Limits, Refused, declared_length
-from ops.web.signatures import signature_matches, token_matches, well_formed
-from shared.config import Settings
-from shared.errors import ConfigError
-from shared.receipts import Receipt, parse_receipts
+from wanotify.ops.web.app import PARTS, create_app, select_parts
+from wanotify.ops.web.limits import BodyBudget, Limits, Refused, declared_length
+from wanotify.ops.web.signatures import signature_matches, token_matches, well_formed
+from wanotify.shared.config import Settings
+from wanotify.shared.errors import ConfigError
+from wanotify.shared.receipts import Receipt, parse_receipts
 
 LIMITS = Limits(max_body_bytes=1000)
 

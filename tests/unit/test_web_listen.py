@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import socket
 
-from ops.web.server import listen
+from wanotify.ops.web.server import listen
 
 
 def test_the_listening_socket_turns_nagle_off_so_kept_alive_replies_are_not_held_back() -> None:

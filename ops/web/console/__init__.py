@@ -8,10 +8,10 @@ editing (``part.pages()`` finds it). A module looks like this::
 
     from starlette.responses import Response
 
-    from ops.admin import dead_letters            # the service layer: the CLI calls the same functions
-    from ops.admin.audit import record
-    from ops.admin.users import Role
-    from ops.web.console.kit import Ctx, NavEntry, Page, get, post
+    from wanotify.ops.admin import dead_letters            # the service layer: the CLI calls the same functions
+    from wanotify.ops.admin.audit import record
+    from wanotify.ops.admin.users import Role
+    from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, post
 
     async def listing(ctx: Ctx) -> Response:
         rows = await ctx.db(dead_letters.list_dead, dead_letters.DeadFilter())   # fn(session, ...) in a thread
@@ -29,12 +29,12 @@ editing (``part.pages()`` finds it). A module looks like this::
     )
 
 - **Routes**: ``get(path, handler, role=Role.VIEWER)`` and ``post(path, handler,
-  role=Role.OPERATOR)`` (``ops.web.console.kit``). A handler is ``async def h(ctx: Ctx) ->
+  role=Role.OPERATOR)`` (``wanotify.ops.web.console.kit``). A handler is ``async def h(ctx: Ctx) ->
   Response``. Before it runs, the server has checked the login (a page redirects to
   ``/login``, a POST gets 403) and the role (403 below ``role``); a POST's CSRF token is
   checked before routing (``csrf.CsrfGuard``), for every route. Path parameters are in
   ``ctx.request.path_params``, the query in ``ctx.request.query_params``.
-- **Roles** (``ops.admin.users.Role``): VIEWER reads, OPERATOR acts (replay, purge, retry,
+- **Roles** (``wanotify.ops.admin.users.Role``): VIEWER reads, OPERATOR acts (replay, purge, retry,
   pause, send test, clear queue), ADMIN edits templates, settings, users. Give every action
   route its role; hide its buttons with ``{% if user.can_act %}`` / ``{% if user.is_admin %}``
   in the template — hiding is for looks, the route's role is the check.
@@ -43,7 +43,7 @@ editing (``part.pages()`` finds it). A module looks like this::
   settings 50, actions 60, users 80, audit 90.
 - **Database**: ``await ctx.db(fn, *args)`` runs ``fn(session, *args)`` in one transaction on a
   worker thread — call service functions (``ops/admin/*``), never write SQL in a route.
-- **Audit**: an action records itself with ``ops.admin.audit.record(session, actor, action,
+- **Audit**: an action records itself with ``wanotify.ops.admin.audit.record(session, actor, action,
   target=..., count=..., detail=...)`` inside its own transaction (the CLI passes
   ``audit.cli_actor()``, the console ``ctx.actor``); an action outside the database (a broker
   purge) calls ``await ctx.audit(action, target=..., count=...)`` once it is done. Action

@@ -1,4 +1,4 @@
-"""Running the admin actions that use the broker (``ops.admin.actions.Admin``) from a console handler.
+"""Running the admin actions that use the broker (``wanotify.ops.admin.actions.Admin``) from a console handler.
 
 ``Admin`` does its database work with blocking calls between its broker awaits, so it runs
 on a worker thread with an event loop of its own: the console's loop keeps serving pages
@@ -10,8 +10,8 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ops.admin.actions import Admin, Outcome
-from ops.web.console.kit import Ctx
+from wanotify.ops.admin.actions import Admin, Outcome
+from wanotify.ops.web.console.kit import Ctx
 
 
 async def admin_action(ctx: Ctx, action: str, *args: Any) -> Outcome:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from ops.admin import controls, pausing
-from ops.admin.publishing import send_urgent
-from ops.admin.users import Role
-from ops.web.console.acting import admin_action
-from ops.web.console.kit import Ctx, NavEntry, Page, get, post
-from shared.errors import WanotifyError
+from wanotify.ops.admin import controls, pausing
+from wanotify.ops.admin.publishing import send_urgent
+from wanotify.ops.admin.users import Role
+from wanotify.ops.web.console.acting import admin_action
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, post
+from wanotify.shared.errors import WanotifyError
 
 
 async def page(ctx: Ctx) -> Response:

@@ -6,8 +6,8 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from ops.admin import audit
-from ops.web.console.kit import Ctx, NavEntry, Page, get
+from wanotify.ops.admin import audit
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get
 
 PAGE_SIZE = 50
 

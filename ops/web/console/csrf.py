@@ -16,8 +16,8 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
-from ops.web.console.runtime import FORM_SCOPE_KEY
-from ops.web.console.security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, SessionCookie, csrf_ok
+from wanotify.ops.web.console.runtime import FORM_SCOPE_KEY
+from wanotify.ops.web.console.security import CSRF_FIELD, CSRF_HEADER, SAFE_METHODS, SessionCookie, csrf_ok
 
 MAX_FORM_BYTES = 1024 * 1024
 BODY_TIMEOUT_SECONDS = 10.0  # a client trickling its form is cut off

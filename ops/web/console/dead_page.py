@@ -12,10 +12,10 @@ from sqlalchemy.orm import Session
 from starlette.datastructures import FormData, ImmutableMultiDict
 from starlette.responses import Response
 
-from ops.admin import dead_letters as service
-from ops.admin.errors import ActionRefused
-from ops.web.console.acting import admin_action, counted
-from ops.web.console.kit import Ctx, NavEntry, Page, get, post
+from wanotify.ops.admin import dead_letters as service
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.ops.web.console.acting import admin_action, counted
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, post
 
 FILTERS = ("kind", "reason", "template", "older_than")
 KINDS = ("all", "messages", "events")

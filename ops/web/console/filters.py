@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from shared.phone import mask_phone
+from wanotify.shared.phone import mask_phone
 
 STATIC_VERSION = "2"  # bump when a static file changes, so browsers fetch it again
 

@@ -15,12 +15,12 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ops.admin import audit
-from ops.admin.users import Role
-from shared.db.engine import transaction
+from wanotify.ops.admin import audit
+from wanotify.ops.admin.users import Role
+from wanotify.shared.db.engine import transaction
 
 if TYPE_CHECKING:
-    from ops.web.console.runtime import Console
+    from wanotify.ops.web.console.runtime import Console
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -103,7 +103,7 @@ class Ctx:
                     detail: str | None = None) -> None:
         """Records an action done outside a database transaction (a broker action) in the audit log.
 
-        An action done in the database should call ``ops.admin.audit.record`` inside its own
+        An action done in the database should call ``wanotify.ops.admin.audit.record`` inside its own
         transaction instead (through ``ctx.db``), so the entry commits with it.
         """
         await self.db(audit.record, self.actor, action, target=target, count=count, detail=detail)

@@ -6,9 +6,9 @@ import time
 
 from starlette.responses import Response
 
-from ops.admin.users import Role, authenticate
-from ops.web.console.kit import ConsoleRoute, Ctx, Page, post
-from ops.web.console.security import new_session, password_fingerprint
+from wanotify.ops.admin.users import Role, authenticate
+from wanotify.ops.web.console.kit import ConsoleRoute, Ctx, Page, post
+from wanotify.ops.web.console.security import new_session, password_fingerprint
 
 
 async def form(ctx: Ctx) -> Response:

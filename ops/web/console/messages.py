@@ -7,9 +7,9 @@ from urllib.parse import urlencode
 
 from starlette.responses import Response
 
-from ops.admin import messages as service
-from ops.web.console.kit import Ctx, NavEntry, Page, get
-from shared.db.models import Status
+from wanotify.ops.admin import messages as service
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get
+from wanotify.shared.db.models import Status
 
 FIELDS = ("phone", "event_id", "id", "template", "status", "from", "to")
 

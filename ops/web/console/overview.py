@@ -14,9 +14,9 @@ from typing import Any
 
 from starlette.responses import Response
 
-from ops.admin import overview as service
-from ops.web.console import charts
-from ops.web.console.kit import Ctx, NavEntry, Page, get
+from wanotify.ops.admin import overview as service
+from wanotify.ops.web.console import charts
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get
 
 log = logging.getLogger(__name__)
 DEFAULT_REFRESH = 30

@@ -20,15 +20,15 @@ from starlette.middleware import Middleware
 from starlette.routing import BaseRoute, Mount, Route
 from starlette.staticfiles import StaticFiles
 
-import ops.web.console as package
-from ops.web.console.csrf import CsrfGuard
-from ops.web.console.kit import Page
-from ops.web.console.runtime import Console
-from ops.web.console.security import SecurityHeaders
-from ops.web.limits import Limits
-from ops.web.parts import Built, Part
-from shared.config import Settings
-from shared.errors import ConfigError
+import wanotify.ops.web.console as package
+from wanotify.ops.web.console.csrf import CsrfGuard
+from wanotify.ops.web.console.kit import Page
+from wanotify.ops.web.console.runtime import Console
+from wanotify.ops.web.console.security import SecurityHeaders
+from wanotify.ops.web.limits import Limits
+from wanotify.ops.web.parts import Built, Part
+from wanotify.shared.config import Settings
+from wanotify.shared.errors import ConfigError
 
 MIN_SECRET_CHARS = 32
 
@@ -58,7 +58,7 @@ def build(settings: Settings, _limits: Limits, _registry: CollectorRegistry) -> 
     check(settings)
     found = pages()
     console = Console(settings, found)
-    routes: list[BaseRoute] = [Mount("/static", StaticFiles(packages=[("ops.web.console", "static")]), name="static")]
+    routes: list[BaseRoute] = [Mount("/static", StaticFiles(packages=[("wanotify.ops.web.console", "static")]), name="static")]
     routes += [Route(r.path, console.endpoint(r), methods=list(r.methods)) for p in found for r in p.routes]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders),
                                                Middleware(CsrfGuard, cookie=console.cookie)])

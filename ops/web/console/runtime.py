@@ -20,14 +20,14 @@ from starlette.datastructures import FormData
 from starlette.requests import Request
 from starlette.responses import HTMLResponse, RedirectResponse, Response
 
-from ops.admin.users import Role, get_user
-from ops.web.console import filters
-from ops.web.console.kit import ConsoleRoute, Ctx, CurrentUser, NavEntry, Page
-from ops.web.console.security import SessionCookie, password_fingerprint
-from ops.web.console.throttle import LoginThrottle
-from shared.config import Settings
-from shared.db.engine import make_engine, session_factory
-from shared.monitoring import QueueProbe
+from wanotify.ops.admin.users import Role, get_user
+from wanotify.ops.web.console import filters
+from wanotify.ops.web.console.kit import ConsoleRoute, Ctx, CurrentUser, NavEntry, Page
+from wanotify.ops.web.console.security import SessionCookie, password_fingerprint
+from wanotify.ops.web.console.throttle import LoginThrottle
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import make_engine, session_factory
+from wanotify.shared.monitoring import QueueProbe
 
 log = logging.getLogger(__name__)
 FORM_SCOPE_KEY = "wanotify.console.form"
@@ -114,7 +114,7 @@ class Console:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("ops.web.console", "templates"), autoescape=select_autoescape(default=True),
+    env = Environment(loader=PackageLoader("wanotify.ops.web.console", "templates"), autoescape=select_autoescape(default=True),
                       undefined=StrictUndefined, trim_blocks=True, lstrip_blocks=True)
     env.filters.update(filters.FILTERS)
     env.globals.update(filters.GLOBALS)

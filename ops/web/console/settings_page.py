@@ -6,11 +6,11 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from ops.admin import settings as service
-from ops.admin.errors import ActionRefused
-from ops.admin.users import Role
-from ops.web.console.kit import Ctx, NavEntry, Page, get, post
-from shared import runtime
+from wanotify.ops.admin import settings as service
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.ops.admin.users import Role
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, post
+from wanotify.shared import runtime
 
 
 async def listing(ctx: Ctx) -> Response:

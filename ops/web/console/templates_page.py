@@ -7,10 +7,10 @@ from __future__ import annotations
 
 from starlette.responses import Response
 
-from ops.admin import templates as service
-from ops.admin.errors import ActionRefused
-from ops.admin.users import Role
-from ops.web.console.kit import Ctx, NavEntry, Page, get, post
+from wanotify.ops.admin import templates as service
+from wanotify.ops.admin.errors import ActionRefused
+from wanotify.ops.admin.users import Role
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, post
 
 
 def _key(ctx: Ctx) -> str:

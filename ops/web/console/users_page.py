@@ -6,9 +6,9 @@ from __future__ import annotations
 from sqlalchemy.orm import Session
 from starlette.responses import Response
 
-from ops.admin import audit
-from ops.admin.users import Role, UserError, add_user, list_users, remove_user, set_role
-from ops.web.console.kit import Ctx, NavEntry, Page, get, post
+from wanotify.ops.admin import audit
+from wanotify.ops.admin.users import Role, UserError, add_user, list_users, remove_user, set_role
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, post
 
 
 async def listing(ctx: Ctx) -> Response:

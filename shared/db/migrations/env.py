@@ -5,7 +5,7 @@ from __future__ import annotations
 from alembic import context
 from sqlalchemy import create_engine
 
-from shared.db.models import Base
+from wanotify.shared.db.models import Base
 
 config = context.config
 url: str = config.attributes.get("database_url") or config.get_main_option("sqlalchemy.url") or ""
