@@ -9,7 +9,15 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
 
 from wanotify.shared.messages import ATTEMPT_HEADER, SendCommand
-from wanotify.shared.topology import Topology, declare_topology_async
+from wanotify.shared.topology import (
+    DEFAULT_SENDER,
+    RETURN_HEADER,
+    QueueSpec,
+    Topology,
+    declare_sender_queues_async,
+    declare_topology_async,
+    defer_step,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,26 +44,46 @@ async def confirmed_channel(connection: AbstractRobustConnection, prefetch: int)
 
 
 class SendQueuePublisher:
-    """Publishes send commands, retry copies and dead letters, each confirmed by the broker."""
+    """Publishes send commands, delayed copies (retries, deferrals) and dead letters, each
+    confirmed by the broker. A command goes to its sender's queue for its priority."""
 
     def __init__(self, channel: AbstractChannel, topology: Topology) -> None:
         self._channel = channel
         self._topology = topology
-        self._declared_retry_queues: set[str] = set()
+        self._declared: set[str] = set()
 
-    async def declare(self) -> None:
-        await declare_topology_async(self._channel, self._topology)
+    async def declare(self, senders: tuple[str, ...] = ()) -> None:
+        await declare_topology_async(self._channel, self._topology, senders)
+        self._declared.update(senders)
+
+    async def declare_sender(self, sender: str) -> None:
+        """Declare ``sender``'s queues once per channel (a sender added while we run)."""
+        if sender not in self._declared and sender != DEFAULT_SENDER:
+            await declare_sender_queues_async(self._channel, self._topology, sender)
+        self._declared.add(sender)
 
     async def publish_send(self, command: SendCommand) -> None:
-        await self._publish(command.encode(), self._topology.send_queue, command)
+        await self.declare_sender(command.sender)
+        await self._publish(command.encode(), self._topology.send_queue_for(command.sender, command.priority), command)
 
     async def publish_retry(self, command: SendCommand, delay_seconds: float) -> str:
         """Park ``command`` in the retry queue for this delay; it comes back when its TTL ends."""
-        spec = self._topology.retry_queue_spec(delay_seconds)
-        if spec.name not in self._declared_retry_queues:
+        return await self._publish_delayed(command, self._topology.retry_queue_spec(delay_seconds))
+
+    async def publish_defer(self, command: SendCommand, wait_seconds: float) -> float:
+        """Hold ``command`` back for about ``wait_seconds`` (one step of the deferral ladder; a
+        copy back before it is due is deferred again). Returns the step taken."""
+        step = defer_step(wait_seconds)
+        await self._publish_delayed(command, self._topology.defer_queue_spec(step))
+        return step
+
+    async def _publish_delayed(self, command: SendCommand, spec: QueueSpec) -> str:
+        if spec.name not in self._declared:
             await self._channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
-            self._declared_retry_queues.add(spec.name)
-        await self._publish(command.encode(), spec.name, command)
+            self._declared.add(spec.name)
+        await self.declare_sender(command.sender)
+        target = self._topology.send_queue_for(command.sender, command.priority)
+        await self._publish(command.encode(), spec.name, command, {RETURN_HEADER: target})
         return spec.name
 
     async def publish_dead(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None:
@@ -68,12 +96,12 @@ class SendQueuePublisher:
         )
         await self._channel.default_exchange.publish(message, routing_key=queue, mandatory=True)
 
-    async def _publish(self, body: bytes, queue: str, command: SendCommand) -> None:
+    async def _publish(self, body: bytes, queue: str, command: SendCommand, headers: dict[str, Any] | None = None) -> None:
         message = aio_pika.Message(
             body,
             priority=command.priority.amqp,
             message_id=command.message_id,
-            headers={ATTEMPT_HEADER: command.attempt},
+            headers={ATTEMPT_HEADER: command.attempt, **(headers or {})},
             content_type="application/json",
             delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
         )

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
 from wanotify.shared.errors import ConfigError
+from wanotify.shared.topology import QUEUE_TYPES
 from wanotify.shared.urls import amqp_url, database_url
 from wanotify.shared.urls import redact_url as redact_url  # one helper for every URL shown
 
@@ -170,6 +171,15 @@ class Settings:
     # Signs the admin console's session cookies (and the CSRF tokens inside them); required
     # when `run web` serves the console.
     web_secret_key: str | None = field(default=None, repr=False)
+    # No two calls to one recipient, from any sender, closer than this (the Cloud API's pair rate).
+    recipient_interval_seconds: float = 6.0
+    # classic or quorum: the type of every durable queue (contract section 3).
+    queue_type: str = "classic"
+    # The rolling window of a sender's daily unique-recipient limit (tests shorten it).
+    daily_window_seconds: float = 86_400.0
+    # The `default` sender's daily unique-recipient limit (senders added with `wanotify senders`
+    # carry their own); None: no limit.
+    daily_limit: int | None = None
     whatsapp: WhatsAppSettings = field(default_factory=WhatsAppSettings)
 
     @classmethod
@@ -202,6 +212,10 @@ class Settings:
             opt_out_scope=_choice(env, "OPT_OUT_SCOPE", ("marketing", "all")),
             template_sync_seconds=_number(env, "TEMPLATE_SYNC_SECONDS", 3600.0, maximum=7 * 86_400),
             web_secret_key=env.get("WEB_SECRET_KEY") or None,
+            recipient_interval_seconds=_number(env, "RECIPIENT_INTERVAL_SECONDS", 6.0, maximum=86_400),
+            queue_type=_choice(env, "QUEUE_TYPE", QUEUE_TYPES),
+            daily_window_seconds=_number(env, "DAILY_LIMIT_WINDOW_SECONDS", 86_400.0, minimum=1, maximum=7 * 86_400),
+            daily_limit=_optional_int(env, "DAILY_LIMIT", maximum=10_000_000),
             whatsapp=WhatsAppSettings(
                 provider=_provider(env),
                 base_url=env.get("WHATSAPP_API_BASE_URL") or None,

@@ -9,11 +9,12 @@ double replay, a recovery sweep) harmless.
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from wanotify.shared.errors import PermanentError
 from wanotify.shared.priority import Priority
+from wanotify.shared.topology import DEFAULT_SENDER
 
 ATTEMPT_HEADER = "x-wanotify-attempt"
 REASON_HEADER = "x-wanotify-reason"
@@ -30,6 +31,8 @@ class SendCommand:
     template: str
     # The attempt at which the current retry budget began: 1, or the first call after a replay.
     first_attempt: int = 1
+    # The sender (WhatsApp number) whose queues carry this copy (contract section 7).
+    sender: str = DEFAULT_SENDER
 
     @property
     def retries_used(self) -> int:
@@ -37,7 +40,8 @@ class SendCommand:
 
     def encode(self) -> bytes:
         fields = {"log_id": self.log_id, "attempt": self.attempt, "priority": self.priority.value,
-                  "event_id": self.event_id, "template": self.template, "first_attempt": self.first_attempt}
+                  "event_id": self.event_id, "template": self.template, "first_attempt": self.first_attempt,
+                  "sender": self.sender}
         return json.dumps(fields, separators=(",", ":")).encode()
 
     @property
@@ -47,10 +51,14 @@ class SendCommand:
     def log_fields(self) -> dict[str, object]:
         """What a log line about this copy carries (as JSON fields with LOG_FORMAT=json)."""
         return {"message_id": self.message_id, "log_id": self.log_id, "event_id": self.event_id,
-                "template": self.template, "attempt": self.attempt}
+                "template": self.template, "attempt": self.attempt, "sender": self.sender}
 
     def next_attempt(self) -> SendCommand:
-        return SendCommand(self.log_id, self.attempt + 1, self.priority, self.event_id, self.template, self.first_attempt)
+        return replace(self, attempt=self.attempt + 1)
+
+    def on(self, sender: str) -> SendCommand:
+        """This copy, routed to another sender's queues."""
+        return replace(self, sender=sender)
 
     @classmethod
     def decode(cls, body: bytes) -> SendCommand:
@@ -63,6 +71,8 @@ class SendCommand:
                 event_id=str(raw["event_id"]),
                 template=str(raw["template"]),
                 first_attempt=int(raw.get("first_attempt", 1)),
+                # Copies queued before senders existed belong to the default sender.
+                sender=str(raw.get("sender") or DEFAULT_SENDER),
             )
         except (ValueError, KeyError, TypeError) as exc:
             raise PermanentError(f"not a send command: {exc}", code="bad_command") from None

@@ -60,7 +60,7 @@ class Sender:
         self.sessions = sessions
         self.provider = provider
         self.rules = Rules.of(settings, provider.name)
-        self.topology = Topology(settings.namespace)
+        self.topology = Topology.of(settings)
         self.sender_id = uuid.uuid4().hex
         self.pacer = Pacer()
         self.caller = Caller(provider, self.pacer, settings.default_language)
@@ -87,14 +87,15 @@ class Sender:
             self._publisher = SendQueuePublisher(channel, self.topology)
             await self._publisher.declare()
             self._outcomes = Outcomes(self.settings, self.metrics, self.sessions, self._publisher)
-            queue = await channel.get_queue(self.topology.send_queue)
-            tag = await queue.consume(self._on_delivery)
+            queues = [await channel.get_queue(name) for name in self.topology.send_queues()]
+            tags = [await queue.consume(self._on_delivery) for queue in queues]
             log.info("sender %s consuming %s with %s", self.sender_id[:8], self.topology.send_queue,
                      self.settings.whatsapp.describe())
             sweeper = asyncio.create_task(self._sweep_forever())
             await stop.wait()
             sweeper.cancel()
-            await queue.cancel(tag)
+            for queue, tag in zip(queues, tags, strict=True):
+                await queue.cancel(tag)
             await self._idle.wait()
         finally:
             heartbeat.cancel()

@@ -70,7 +70,7 @@ class Admin:
     def __init__(self, settings: Settings, actor: str) -> None:
         self.settings = settings
         self.actor = actor
-        self.topology = Topology(settings.namespace)
+        self.topology = Topology.of(settings)
 
     async def __aenter__(self) -> Admin:
         self._engine = make_engine(self.settings.database_url, pool_size=1)
@@ -140,7 +140,7 @@ class Admin:
             outcome.add("messages_cancelled", cancelled)
             record(session, self.actor, "queue.clear", count=cancelled)
         delays = {runtime.retry_delay_seconds(n, self.settings.retry_backoff) for n in range(1, 11)}
-        for name in [self.topology.send_queue, *(self.topology.retry_queue(d) for d in delays)]:
+        for name in [*self.topology.send_queues(), *(self.topology.retry_queue(d) for d in delays)]:
             outcome.add("copies_dropped", await self._purge_queue(name))
         return outcome
 

@@ -10,6 +10,7 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     DateTime,
+    Float,
     ForeignKey,
     Index,
     Integer,
@@ -59,6 +60,8 @@ class MessageLog(Base):
         Index("ix_whatsapp_logs_template_id", "template", "id"),
         Index("ix_whatsapp_logs_status_id", "status", "id"),
         Index("ix_whatsapp_logs_waiting", "priority", postgresql_where=text("status IN ('queued', 'failed')")),
+        Index("ix_whatsapp_logs_broadcast", "broadcast_id", "status", postgresql_where=text("broadcast_id IS NOT NULL")),
+        Index("ix_whatsapp_logs_sender_status", "sender", "status"),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
@@ -80,6 +83,13 @@ class MessageLog(Base):
     # The event's variables: a Meta template's parameters are filled from them at send time.
     variables: Mapped[dict | None] = mapped_column(JSONB)
     sent_as: Mapped[str | None] = mapped_column(String(10))  # "text" or "template"
+    # The number it goes (or went) out from: a ``Sender`` name, or "default" (section 7).
+    sender: Mapped[str | None] = mapped_column(String(32))
+    broadcast_id: Mapped[int | None] = mapped_column(ForeignKey("broadcasts.id", ondelete="SET NULL"))
+    # A message deferred without spending an attempt (recipient interval, pair rate, daily
+    # limit, paused sender): until when, and why. Shown by `status` and the console as an ETA.
+    held_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    held_reason: Mapped[str | None] = mapped_column(String(20))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     queued_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -127,6 +137,13 @@ class Recipient(Base):
     opted_out_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     opt_out_source: Mapped[str | None] = mapped_column(String(40))  # keyword, cli, meta_131050
     opt_out_reason: Mapped[str | None] = mapped_column(Text)  # an operator's words (`optouts add --reason`)
+    # The sender this recipient sticks to (chosen on first contact, least loaded).
+    sender: Mapped[str | None] = mapped_column(String(32))
+    # The recipient interval: when the last call to them started, from any sender.
+    last_call_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    # Meta's pair rate (131056): no call before this; the level is X in its 4^X s back-off.
+    pair_backoff_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    pair_backoff_level: Mapped[int] = mapped_column(Integer, server_default="0")
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -215,12 +232,17 @@ class RuntimeSetting(Base):
 
 
 class SenderState(Base):
-    """When the last call started, per namespace, so a restarted or new sender keeps the gap."""
+    """Per namespace and sender (number): when its last call started, so a restarted or new
+    sender process keeps the gap; its pause; and which process holds its lease (the one
+    process allowed to send for that number)."""
 
     __tablename__ = "sender_state"
 
     namespace: Mapped[str] = mapped_column(String(100), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(32), primary_key=True, server_default="default")
     sender_id: Mapped[str | None] = mapped_column(String(64))
+    lease_holder: Mapped[str | None] = mapped_column(String(64))
+    lease_expires_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     last_call_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     paused_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     pause_reason: Mapped[str | None] = mapped_column(Text)
@@ -363,3 +385,87 @@ class MessageActivity(Base):
     hour: Mapped[datetime] = mapped_column(DateTime(timezone=True), primary_key=True)
     outcome: Mapped[str] = mapped_column(String(8), primary_key=True)  # sent, failed, dead
     count: Mapped[int] = mapped_column(BigInteger, server_default="0")
+
+
+class SenderRow(Base):
+    """A WhatsApp number wanotify sends from (contract section 7). Secrets are not stored: the
+    settings name the environment variable that holds the token or API key."""
+
+    __tablename__ = "senders"
+
+    name: Mapped[str] = mapped_column(String(32), primary_key=True)
+    provider: Mapped[str] = mapped_column(String(10))  # meta, gateway, fake
+    # phone_number_id, token_env, api_key_env, sender_number, base_url, api_version, ...
+    settings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    gap_min_seconds: Mapped[float | None] = mapped_column(Float)  # NULL: SEND_GAP_SECONDS
+    gap_max_seconds: Mapped[float | None] = mapped_column(Float)  # > min: a random gap in [min, max]
+    daily_limit: Mapped[int | None] = mapped_column(Integer)  # unique recipients per rolling window
+    daily_reserve: Mapped[int] = mapped_column(Integer, server_default="0")  # of it, kept for high priority
+    warmup: Mapped[list | None] = mapped_column(JSONB)  # daily limits for day 1, 2, ... of a new number
+    warmup_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+
+
+class SenderContact(Base):
+    """A recipient counted against a sender's daily limit since ``first_at`` (rolling window)."""
+
+    __tablename__ = "sender_contacts"
+    __table_args__ = (Index("ix_sender_contacts_window", "sender", "first_at"),)
+
+    sender: Mapped[str] = mapped_column(String(32), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(20), primary_key=True)
+    first_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+
+
+class Broadcast(Base):
+    """One template sent to the rows of a CSV; ``key`` makes a second run of the same file a no-op."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)  # sha256 of template, options and file
+    name: Mapped[str] = mapped_column(String(200))  # the file's name, for people
+    template: Mapped[str] = mapped_column(String(100))
+    sender: Mapped[str | None] = mapped_column(String(32))  # pinned, or NULL: each recipient's own
+    priority: Mapped[str] = mapped_column(String(10), server_default="low")
+    total_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    valid_rows: Mapped[int] = mapped_column(Integer, server_default="0")
+    created_by: Mapped[str | None] = mapped_column(String(100))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    cancelled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class ApiKey(Base):
+    """An HTTP API key: only its SHA-256 is stored; the prefix lets people tell keys apart."""
+
+    __tablename__ = "api_keys"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    name: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    last_used_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    revoked_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class StatusOutbox(Base):
+    """Status changes of messages waiting to be published to ``{ns}.status`` (contract section 9).
+
+    Written by a trigger on ``whatsapp_logs`` in the transaction that changes the status, so a
+    change is never published without being committed, nor committed without a row here."""
+
+    __tablename__ = "status_outbox"
+    __table_args__ = (Index("ix_status_outbox_unpublished", "id", postgresql_where=text("published_at IS NULL")),)
+
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
+    log_id: Mapped[int] = mapped_column(BigInteger)
+    event_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
+    template: Mapped[str] = mapped_column(String(100))
+    sender: Mapped[str | None] = mapped_column(String(32))
+    status: Mapped[str] = mapped_column(String(12))
+    error: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.clock_timestamp())
+    published_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

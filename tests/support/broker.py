@@ -61,6 +61,7 @@ def _retry_queues(namespace: str) -> list[str]:
 
     with contextlib.suppress(Exception):
         reply = requests.get("http://127.0.0.1:15672/api/queues/%2F", auth=("guest", "guest"), timeout=2,
-                             params={"name": f"^{namespace}\\.send\\.retry", "use_regex": "true"})
-        return [q["name"] for q in reply.json() if q["name"].startswith(f"{namespace}.send.retry")]
+                             params={"name": f"^{namespace}\\.", "use_regex": "true"})
+        # every queue of the namespace: retry and deferral queues, other senders' send queues
+        return [q["name"] for q in reply.json() if q["name"].startswith(f"{namespace}.")]
     return []
