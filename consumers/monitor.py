@@ -35,7 +35,7 @@ async def monitor_forever(settings: Settings, metrics: Metrics, sessions: sessio
 
 
 def refresh(settings: Settings, metrics: Metrics, sessions: sessionmaker[Session], probe: QueueProbe) -> None:
-    topology = Topology(settings.namespace)
+    topology = Topology.of(settings)
     for stats in probe.stats(monitored_queues(topology)):
         if stats.ready is not None:
             metrics.queue_depth.labels(stats.name).set(stats.ready)

@@ -106,7 +106,7 @@ def prepare_database(database_url: str, gap: float | None = None) -> None:
 
 def clean_up(settings: Settings) -> None:
     """Delete the demo's queues and exchange, and drop its database."""
-    topology = Topology(settings.namespace)
+    topology = Topology.of(settings)
     retries = [topology.retry_queue(settings.retry_delay_seconds * settings.retry_backoff ** n)
                for n in range(settings.max_retries)]
     with contextlib.suppress(pika.exceptions.AMQPError):

@@ -46,7 +46,7 @@ class Notifier:
         self.settings = settings
         self.metrics = metrics
         self.sessions = sessions
-        self.topology = Topology(settings.namespace)
+        self.topology = Topology.of(settings)
         self.batch_size = batch_size
         self.batch_wait = batch_wait
         self.window = PrefetchWindow(max_held_bytes, max_count=batch_size * 3)

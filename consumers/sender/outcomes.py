@@ -54,7 +54,7 @@ class Outcomes:
         self.metrics = metrics
         self.sessions = sessions
         self.publisher = publisher
-        self.dead_queue = Topology(settings.namespace).send_dead_queue
+        self.dead_queue = Topology.of(settings).send_dead_queue
         self._unexpected: dict[bytes, int] = {}  # copy body -> unexpected errors so far
 
     async def failed(self, message: AbstractIncomingMessage, command: SendCommand, claim: store.Go,

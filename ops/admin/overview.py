@@ -64,7 +64,7 @@ def history(session: Session, settings: Settings) -> dict[str, Any]:
 
 def queues(settings: Settings, probe: QueueProbe) -> list[dict[str, Any]]:
     """Depth and consumers of every queue; raises whatever the broker connection raises."""
-    names = monitored_queues(Topology(settings.namespace))
+    names = monitored_queues(Topology.of(settings))
     return [{"name": q.name, "ready": q.ready, "consumers": q.consumers} for q in probe.stats(names)]
 
 

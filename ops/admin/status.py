@@ -25,7 +25,7 @@ from wanotify.shared.topology import Topology
 
 
 def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str, Any]:
-    topology = Topology(settings.namespace)
+    topology = Topology.of(settings)
     queues = [{"name": q.name, "ready": q.ready, "consumers": q.consumers}
               for q in probe.stats(monitored_queues(topology))]
     runtime = load(session, settings)

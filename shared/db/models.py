@@ -221,6 +221,8 @@ class Rule(Base):
     template: Mapped[str | None] = mapped_column(String(100))
     priority: Mapped[str | None] = mapped_column(String(10))
     active: Mapped[bool] = mapped_column(Boolean, server_default=sa_true())
+    # Pins the messages of this rule to one sender (say, OTPs from one number); NULL: the recipient's own.
+    sender: Mapped[str | None] = mapped_column(String(32))
 
 
 class RuntimeSetting(Base):

@@ -116,6 +116,7 @@ def upgrade() -> None:
     op.create_index('ix_whatsapp_logs_sender_status', 'whatsapp_logs', ['sender', 'status'], unique=False)
 
     op.add_column('recipients', sa.Column('sender', sa.String(length=32), nullable=True))
+    op.add_column('notification_rules', sa.Column('sender', sa.String(length=32), nullable=True))
     op.add_column('recipients', sa.Column('last_call_at', sa.DateTime(timezone=True), nullable=True))
     op.add_column('recipients', sa.Column('pair_backoff_until', sa.DateTime(timezone=True), nullable=True))
     op.add_column('recipients', sa.Column('pair_backoff_level', sa.Integer(), server_default='0', nullable=False))
@@ -143,6 +144,7 @@ def downgrade() -> None:
     op.drop_column('recipients', 'pair_backoff_until')
     op.drop_column('recipients', 'last_call_at')
     op.drop_column('recipients', 'sender')
+    op.drop_column('notification_rules', 'sender')
     op.drop_index('ix_whatsapp_logs_sender_status', table_name='whatsapp_logs')
     op.drop_index('ix_whatsapp_logs_broadcast', table_name='whatsapp_logs', postgresql_where=sa.text('broadcast_id IS NOT NULL'))
     op.drop_constraint('whatsapp_logs_broadcast_id_fkey', 'whatsapp_logs', type_='foreignkey')
