@@ -63,7 +63,9 @@ def settings(amqp_url: str, database_url: str, namespace: str) -> Settings:
     """Short gaps and delays for tests; the defaults are tested on their own."""
     return Settings.from_env({}).with_(
         amqp_url=amqp_url, database_url=database_url, namespace=namespace,
-        send_gap_seconds=0.2, retry_delay_seconds=1.0, max_retries=3)
+        send_gap_seconds=0.2, retry_delay_seconds=1.0, max_retries=3,
+        # Most tests message one phone quickly: the recipient interval is tested on its own.
+        recipient_interval_seconds=0.0)
 
 
 @pytest.fixture

@@ -21,7 +21,7 @@ from wanotify.shared.runtime import load
 
 def _state(sessions, namespace: str) -> SenderState:  # type: ignore[no-untyped-def]
     with sessions() as session:
-        state = session.get(SenderState, namespace)
+        state = session.get(SenderState, (namespace, "default"))
         assert state is not None
         return state
 

@@ -25,9 +25,9 @@ def dead_events(sessions: sessionmaker[Session]) -> list[DeadEvent]:
         return list(session.scalars(select(DeadEvent).order_by(DeadEvent.id)))
 
 
-def sender_state(sessions: sessionmaker[Session], namespace: str) -> SenderState | None:
+def sender_state(sessions: sessionmaker[Session], namespace: str, sender: str = "default") -> SenderState | None:
     with sessions() as session:
-        return session.get(SenderState, namespace)
+        return session.get(SenderState, (namespace, sender))
 
 
 def statuses(sessions: sessionmaker[Session]) -> list[Any]:

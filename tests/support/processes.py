@@ -74,6 +74,8 @@ def wanotify_env(settings: Any, provider_url: str, **extra: Any) -> dict[str, st
         "SEND_GAP_SECONDS": str(settings.send_gap_seconds),
         "RETRY_DELAY_SECONDS": str(settings.retry_delay_seconds),
         "MAX_RETRIES": str(settings.max_retries),
+        # Old tests message one phone in quick succession: no recipient interval unless a test sets one.
+        "RECIPIENT_INTERVAL_SECONDS": str(getattr(settings, "recipient_interval_seconds", 0)),
         "PYTHONUNBUFFERED": "1",
     })
     env.update({k: str(v) for k, v in extra.items() if v is not None})
