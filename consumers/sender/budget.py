@@ -1,0 +1,260 @@
+"""The sending budget: may this message go to this recipient from this sender now?
+
+Three limits beyond a sender's gap, each with its own reason when it says "not yet":
+
+- ``recipient_interval``: two calls to one recipient, from any sender, at least
+  ``RECIPIENT_INTERVAL_SECONDS`` apart (contract section 2; the Cloud API's pair rate is one
+  message per 6 s to one user).
+- ``pair_rate``: after Meta's 131056 (pair rate hit) the recipient waits 4^X seconds,
+  X = 0, 1, 2, ... per consecutive hit (Meta's advice), capped at ``MAX_PAIR_LEVEL``.
+- ``daily_limit``: a sender reaches at most ``SenderConfig.limit_on(now)`` unique recipients
+  per rolling ``DAILY_LIMIT_WINDOW_SECONDS`` (Meta's messaging limits; the warm-up ramp of a
+  new number). ``daily_reserve`` of it is kept for ``high`` messages. A recipient already
+  counted in the window costs nothing more, and one whose customer-service window is open
+  (they wrote to us within ``CUSTOMER_WINDOW_SECONDS``) does not count: Meta counts only
+  recipients messaged outside that window, so replies are free.
+
+``check`` runs inside the sender's claim transaction: it locks the recipient's row (creating
+it), so two senders can never both take a recipient's interval, and it reads the sender's
+counted contacts, whose claims are already serialised by the sender's locked state row.
+``commit`` records the call once the claim decided it goes.
+
+The decisions themselves are pure functions over plain values (``decide`` and the helpers
+below) reading the database through the small ``Ledger`` interface, so they are unit-tested
+with an in-memory fake.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from sqlalchemy import case, func, select, update
+from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.orm import Session
+
+from wanotify.shared.config import Settings
+from wanotify.shared.db.models import Recipient, SenderContact
+from wanotify.shared.priority import Priority
+from wanotify.shared.senders import SenderConfig
+
+RECIPIENT_INTERVAL = "recipient_interval"
+PAIR_RATE = "pair_rate"
+DAILY_LIMIT = "daily_limit"
+REASONS = (RECIPIENT_INTERVAL, PAIR_RATE, DAILY_LIMIT)
+
+# 4^5 s is about 17 minutes: past that, a recipient still rate-limited is better retried at that
+# pace than pushed to hours away.
+MAX_PAIR_LEVEL = 5
+# A 131056 that comes this long after the previous back-off ended is a new episode (the retry
+# after that back-off went through), so X starts again at 0.
+PAIR_RATE_QUIET_SECONDS = 600.0
+
+
+@dataclass(frozen=True)
+class Due:
+    """The message may go now, as far as the budget is concerned."""
+
+
+@dataclass(frozen=True)
+class NotYet:
+    """The message must wait ``seconds`` (defer it, no attempt spent) for ``reason``."""
+
+    seconds: float
+    reason: str
+
+
+Verdict = Due | NotYet
+
+
+# --- the arithmetic, over plain values -----------------------------------------------------------
+
+def interval_wait(last_call_at: datetime | None, now: datetime, interval: float) -> float:
+    """Seconds until the recipient's interval since its last call has passed (0: it has)."""
+    if last_call_at is None or interval <= 0:
+        return 0.0
+    return max(0.0, (last_call_at - now).total_seconds() + interval)
+
+
+def backoff_wait(backoff_until: datetime | None, now: datetime) -> float:
+    """Seconds left of a pair-rate back-off (0: none, or over)."""
+    if backoff_until is None:
+        return 0.0
+    return max(0.0, (backoff_until - now).total_seconds())
+
+
+def backoff_seconds(level: int) -> float:
+    """Meta's 4^X seconds for the X-th consecutive pair-rate hit (X from 0), capped."""
+    return float(4 ** min(max(level, 0), MAX_PAIR_LEVEL))
+
+
+def next_backoff_level(level: int, backoff_until: datetime | None, now: datetime) -> int:
+    """The X of a new hit: the stored level, unless the last back-off ended long ago."""
+    if backoff_until is None or (now - backoff_until).total_seconds() > PAIR_RATE_QUIET_SECONDS:
+        return 0
+    return min(max(level, 0), MAX_PAIR_LEVEL)
+
+
+def in_customer_window(last_inbound_at: datetime | None, now: datetime, window: float) -> bool:
+    """Whether the recipient wrote to us within the customer-service window (a reply is free)."""
+    return last_inbound_at is not None and (now - last_inbound_at).total_seconds() < window
+
+
+def allowance(limit: int | None, reserve: int, priority: Priority) -> int | None:
+    """How many counted recipients this priority may reach: the reserve is for ``high`` only."""
+    if limit is None:
+        return None
+    if priority == Priority.HIGH:
+        return max(0, limit)
+    return max(0, limit - max(0, reserve))
+
+
+def must_leave(used: int, allowed: int | None) -> int:
+    """How many counted contacts must leave the window before one more fits (0: it fits now)."""
+    if allowed is None or used < allowed:
+        return 0
+    return used - allowed + 1
+
+
+def window_eta(oldest_needed_first_at: datetime | None, now: datetime, window: float) -> float:
+    """Seconds until the contact counted at ``oldest_needed_first_at`` leaves the window.
+
+    None means no contact leaving can make room (the limit is 0, or smaller than the reserve):
+    look again after a whole window, by when a warm-up step or a new limit may have come."""
+    if oldest_needed_first_at is None:
+        return window
+    return max(0.0, (oldest_needed_first_at - now).total_seconds() + window)
+
+
+# --- the reads a decision needs ------------------------------------------------------------------
+
+@dataclass(frozen=True)
+class RecipientFacts:
+    last_call_at: datetime | None = None
+    backoff_until: datetime | None = None
+    last_inbound_at: datetime | None = None
+
+
+class Ledger(ABC):
+    """What ``decide`` reads: the recipient (locked by the real ledger) and the sender's counted
+    contacts since ``since`` (the start of the rolling window)."""
+
+    @abstractmethod
+    def recipient(self, phone: str) -> RecipientFacts: ...
+
+    @abstractmethod
+    def counted(self, sender: str, phone: str, since: datetime) -> bool:
+        """Whether ``phone`` is already counted for ``sender`` in the window."""
+
+    @abstractmethod
+    def used(self, sender: str, since: datetime) -> int:
+        """How many recipients are counted for ``sender`` in the window."""
+
+    @abstractmethod
+    def nth_oldest(self, sender: str, since: datetime, n: int) -> datetime | None:
+        """``first_at`` of the n-th oldest (from 1) counted contact in the window, None if fewer."""
+
+
+def decide(ledger: Ledger, *, sender: SenderConfig, recipient: str, priority: Priority, now: datetime,
+           interval: float, window: float, customer_window: float) -> Verdict:
+    """The budget's verdict; when several limits hold the message, the longest wait wins."""
+    facts = ledger.recipient(recipient)
+    waits = [(interval_wait(facts.last_call_at, now, interval), RECIPIENT_INTERVAL),
+             (backoff_wait(facts.backoff_until, now), PAIR_RATE)]
+    if not in_customer_window(facts.last_inbound_at, now, customer_window):
+        waits.append((_daily_wait(ledger, sender, recipient, priority, now, window), DAILY_LIMIT))
+    seconds, reason = max(waits, key=lambda w: w[0])
+    return NotYet(seconds, reason) if seconds > 0 else Due()
+
+
+def _daily_wait(ledger: Ledger, sender: SenderConfig, recipient: str, priority: Priority, now: datetime,
+                window: float) -> float:
+    allowed = allowance(sender.limit_on(now), sender.daily_reserve, priority)
+    if allowed is None:
+        return 0.0
+    since = now - timedelta(seconds=window)
+    if ledger.counted(sender.name, recipient, since):
+        return 0.0
+    used = ledger.used(sender.name, since)
+    leaving = must_leave(used, allowed)
+    if leaving == 0:
+        return 0.0
+    oldest = ledger.nth_oldest(sender.name, since, leaving) if leaving <= used else None
+    return window_eta(oldest, now, window)
+
+
+# --- the database --------------------------------------------------------------------------------
+
+class SqlLedger(Ledger):
+    """The ledger in PostgreSQL; ``recipient`` locks the recipient's row, creating it if missing."""
+
+    def __init__(self, session: Session) -> None:
+        self.session = session
+
+    def recipient(self, phone: str) -> RecipientFacts:
+        row = lock_recipient(self.session, phone)
+        return RecipientFacts(row.last_call_at, row.pair_backoff_until, row.last_inbound_at)
+
+    def counted(self, sender: str, phone: str, since: datetime) -> bool:
+        first_at = self.session.scalar(select(SenderContact.first_at).where(
+            SenderContact.sender == sender, SenderContact.recipient == phone))
+        return first_at is not None and first_at > since
+
+    def used(self, sender: str, since: datetime) -> int:
+        return self.session.scalar(select(func.count()).select_from(SenderContact).where(
+            SenderContact.sender == sender, SenderContact.first_at > since)) or 0
+
+    def nth_oldest(self, sender: str, since: datetime, n: int) -> datetime | None:
+        return self.session.scalar(
+            select(SenderContact.first_at).where(SenderContact.sender == sender, SenderContact.first_at > since)
+            .order_by(SenderContact.first_at).offset(n - 1).limit(1))
+
+
+def lock_recipient(session: Session, phone: str) -> Recipient:
+    """The recipient's row, locked for this transaction (created on first contact)."""
+    session.execute(insert(Recipient).values(phone=phone).on_conflict_do_nothing(index_elements=[Recipient.phone]))
+    query = (select(Recipient).where(Recipient.phone == phone).with_for_update()
+             .execution_options(populate_existing=True))
+    return session.scalars(query).one()
+
+
+def check(session: Session, *, sender: SenderConfig, recipient: str, priority: Priority, now: datetime,
+          settings: Settings) -> Due | NotYet:
+    """Whether the budget lets this message go at ``now`` (call inside the claim's transaction)."""
+    return decide(SqlLedger(session), sender=sender, recipient=recipient, priority=Priority(priority), now=now,
+                  interval=settings.recipient_interval_seconds, window=settings.daily_window_seconds,
+                  customer_window=settings.customer_window_seconds)
+
+
+def commit(session: Session, *, sender: SenderConfig, recipient: str, planned: datetime, settings: Settings) -> None:
+    """Record a call planned at ``planned``: the recipient's interval runs from it, and the
+    recipient is counted against the sender's daily limit (unless their customer-service window
+    is open); a contact counted before the window began starts a new count at ``planned``."""
+    row = lock_recipient(session, recipient)
+    if row.last_call_at is None or row.last_call_at < planned:
+        row.last_call_at = planned
+    if in_customer_window(row.last_inbound_at, planned, settings.customer_window_seconds):
+        return
+    window_start = planned - timedelta(seconds=settings.daily_window_seconds)
+    stmt = insert(SenderContact).values(sender=sender.name, recipient=recipient, first_at=planned)
+    session.execute(stmt.on_conflict_do_update(
+        index_elements=[SenderContact.sender, SenderContact.recipient],
+        set_={"first_at": case((SenderContact.first_at <= window_start, stmt.excluded.first_at),
+                               else_=SenderContact.first_at)}))
+
+
+def pair_rate_hit(session: Session, recipient: str, now: datetime) -> float:
+    """Meta said 131056 for this recipient: back off 4^X s; returns the seconds (defer by them)."""
+    row = lock_recipient(session, recipient)
+    level = next_backoff_level(row.pair_backoff_level, row.pair_backoff_until, now)
+    seconds = backoff_seconds(level)
+    row.pair_backoff_until = now + timedelta(seconds=seconds)
+    row.pair_backoff_level = min(level + 1, MAX_PAIR_LEVEL)
+    return seconds
+
+
+def pair_rate_cleared(session: Session, recipient: str) -> None:
+    """A call to this recipient went through: the next 131056 starts again at X = 0."""
+    session.execute(update(Recipient).where(Recipient.phone == recipient, Recipient.pair_backoff_level > 0)
+                    .values(pair_backoff_level=0))
