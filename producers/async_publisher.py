@@ -9,7 +9,7 @@ import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractExchange, AbstractRobustConnection
 from aio_pika.exceptions import DeliveryError
 
-from wanotify.producers.envelope import prepare
+from wanotify.producers.envelope import OutgoingEvent, prepare
 from wanotify.producers.publisher import PublishError
 from wanotify.shared.topology import Topology, declare_topology_async
 
@@ -22,9 +22,10 @@ class AsyncEventPublisher:
     """
 
     def __init__(self, amqp_url: str, namespace: str = "wanotify", *, source: str | None = None,
-                 declare: bool = True) -> None:
+                 declare: bool = True, topology: Topology | None = None) -> None:
         self._url = amqp_url
-        self._topology = Topology(namespace)
+        # A process with settings passes ``Topology.of(settings)``: its queue type must match the broker's queues.
+        self._topology = topology or Topology(namespace)
         self._source = source
         self._declare = declare
         self._connection: AbstractRobustConnection | None = None
@@ -42,10 +43,14 @@ class AsyncEventPublisher:
 
     async def publish(self, event_type: str, data: dict[str, Any], *, event_id: str | None = None) -> str:
         """Publish one event and return its event_id."""
+        return await self.publish_prepared(prepare(event_type, data, source=self._source, event_id=event_id))
+
+    async def publish_prepared(self, event: OutgoingEvent) -> str:
+        """Publish an envelope already validated and serialized (the HTTP API keeps the caller's
+        ``occurred_at`` and ``source``); returns its event_id once the broker confirmed it."""
         if self._exchange is None:
             await self.connect()
         assert self._exchange is not None
-        event = prepare(event_type, data, source=self._source, event_id=event_id)
         message = aio_pika.Message(
             event.body, content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=event.event_id, type=event.event_type, timestamp=int(time.time()),
