@@ -32,6 +32,8 @@ PARK_REASONS = (
     "invalid_phone",
     "template_missing",
     "template_error",
+    "unknown_sender",
+    "sender_disabled",
     "internal_error",
 )
 
@@ -42,7 +44,8 @@ def _id_to_str(value: Any) -> Any:
 
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
-Identifier = Annotated[str, BeforeValidator(_id_to_str), Field(min_length=1, max_length=100)]
+# The published JSON Schema (shared/schemas.py) says so too: an identifier is a string or an integer.
+Identifier = Annotated[str, BeforeValidator(_id_to_str, json_schema_input_type=str | int), Field(min_length=1, max_length=100)]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=4, allow_inf_nan=False)]
 Url = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)]
 EventType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=100)]
@@ -91,6 +94,10 @@ class NotificationRequestedData(_Data):
     template: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,100}$")]
     variables: dict[str, Any] = Field(default_factory=dict)
     priority: Priority | None = None
+    # Pins the message to one sender (a WhatsApp number, contract section 7); None: the recipient's own.
+    sender: Annotated[str, Field(pattern=r"^[a-z0-9_-]{1,32}$")] | None = None
+    # The broadcast this message belongs to (broadcasts publish one event per CSV row).
+    broadcast_id: Annotated[int, Field(ge=1, strict=True)] | None = None
 
 
 # The seed system's catalogue. Event types outside it are accepted when a rule names them

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
+from wanotify.consumers.notifier.routing import SenderNames
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.events import (
     MAX_EVENT_BYTES,
@@ -30,12 +31,14 @@ from wanotify.shared.templates import render
 class RuleSpec:
     template: str | None  # None: the event names its template (notification.requested)
     priority: Priority
+    sender: str | None = None  # pinned by the rule (honoured while that sender is active)
 
 
 @dataclass(frozen=True)
 class Catalog:
     rules: dict[str, list[RuleSpec]]
     templates: dict[str, str]  # active templates: key -> body
+    senders: SenderNames = field(default_factory=SenderNames)  # what a message may be routed to
 
     def metric_label(self, event_type: str | None) -> str:
         """An event type as a metric label: only types the rules know, so labels stay few."""
@@ -53,6 +56,9 @@ class PlannedMessage:
     # The event's variables (JSON, without the phone): an approved template's parameters are
     # filled from them when the message is sent.
     variables: dict[str, Any] = field(default_factory=dict)
+    # A pinned sender (the event's data.sender, or the rule's); None: the recipient's own (routing.py).
+    sender: str | None = None
+    broadcast_id: int | None = None
 
 
 @dataclass(frozen=True)
@@ -139,9 +145,15 @@ def _render(event: Event, rule: RuleSpec, recipient: str, catalog: Catalog) -> P
     data = event.data
     template = rule.template
     priority = rule.priority
+    sender, broadcast_id = rule.sender, None
+    catalog.senders.check_any_active()
     if isinstance(data, NotificationRequestedData):
         template = template or data.template
         priority = data.priority or priority
+        if data.sender is not None:
+            catalog.senders.check_pin(data.sender)
+            sender = data.sender
+        broadcast_id = data.broadcast_id
     if template is None:
         raise InvalidEvent("template_missing", f"the rule for {event.event_type} names no template")
     body = catalog.templates.get(template)
@@ -150,4 +162,4 @@ def _render(event: Event, rule: RuleSpec, recipient: str, catalog: Catalog) -> P
     variables = event.variables()
     text = render(body, variables)
     return PlannedMessage(str(event.event_id), event.event_type, template, recipient, text, priority,
-                          stored_variables(variables))
+                          stored_variables(variables), sender, broadcast_id)

@@ -193,7 +193,7 @@ class Notifier:
             self._catalog = catalog = load_catalog(session)
         plans = [self._plan(body, catalog) for body in bodies]
         labels = [catalog.metric_label(_event_type(p)) for p in plans]
-        plans, result = self._write_plans(plans)
+        plans, result = self._write_plans(plans, catalog)
         return plans, labels, result
 
     def _plan(self, body: bytes, catalog: Catalog) -> EventPlan:
@@ -203,12 +203,13 @@ class Notifier:
             log.exception("parking an event that cannot be planned")
             return internal_error(body, exc)
 
-    def _write_plans(self, plans: list[EventPlan]) -> tuple[list[EventPlan], BatchResult]:
+    def _write_plans(self, plans: list[EventPlan], catalog: Catalog | None = None) -> tuple[list[EventPlan], BatchResult]:
         """Write plans in one transaction; if that fails for any reason but an outage, write them
         one by one, and park the one that still fails, so a poison event cannot block the queue."""
+        senders = catalog.senders if catalog else None
         try:
             with transaction(self.sessions) as session:
-                return plans, write_batch(session, plans, self.settings.opt_out_scope)
+                return plans, write_batch(session, plans, self.settings.opt_out_scope, senders)
         except Exception as exc:
             if is_outage(exc):
                 raise
@@ -218,7 +219,7 @@ class Notifier:
                 with transaction(self.sessions) as session:
                     return parked, write_batch(session, parked)
             log.warning("a batch of %d failed (%s); writing its events one by one", len(plans), exc)
-            return _merge([self._write_plans([plan]) for plan in plans])
+            return _merge([self._write_plans([plan], catalog) for plan in plans])
 
     async def _publish(self, plans: list[EventPlan], result: BatchResult) -> None:
         sends = [self._publisher.publish_send(command) for command in result.to_publish]

@@ -17,6 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.notifier.planning import Catalog, EventPlan, PlannedMessage, RuleSpec
+from wanotify.consumers.notifier.routing import SenderNames, load_sender_names, route
 from wanotify.shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
 from wanotify.shared.db.copies import next_copy
 from wanotify.shared.db.models import DeadEvent, MessageLog, Recipient, Rule, Status, Template
@@ -38,16 +39,20 @@ class BatchResult:
 def load_catalog(session: Session) -> Catalog:
     rules: dict[str, list[RuleSpec]] = {}
     for rule in session.scalars(select(Rule).where(Rule.active).order_by(Rule.id)):
-        rules.setdefault(rule.event_type, []).append(RuleSpec(rule.template, Priority(rule.priority or "normal")))
+        rules.setdefault(rule.event_type, []).append(
+            RuleSpec(rule.template, Priority(rule.priority or "normal"), rule.sender))
     templates = {t.key: t.body for t in session.scalars(select(Template).where(Template.active))}
-    return Catalog(rules, templates)
+    return Catalog(rules, templates, load_sender_names(session))
 
 
-def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "marketing") -> BatchResult:
+def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "marketing",
+                senders: SenderNames | None = None) -> BatchResult:
+    """Write a batch's messages (each routed to its sender) and parked events. ``senders`` is
+    the catalog's (read with the plans); without it they are read here."""
     result = BatchResult()
     messages = [m for plan in plans for m in plan.messages]
     if messages:
-        _insert_messages(session, messages, result, opt_out_scope)
+        _insert_messages(session, messages, result, opt_out_scope, senders or load_sender_names(session))
     parked = {index: plan for index, plan in enumerate(plans) if plan.parked}
     if parked:
         result.dead_ids = park_events(session, parked)
@@ -55,27 +60,30 @@ def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "
 
 
 def _insert_messages(session: Session, messages: list[PlannedMessage], result: BatchResult,
-                     opt_out_scope: str) -> None:
+                     opt_out_scope: str, senders: SenderNames) -> None:
     stopped = _stopped_by_opt_out(session, messages, opt_out_scope)
+    routed = route(session, [(m.recipient, m.sender) for m in messages], senders)
     rows = [
         {
             "event_id": m.event_id, "event_type": m.event_type, "template": m.template,
             "recipient": m.recipient, "body": m.body, "priority": m.priority.value, "variables": m.variables,
+            "sender": sender, "broadcast_id": m.broadcast_id,
             **(_OPTED_OUT_ROW | {"last_error": opted_out_reason(opt_out_scope)}
                if (m.event_id, m.template) in stopped else _QUEUED_ROW),
         }
-        for m in messages
+        for m, sender in zip(messages, routed, strict=True)
     ]
     # One cached statement executed with many parameter sets: SQLAlchemy batches it into
     # multi-row INSERTs ("insertmanyvalues") and still returns every inserted row.
     stmt = insert(MessageLog).on_conflict_do_nothing(constraint="uq_whatsapp_logs_event_template")
-    inserted = session.execute(stmt.returning(MessageLog.id, MessageLog.event_id, MessageLog.template), rows).all()
+    inserted = session.execute(stmt.returning(MessageLog.id, MessageLog.event_id, MessageLog.template,
+                                              MessageLog.sender), rows).all()
     created = {(str(r.event_id), r.template) for r in inserted}
     by_key = {(m.event_id, m.template): m for m in messages}
     for row in inserted:
         m = by_key[(str(row.event_id), row.template)]
         if (m.event_id, m.template) not in stopped:
-            result.to_publish.append(SendCommand(row.id, 1, m.priority, m.event_id, m.template))
+            result.to_publish.append(SendCommand(row.id, 1, m.priority, m.event_id, m.template, sender=row.sender))
     existing = [key for key in by_key if key not in created]
     result.duplicates = len(existing)
     if existing:
@@ -109,7 +117,7 @@ def _republish_unsent(session: Session, keys: list[tuple[str, str]], result: Bat
     event was acked, so publish it again (a second copy is dropped by the sender as stale)."""
     rows = session.execute(
         select(MessageLog.id, MessageLog.event_id, MessageLog.template, MessageLog.priority, MessageLog.attempts,
-               MessageLog.first_attempt).where(
+               MessageLog.first_attempt, MessageLog.sender).where(
             tuple_(MessageLog.event_id, MessageLog.template).in_(keys),
             MessageLog.status == Status.QUEUED,
             MessageLog.attempts == 0,

@@ -12,12 +12,14 @@ from sqlalchemy.orm import Session
 from wanotify.shared.db.models import MessageLog, Status
 from wanotify.shared.messages import SendCommand
 from wanotify.shared.priority import Priority
+from wanotify.shared.topology import DEFAULT_SENDER
 
 
 def next_copy(row: Any) -> SendCommand:
-    """The copy for the row's next call (works on ORM rows and on selected result rows)."""
+    """The copy for the row's next call (works on ORM rows and on selected result rows), on the
+    queues of the row's sender (rows from before senders existed, or selected without it: ``default``)."""
     return SendCommand(row.id, row.attempts + 1, Priority(row.priority), str(row.event_id), row.template,
-                       row.first_attempt)
+                       row.first_attempt, getattr(row, "sender", None) or DEFAULT_SENDER)
 
 
 @dataclass(frozen=True)
