@@ -19,7 +19,7 @@ at the same time as the others, and three limits hold it back:
 Recipients go to whichever sender has room (as least-loaded routing does), so the pool drains
 at the first time ``T`` at which the senders together can have served every recipient, and
 not before the recipient interval allows. ``T`` is found by bisection over that monotone
-capacity, to within ``PRECISION`` seconds.
+capacity, then set exactly on the call or window boundary where it is reached.
 
 What the model leaves out: calls that fail and are retried, messages arriving meanwhile, and
 the jitter of a gap range (give its mean).
@@ -107,4 +107,25 @@ def _solve(senders: Sequence[SenderLoad], recipients: int, per_recipient: float,
             high = middle
         else:
             low = middle
-    return 0.0 if enough(0.0) else high
+    if enough(0.0):
+        return 0.0
+    # Capacity only grows at a sender's call or window boundary: the earliest such moment in
+    # (low, high] that suffices is the exact answer (so 3 messages at a 10 s gap take 20 s, not 20.004).
+    exact = [t for s in senders for t in _boundaries(s, low, high, window) if enough(t)]
+    return min(exact, default=high)
+
+
+def _boundaries(sender: SenderLoad, low: float, high: float, window: float) -> list[float]:
+    """The moments in (low, high] at which ``sender`` makes a call or enters a new window."""
+    if math.isinf(sender.paused_for):
+        return []
+    found = []
+    for period in (sender.gap, window):
+        if period > 0:
+            step = math.floor((high - sender.paused_for) / period)
+            moment = sender.paused_for + step * period
+            if low < moment <= high:
+                found.append(moment)
+    if low < sender.paused_for <= high:
+        found.append(sender.paused_for)
+    return found
