@@ -6,7 +6,21 @@ import logging
 
 import click
 
-from wanotify.ops.cli import admin, api_keys, dead, optouts, publish, run, sending, status, template_sync, users, webhooks
+from wanotify.ops.cli import (
+    admin,
+    api_keys,
+    broadcast,
+    dead,
+    optouts,
+    publish,
+    run,
+    schemas,
+    sending,
+    status,
+    template_sync,
+    users,
+    webhooks,
+)
 from wanotify.ops.cli.errors import CliGroup
 from wanotify.shared.config import Settings
 from wanotify.shared.logs import setup_logging
@@ -34,5 +48,6 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 
 # template_sync after admin: it adds `sync` to admin's `templates` group.
-for module in (admin, template_sync, optouts, publish, run, dead, sending, status, webhooks, users, api_keys):
+for module in (admin, template_sync, optouts, publish, run, dead, sending, status, webhooks, users, api_keys, broadcast,
+               schemas):
     module.register(main)
