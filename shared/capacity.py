@@ -30,11 +30,44 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
+from datetime import datetime
+
+from wanotify.shared.priority import Priority
 
 # An ETA past this is no ETA: the backlog will not drain (say, every sender is disabled).
 HORIZON_SECONDS = 366 * 86_400.0
 PRECISION = 0.01
 
+
+# --- one sender's daily limit (the sending budget decides with these too) -----------------------
+
+def allowance(limit: int | None, reserve: int, priority: Priority) -> int | None:
+    """How many counted recipients this priority may reach: the reserve is for ``high`` only."""
+    if limit is None:
+        return None
+    if priority == Priority.HIGH:
+        return max(0, limit)
+    return max(0, limit - max(0, reserve))
+
+
+def must_leave(used: int, allowed: int | None) -> int:
+    """How many counted contacts must leave the window before one more fits (0: it fits now)."""
+    if allowed is None or used < allowed:
+        return 0
+    return used - allowed + 1
+
+
+def window_eta(oldest_needed_first_at: datetime | None, now: datetime, window: float) -> float:
+    """Seconds until the contact counted at ``oldest_needed_first_at`` leaves the window.
+
+    None means no contact leaving can make room (the limit is 0, or smaller than the reserve):
+    look again after a whole window, by when a warm-up step or a new limit may have come."""
+    if oldest_needed_first_at is None:
+        return window
+    return max(0.0, (oldest_needed_first_at - now).total_seconds() + window)
+
+
+# --- the pool's drain time -----------------------------------------------------------------------
 
 @dataclass(frozen=True)
 class SenderLoad:

@@ -34,6 +34,8 @@ from sqlalchemy import case, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
+# The daily-limit arithmetic is shared with status and the drain estimate.
+from wanotify.shared.capacity import allowance, must_leave, window_eta
 from wanotify.shared.config import Settings
 from wanotify.shared.db.models import Recipient, SenderContact
 from wanotify.shared.priority import Priority
@@ -99,32 +101,6 @@ def next_backoff_level(level: int, backoff_until: datetime | None, now: datetime
 def in_customer_window(last_inbound_at: datetime | None, now: datetime, window: float) -> bool:
     """Whether the recipient wrote to us within the customer-service window (a reply is free)."""
     return last_inbound_at is not None and (now - last_inbound_at).total_seconds() < window
-
-
-def allowance(limit: int | None, reserve: int, priority: Priority) -> int | None:
-    """How many counted recipients this priority may reach: the reserve is for ``high`` only."""
-    if limit is None:
-        return None
-    if priority == Priority.HIGH:
-        return max(0, limit)
-    return max(0, limit - max(0, reserve))
-
-
-def must_leave(used: int, allowed: int | None) -> int:
-    """How many counted contacts must leave the window before one more fits (0: it fits now)."""
-    if allowed is None or used < allowed:
-        return 0
-    return used - allowed + 1
-
-
-def window_eta(oldest_needed_first_at: datetime | None, now: datetime, window: float) -> float:
-    """Seconds until the contact counted at ``oldest_needed_first_at`` leaves the window.
-
-    None means no contact leaving can make room (the limit is 0, or smaller than the reserve):
-    look again after a whole window, by when a warm-up step or a new limit may have come."""
-    if oldest_needed_first_at is None:
-        return window
-    return max(0.0, (oldest_needed_first_at - now).total_seconds() + window)
 
 
 # --- the reads a decision needs ------------------------------------------------------------------

@@ -17,14 +17,12 @@ from wanotify.consumers.sender.budget import (
     Ledger,
     NotYet,
     RecipientFacts,
-    allowance,
     backoff_seconds,
     decide,
     interval_wait,
-    must_leave,
     next_backoff_level,
-    window_eta,
 )
+from wanotify.shared.capacity import allowance, must_leave, window_eta
 from wanotify.shared.priority import Priority
 from wanotify.shared.senders import SenderConfig
 
