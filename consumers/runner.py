@@ -16,6 +16,7 @@ from typing import Any
 from urllib.parse import urlsplit
 
 from wanotify.consumers.monitor import monitor_forever
+from wanotify.consumers.status import relay_status_forever
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import make_engine, session_factory
 from wanotify.shared.db.retry import Stopped
@@ -49,7 +50,9 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         engine.dispose()
         return
     tasks = [asyncio.create_task(_supervise(role, settings, metrics, sessions, stop), name=role) for role in roles]
-    background = [asyncio.create_task(monitor_forever(settings, metrics, sessions))]
+    background = [asyncio.create_task(monitor_forever(settings, metrics, sessions)),
+                  # status events out: one process per database publishes, the others stand by
+                  asyncio.create_task(relay_status_forever(settings, metrics, engine, stop))]
     if "sender" in roles and sync_wanted(settings):  # the mappings checked against Meta's templates on a timer
         background.append(asyncio.create_task(sync_forever(settings, sessions)))
     try:

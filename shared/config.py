@@ -180,6 +180,8 @@ class Settings:
     # The `default` sender's daily unique-recipient limit (senders added with `wanotify senders`
     # carry their own); None: no limit.
     daily_limit: int | None = None
+    # Published status events (contract section 9) are kept this long in status_outbox.
+    status_retention_days: float = 7.0
     # The HTTP API's per-key token bucket: events (or reads) per second, and how many at once.
     api_rate_limit: float = 100.0
     api_rate_burst: int = 500
@@ -219,6 +221,7 @@ class Settings:
             queue_type=_choice(env, "QUEUE_TYPE", QUEUE_TYPES),
             daily_window_seconds=_number(env, "DAILY_LIMIT_WINDOW_SECONDS", 86_400.0, minimum=1, maximum=7 * 86_400),
             daily_limit=_optional_int(env, "DAILY_LIMIT", maximum=10_000_000),
+            status_retention_days=_number(env, "STATUS_RETENTION_DAYS", 7.0, maximum=366),
             api_rate_limit=_number(env, "API_RATE_LIMIT", 100.0, minimum=0.001, maximum=1_000_000),
             api_rate_burst=_number(env, "API_RATE_BURST", 500, minimum=1, maximum=1_000_000),
             whatsapp=WhatsAppSettings(

@@ -69,6 +69,16 @@ class Metrics:
             "wanotify_send_backlog_drain_seconds", "Estimated time to send the backlog (depth x gap).", registry=r)
         self.gap_setting = Gauge(
             "wanotify_send_gap_setting_seconds", "The configured minimum gap between calls.", registry=r)
+        self.status_outbox_backlog = Gauge(
+            "wanotify_status_outbox_backlog", "Status events committed but not yet published.", registry=r)
+        self.status_relay_lag = Gauge(
+            "wanotify_status_relay_lag_seconds", "Age of the oldest status event not yet published (0: none).",
+            registry=r)
+        self.status_events_published = Counter(
+            "wanotify_status_events_published_total", "Status events published to the status exchange.", ["status"],
+            registry=r)
+        self.status_relay_active = Gauge(
+            "wanotify_status_relay_active", "1 while this process holds the status relay lock.", registry=r)
         self.meta = MetaStateMetrics(r)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:

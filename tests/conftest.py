@@ -47,7 +47,8 @@ def engine(database_url: str):  # type: ignore[no-untyped-def]
 def sessions(engine) -> Iterator[sessionmaker[Session]]:  # type: ignore[no-untyped-def]
     """Sessions on the test database, with message tables emptied and settings reset first."""
     with engine.begin() as conn:
-        conn.execute(text("TRUNCATE whatsapp_logs, whatsapp_attempts, dead_events, sender_state, sender_processes, settings"))
+        conn.execute(text("TRUNCATE whatsapp_logs, whatsapp_attempts, dead_events, sender_state, sender_processes, settings, "
+                          "status_outbox"))
     yield session_factory(engine)
 
 
