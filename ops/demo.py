@@ -34,6 +34,7 @@ from wanotify.shared.db.seed import seed_defaults
 from wanotify.shared.metrics import Metrics
 from wanotify.shared.phone import mask_phone
 from wanotify.shared.topology import Topology, delete_topology
+from wanotify.shared.urls import amqp_urls
 
 console = Console(highlight=False)
 
@@ -110,7 +111,7 @@ def clean_up(settings: Settings) -> None:
     retries = [topology.retry_queue(settings.retry_delay_seconds * settings.retry_backoff ** n)
                for n in range(settings.max_retries)]
     with contextlib.suppress(pika.exceptions.AMQPError):
-        connection = pika.BlockingConnection(pika.URLParameters(settings.amqp_url))
+        connection = pika.BlockingConnection([pika.URLParameters(url) for url in amqp_urls(settings.amqp_url)])
         try:
             delete_topology(connection.channel(), topology, retries)
         finally:

@@ -11,14 +11,16 @@ from aio_pika.exceptions import DeliveryError
 
 from wanotify.producers.envelope import OutgoingEvent, prepare
 from wanotify.producers.publisher import PublishError
+from wanotify.shared.broker import connect
 from wanotify.shared.topology import Topology, declare_topology_async
 
 
 class AsyncEventPublisher:
     """``await publish(...)`` returns once the broker confirmed; many may run concurrently.
 
-    ``connect_robust`` reopens a lost connection and restores the channel; a publish that hits
-    the outage raises ``PublishError`` and may simply be retried (event_id makes it idempotent).
+    A robust connection reopens a lost connection and restores the channel (on another node when
+    ``amqp_url`` lists a cluster's nodes, comma-separated); a publish that hits the outage raises
+    ``PublishError`` and may simply be retried (event_id makes it idempotent).
     """
 
     def __init__(self, amqp_url: str, namespace: str = "wanotify", *, source: str | None = None,
@@ -33,8 +35,7 @@ class AsyncEventPublisher:
         self._exchange: AbstractExchange | None = None
 
     async def connect(self) -> AsyncEventPublisher:
-        self._connection = await aio_pika.connect_robust(
-            self._url, client_properties={"connection_name": "wanotify-publisher"})
+        self._connection = await connect(self._url, "wanotify-publisher")
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         if self._declare:
             await declare_topology_async(self._channel, self._topology)

@@ -14,6 +14,7 @@ from pika.exceptions import AMQPChannelError, AMQPConnectionError, NackError, Un
 from wanotify.producers.envelope import prepare
 from wanotify.shared.errors import WanotifyError
 from wanotify.shared.topology import Topology, declare_topology
+from wanotify.shared.urls import amqp_urls
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +28,18 @@ class EventPublisher:
 
     An unroutable event (nothing bound for its routing key) raises instead of vanishing. A lost
     connection is reopened and the publish tried again, ``reconnect_attempts`` times.
+    ``amqp_url`` may list the nodes of a cluster, comma-separated: a connection goes to the
+    first that answers, starting after the node that failed last.
     """
 
     def __init__(self, amqp_url: str, namespace: str = "wanotify", *, source: str | None = None,
-                 reconnect_attempts: int = 3, declare: bool = True) -> None:
-        self._params = pika.URLParameters(amqp_url)
-        self._params.client_properties = {"connection_name": "wanotify-publisher"}
-        self._topology = Topology(namespace)
+                 reconnect_attempts: int = 3, declare: bool = True, topology: Topology | None = None) -> None:
+        self._params = [pika.URLParameters(url) for url in amqp_urls(amqp_url)]
+        for params in self._params:
+            params.client_properties = {"connection_name": "wanotify-publisher"}
+        # A process with settings passes ``Topology.of(settings)``: its queue type must match the broker's
+        # queues (declaring a quorum queue as classic is refused).
+        self._topology = topology or Topology(namespace)
         self._source = source
         self._attempts = reconnect_attempts
         self._declare = declare
@@ -58,6 +64,7 @@ class EventPublisher:
                 raise PublishError(f"the broker refused event {event.event_id}") from None
             except (AMQPConnectionError, AMQPChannelError) as exc:
                 self._reset()
+                self._move_on()
                 if attempt > self._attempts:
                     raise PublishError(f"broker unreachable after {attempt} tries: {exc!r}") from exc
                 log.warning("publish failed (%r); reconnecting", exc)
@@ -67,12 +74,16 @@ class EventPublisher:
     def _ensure_channel(self) -> BlockingChannel:
         if self._channel is None or self._channel.is_closed:
             self._reset()
-            self._connection = pika.BlockingConnection(self._params)
+            self._connection = pika.BlockingConnection(self._params)  # pika tries each node in turn
             self._channel = self._connection.channel()
             self._channel.confirm_delivery()
             if self._declare:
                 declare_topology(self._channel, self._topology)
         return self._channel
+
+    def _move_on(self) -> None:
+        """Try the node after the one that failed first next time (a no-op with one URL)."""
+        self._params.append(self._params.pop(0))
 
     def _reset(self) -> None:
         if self._connection is not None and self._connection.is_open:

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import logging
+import random
 from typing import Any
 
 import aio_pika
 from aio_pika.abc import AbstractChannel, AbstractRobustConnection
+from aio_pika.robust_connection import RobustConnection
+from yarl import URL
 
 from wanotify.shared.messages import ATTEMPT_HEADER, SendCommand
 from wanotify.shared.topology import (
@@ -18,6 +21,7 @@ from wanotify.shared.topology import (
     declare_topology_async,
     defer_step,
 )
+from wanotify.shared.urls import amqp_hosts, amqp_urls
 
 log = logging.getLogger(__name__)
 
@@ -27,13 +31,44 @@ log = logging.getLogger(__name__)
 RECONNECT_INTERVAL_SECONDS = 1.0
 
 
+class FailoverConnection(RobustConnection):
+    """A robust connection to any node of a cluster: every (re)connection attempt goes to the
+    next URL in turn, so a process whose node went down reconnects to another one and gets its
+    queues, consumers and QoS restored there."""
+
+    def __init__(self, url: URL, *, urls: list[str], first: int = 0, **kwargs: Any) -> None:
+        self._urls = [URL(u) for u in urls]
+        self._turn = first
+        super().__init__(url, **kwargs)
+
+    async def _RobustConnection__connect_transport(self) -> None:  # aio-pika's one connection attempt
+        self.url = self._urls[self._turn % len(self._urls)]
+        self._turn += 1
+        log.debug("connecting to RabbitMQ at %s:%s", self.url.host, self.url.port)
+        await super()._RobustConnection__connect_transport()  # type: ignore[misc]
+
+
 async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
     """A connection that reconnects by itself and restores queues, consumers and QoS.
 
-    The first connection attempt raises if the broker is unreachable; the consumers' runner
+    ``amqp_url`` may list several nodes, comma-separated: the first attempt starts at a random
+    one (spreading processes over the cluster) and tries each in turn; a lost connection moves
+    on to the next. The first connection raises if no node is reachable; the consumers' runner
     waits and tries again (``wanotify.shared.startup``)."""
-    return await aio_pika.connect_robust(amqp_url, client_properties={"connection_name": name},
-                                         reconnect_interval=RECONNECT_INTERVAL_SECONDS)
+    urls = amqp_urls(amqp_url)
+    start = random.randrange(len(urls))
+    failure: BaseException | None = None
+    for offset in range(len(urls)):
+        try:
+            return await aio_pika.connect_robust(
+                urls[(start + offset) % len(urls)], client_properties={"connection_name": name},
+                reconnect_interval=RECONNECT_INTERVAL_SECONDS, connection_class=FailoverConnection,
+                urls=urls, first=start + offset)
+        except Exception as exc:  # noqa: BLE001 - the next node may answer; the last failure is raised
+            log.warning("RabbitMQ at %s: %s", amqp_hosts(urls[(start + offset) % len(urls)]), exc)
+            failure = exc
+    assert failure is not None
+    raise failure
 
 
 async def confirmed_channel(connection: AbstractRobustConnection, prefetch: int) -> AbstractChannel:

@@ -14,6 +14,7 @@ from sqlalchemy.orm import Session
 
 from wanotify.shared.db.models import MessageLog, Status
 from wanotify.shared.topology import Topology
+from wanotify.shared.urls import amqp_urls
 
 PRIORITY_ORDER = case({"high": 0, "normal": 1, "low": 2}, value=MessageLog.priority, else_=3)
 
@@ -29,8 +30,10 @@ class QueueProbe:
     """Passive declarations on one reused connection (reopened if it breaks)."""
 
     def __init__(self, amqp_url: str) -> None:
-        self._params = pika.URLParameters(amqp_url)
-        self._params.client_properties = {"connection_name": "wanotify-monitor"}
+        # Every node AMQP_URL lists: pika tries them in turn.
+        self._params = [pika.URLParameters(url) for url in amqp_urls(amqp_url)]
+        for params in self._params:
+            params.client_properties = {"connection_name": "wanotify-monitor"}
         self._connection: pika.BlockingConnection | None = None
 
     def stats(self, names: list[str]) -> list[QueueStats]:

@@ -49,14 +49,34 @@ def database_url(raw: str) -> str:
 
 
 def amqp_url(raw: str) -> str:
-    """AMQP_URL checked: one or several comma-separated ``amqp://`` / ``amqps://`` URLs."""
-    for part in raw.split(","):
+    """AMQP_URL checked: one or several comma-separated ``amqp://`` / ``amqps://`` URLs (the
+    nodes of one cluster: a process uses any one that is up)."""
+    parts = raw.split(",")
+    for number, part in enumerate(parts, 1):
         try:
-            parts = urlsplit(part.strip())
-            usable = parts.scheme.lower() in ("amqp", "amqps") and bool(parts.hostname) and parts.port != 0
+            split = urlsplit(part.strip())
+            usable = split.scheme.lower() in ("amqp", "amqps") and bool(split.hostname) and split.port != 0
         except ValueError:  # a port that is not a number
             usable = False
         if not usable:
+            which = f" (URL {number} of {len(parts)} is {redact_url(part.strip())!r})" if len(parts) > 1 else ""
             raise ConfigError(f"AMQP_URL must be amqp://USER:PASSWORD@HOST:5672/VHOST (several may be given, "
-                              f"comma-separated), got {redact_url(raw)!r}")
+                              f"comma-separated, one per cluster node), got {redact_url(raw)!r}{which}")
     return raw
+
+
+def amqp_urls(raw: str) -> list[str]:
+    """The URLs of a (checked) AMQP_URL, in the order given."""
+    return [part.strip() for part in raw.split(",")]
+
+
+def amqp_hosts(raw: str) -> str:
+    """``host:port`` of each URL in AMQP_URL, for a log line (never a password)."""
+    hosts = []
+    for url in amqp_urls(raw):
+        try:
+            split = urlsplit(url)
+            hosts.append(f"{split.hostname or 'localhost'}:{split.port or 5672}")
+        except ValueError:
+            hosts.append("(unparseable URL)")
+    return ", ".join(hosts)

@@ -47,6 +47,7 @@ from wanotify.shared.phone import normalize_phone
 from wanotify.shared.priority import Priority
 from wanotify.shared.senders import active_senders
 from wanotify.shared.templates import environment
+from wanotify.shared.topology import Topology
 
 EVENT_TYPE = "notification.requested"
 # Variables every event carries, so a template may use them without a column.
@@ -106,7 +107,7 @@ def create(sessions: sessionmaker[Session], settings: Settings, actor: str, requ
         broadcast_id = _find_or_add(session, request, key, actor)
     scan = _scan(request, catalog, settings.default_region, key, progress, "queueing")
     queued = already = 0
-    with EventPublisher(settings.amqp_url, settings.namespace, source="broadcast") as publisher:
+    with EventPublisher(settings.amqp_url, settings.namespace, topology=Topology.of(settings), source="broadcast") as publisher:
         for batch in _batches(scan.valid_rows()):
             done, skipped = _publish(sessions, publisher, request, broadcast_id, batch)
             queued, already = queued + done, already + skipped

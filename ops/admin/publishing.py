@@ -27,6 +27,7 @@ from wanotify.shared.config import Settings
 from wanotify.shared.db.models import Template, TemplateChange
 from wanotify.shared.phone import mask_phone
 from wanotify.shared.priority import Priority
+from wanotify.shared.topology import Topology
 
 TEST_TEMPLATE = "test_message"
 # An urgent text composed by an operator travels as this template's one variable, ``text``,
@@ -73,7 +74,8 @@ def publish_checked(session: Session, settings: Settings, event_type: str, data:
     body, messages = check_event(session, settings, event_type, data, event_id, source)
     checked_id = json.loads(body)["event_id"]
     # One try: the connection is new, so retrying it only delays the answer.
-    with EventPublisher(settings.amqp_url, settings.namespace, source=source, reconnect_attempts=0) as publisher:
+    with EventPublisher(settings.amqp_url, settings.namespace, source=source, reconnect_attempts=0,
+                        topology=Topology.of(settings)) as publisher:
         return Published(publisher.publish(event_type, data, event_id=checked_id), messages)
 
 
@@ -81,7 +83,8 @@ def publish_unchecked(settings: Settings, event_type: str, data: dict[str, Any],
                       source: str = "cli") -> str:
     """Publish without the notifier's checks (only the envelope's): to see how a bad event is parked."""
     try:
-        with EventPublisher(settings.amqp_url, settings.namespace, source=source, reconnect_attempts=0) as publisher:
+        with EventPublisher(settings.amqp_url, settings.namespace, source=source, reconnect_attempts=0,
+                            topology=Topology.of(settings)) as publisher:
             return publisher.publish(event_type, data, event_id=event_id)
     except (ValidationError, ValueError) as exc:
         raise _envelope_refused(exc) from None
