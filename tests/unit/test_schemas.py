@@ -6,6 +6,7 @@ from __future__ import annotations
 import copy
 import json
 import uuid
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -15,6 +16,8 @@ from click.testing import CliRunner
 from jsonschema import Draft7Validator, Draft202012Validator, FormatChecker
 from jsonschema.validators import validator_for
 
+from wanotify.consumers.status.payload import encode, routing_key
+from wanotify.consumers.status.store import OutboxRow
 from wanotify.ops.cli import main
 from wanotify.shared.asyncapi import DOCUMENT_PATH, asyncapi_document
 from wanotify.shared.db.models import Status
@@ -198,3 +201,14 @@ def test_the_status_event_body_matches_its_schema_and_carries_no_phone() -> None
 
 def test_the_published_statuses_are_every_message_status_but_pending() -> None:
     assert {s.value for s in PublishedStatus} == {s.value for s in Status} - {"pending"}
+
+
+@pytest.mark.parametrize(("status", "sender", "error"), [("queued", None, None), ("sent", "default", None),
+                                                         ("dead", "promo", "131026: not a WhatsApp user")])
+def test_the_relays_status_bodies_are_what_the_schema_publishes(status: str, sender: str | None, error: str | None) -> None:
+    row = OutboxRow(id=1, log_id=42, event_id=str(uuid.uuid4()), template="payment_success", sender=sender,
+                    status=status, error=error, at=datetime(2026, 11, 22, 10, 0, 5, 120000, tzinfo=UTC))
+    body = json.loads(encode(row))
+    assert Draft202012Validator(published_schemas()["status_event"], format_checker=FormatChecker()).is_valid(body)
+    assert StatusEvent.model_validate(body).body() == body
+    assert routing_key(row) == StatusEvent.model_validate(body).routing_key
