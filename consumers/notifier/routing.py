@@ -133,7 +133,7 @@ def recipient_senders(session: Session, phones: dict[str, int], names: SenderNam
     if not names.from_rows:
         return dict.fromkeys(phones, DEFAULT_SENDER)
     stored = dict(session.execute(select(Recipient.phone, Recipient.sender).where(Recipient.phone.in_(phones))).tuples())
-    own = {phone: sender for phone, sender in stored.items() if names.usable(sender)}
+    own = {phone: str(sender) for phone, sender in stored.items() if names.usable(sender)}
     new = {phone: n for phone, n in phones.items() if phone not in own}
     if new:
         load = read_load(session, names.active) if len(names.active) > 1 else Load()

@@ -12,6 +12,7 @@ from sqlalchemy.orm import Session
 from wanotify.ops.admin.actions import count_failed, count_waiting
 from wanotify.ops.admin.pausing import current_pause
 from wanotify.shared.db.models import SenderState, Template
+from wanotify.shared.topology import DEFAULT_SENDER
 
 FAILED_LIMIT = 10000  # as `wanotify retry-failed` (its --limit default)
 
@@ -19,7 +20,7 @@ FAILED_LIMIT = 10000  # as `wanotify retry-failed` (its --limit default)
 def state(session: Session, namespace: str) -> dict[str, Any]:
     now = session.scalar(select(func.now()))
     assert now is not None
-    pause = current_pause(session.get(SenderState, namespace), now)
+    pause = current_pause(session.get(SenderState, (namespace, DEFAULT_SENDER)), now)
     return {
         "pause": pause.as_dict() if pause else None,
         "waiting": count_waiting(session),

@@ -18,13 +18,14 @@ from sqlalchemy.orm import Session
 
 from wanotify.ops.admin.audit import record
 from wanotify.ops.admin.errors import ActionRefused
-from wanotify.shared.db.models import SenderState
+from wanotify.shared.db.models import SenderRow, SenderState
+from wanotify.shared.topology import DEFAULT_SENDER
 
 # Until resumed: far beyond any quality pause (at most a week), near enough for every datetime type.
 BY_HAND_FOR = timedelta(days=365 * 100)
 BY_HAND = "paused by hand"
-# Senders other than the environment's single number come with the sender pool (contract section 7).
-SENDERS = ("default",)
+# A pause by hand this long or longer reads as "until resumed" (a timed one shows its end).
+INDEFINITE_AFTER = timedelta(days=365 * 50)
 REASON_CHARS = 500
 
 
@@ -46,32 +47,43 @@ def current_pause(state: SenderState | None, now: datetime) -> Pause | None:
         return None
     reason = state.pause_reason or ""
     by_hand = reason.startswith(BY_HAND)
-    return Pause(by_hand, None if by_hand else state.paused_until, reason)
+    indefinite = by_hand and state.paused_until - now >= INDEFINITE_AFTER
+    return Pause(by_hand, None if indefinite else state.paused_until, reason)
 
 
-def _check_sender(sender: str) -> None:
-    if sender not in SENDERS:
-        raise ActionRefused(f"unknown sender {sender!r}: only 'default' exists until the sender pool is set up")
+def check_sender(session: Session, sender: str) -> None:
+    """``ActionRefused`` unless ``sender`` names a sender: a row of ``senders``, or ``default``
+    while there are none (the environment's single number)."""
+    names = list(session.scalars(select(SenderRow.name).order_by(SenderRow.name)))
+    if sender in names or (not names and sender == DEFAULT_SENDER):
+        return
+    known = ", ".join(names) if names else DEFAULT_SENDER
+    raise ActionRefused(f"unknown sender {sender!r} (senders: {known}) — `wanotify senders list` shows them")
 
 
-def pause(session: Session, namespace: str, actor: str, reason: str | None = None, sender: str = "default") -> Pause:
-    """Hold every message of ``sender`` until ``resume``; the call in flight, if any, finishes."""
-    _check_sender(sender)
+def pause(session: Session, namespace: str, actor: str, reason: str | None = None, sender: str = DEFAULT_SENDER,
+          *, duration: timedelta | None = None) -> Pause:
+    """Hold every message of ``sender`` until ``resume`` (or for ``duration``); the call in
+    flight, if any, finishes. Other senders keep sending."""
+    check_sender(session, sender)
     text = f"{BY_HAND} by {actor}" + (f": {reason.strip()}" if reason and reason.strip() else "")
     text = text[:REASON_CHARS]
-    until = func.now() + BY_HAND_FOR
-    session.execute(insert(SenderState).values(namespace=namespace, paused_until=until, pause_reason=text)
-                    .on_conflict_do_update(index_elements=[SenderState.namespace],
-                                           set_={"paused_until": until, "pause_reason": text}))
-    record(session, actor, "sending.pause", target={"sender": sender}, detail=reason)
-    return Pause(True, None, text)
+    until = func.now() + (duration or BY_HAND_FOR)
+    stmt = insert(SenderState).values(namespace=namespace, sender=sender, paused_until=until, pause_reason=text)
+    paused_until = session.execute(stmt.on_conflict_do_update(
+        index_elements=[SenderState.namespace, SenderState.sender], set_={"paused_until": until, "pause_reason": text})
+        .returning(SenderState.paused_until)).scalar_one()
+    target: dict[str, Any] = {"sender": sender} | ({"seconds": duration.total_seconds()} if duration else {})
+    record(session, actor, "sending.pause", target=target, detail=reason)
+    return Pause(True, paused_until if duration else None, text)
 
 
-def resume(session: Session, namespace: str, actor: str, sender: str = "default") -> Pause | None:
+def resume(session: Session, namespace: str, actor: str, sender: str = DEFAULT_SENDER) -> Pause | None:
     """Lift the pause, whatever set it (by hand, or a quality limit an operator has dealt with);
     returns the pause that was lifted. The gap since the last call is still kept."""
-    _check_sender(sender)
-    state = session.scalars(select(SenderState).where(SenderState.namespace == namespace).with_for_update()).first()
+    check_sender(session, sender)
+    state = session.scalars(select(SenderState).where(SenderState.namespace == namespace, SenderState.sender == sender)
+                            .with_for_update()).first()
     now = session.scalar(select(func.now()))
     assert now is not None
     lifted = current_pause(state, now)

@@ -10,33 +10,41 @@ from sqlalchemy.orm import Session
 
 from wanotify.ops.admin.meta_status import collect_meta, render_meta
 from wanotify.ops.admin.pausing import current_pause
+from wanotify.ops.admin.sender_status import duration, pool_drain, render_senders
 from wanotify.shared.config import Settings
 from wanotify.shared.db.models import SenderState
 from wanotify.shared.monitoring import (
     QueueProbe,
     counts_by_status,
-    drain_seconds,
-    monitored_queues,
     next_messages,
     waiting_by_priority,
 )
 from wanotify.shared.runtime import load
-from wanotify.shared.topology import Topology
+from wanotify.shared.sender_report import collect_senders, probe_names, queue_rows
+from wanotify.shared.senders import load_senders
+from wanotify.shared.topology import DEFAULT_SENDER, Topology
+from wanotify.shared.urls import amqp_hosts
 
 
 def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str, Any]:
     topology = Topology.of(settings)
-    queues = [{"name": q.name, "ready": q.ready, "consumers": q.consumers}
-              for q in probe.stats(monitored_queues(topology))]
+    senders = load_senders(session, settings)
+    stats = {q.name: q for q in probe.stats(probe_names(topology, senders))}
     runtime = load(session, settings)
     waiting = waiting_by_priority(session)
     backlog = sum(waiting.values())
+    reports = collect_senders(session, settings, runtime.gap_seconds, stats, senders)
+    now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
     return {
         "namespace": settings.namespace,
-        "queues": queues,
+        # classic or quorum (QUEUE_TYPE), and the nodes AMQP_URL lists
+        "queue_type": settings.queue_type,
+        "brokers": amqp_hosts(settings.amqp_url).split(", "),
+        "queues": queue_rows(topology, senders, stats),
         "sender": _sender(session, settings.namespace, runtime.gap_seconds),
-        "backlog": {"waiting": backlog, "by_priority": waiting,
-                    "drain_seconds": drain_seconds(backlog, runtime.gap_seconds)},
+        # each sender: state, gap, lease, queues, daily usage (ETA when full), held messages
+        "senders": [r.as_dict() for r in reports],
+        "backlog": {"waiting": backlog, "by_priority": waiting, "drain_seconds": pool_drain(reports, settings, now)},
         "statuses": counts_by_status(session),
         "next": next_messages(session),
         "meta": collect_meta(session),  # what Meta said of the numbers and the mapped templates
@@ -49,7 +57,7 @@ def sender_state(session: Session, namespace: str, gap: float) -> dict[str, Any]
 
 
 def _sender(session: Session, namespace: str, gap: float) -> dict[str, Any]:
-    state = session.get(SenderState, namespace)
+    state = session.get(SenderState, (namespace, DEFAULT_SENDER))
     now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
     pause = current_pause(state, now)
     return {
@@ -64,7 +72,8 @@ def _sender(session: Session, namespace: str, gap: float) -> dict[str, Any]:
 
 def render(status: dict[str, Any]) -> str:
     header = f"{'QUEUE':<40} {'READY':>6}  CONSUMERS"
-    lines = [f"wanotify status — namespace {status['namespace']}", "", header]
+    lines = [f"wanotify status — namespace {status['namespace']}",
+             f"{status['queue_type']} queues on {', '.join(status['brokers'])}", "", header]
     for q in status["queues"]:
         ready = "absent" if q["ready"] is None else q["ready"]
         lines.append(f"{q['name']:<40} {ready!s:>6}  {q['consumers'] if q['consumers'] is not None else '-':>9}")
@@ -73,7 +82,8 @@ def render(status: dict[str, Any]) -> str:
     lines += ["", f"sender: gap {s['gap_seconds']} s, last call {last}"
               + _pause_text(s)]
     by = ", ".join(f"{k} {v}" for k, v in b["by_priority"].items())
-    lines.append(f"backlog: {b['waiting']} waiting ({by}); drains in about {_duration(b['drain_seconds'])}")
+    lines += render_senders(status.get("senders", []))
+    lines.append(f"backlog: {b['waiting']} waiting ({by}); drains in about {duration(b['drain_seconds'])}")
     lines.append("messages: " + (", ".join(f"{k} {v}" for k, v in status["statuses"].items() if v) or "none yet"))
     if status["next"]:
         lines += ["", "next to go out:"]
@@ -90,10 +100,3 @@ def _pause_text(sender: dict[str, Any]) -> str:
         return f", PAUSED after a quality limit until {sender['paused_until']:%H:%M:%S} ({sender['pause_reason']})"
     return ""
 
-
-def _duration(seconds: float) -> str:
-    if seconds < 120:
-        return f"{seconds:.0f} s"
-    if seconds < 7200:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"

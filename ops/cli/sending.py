@@ -5,10 +5,11 @@ from __future__ import annotations
 import click
 
 from wanotify.ops.admin.audit import cli_actor
-from wanotify.ops.admin.pausing import SENDERS, pause, resume
+from wanotify.ops.admin.pausing import pause, resume
 from wanotify.ops.cli.common import db_session, emit, json_option, settings_from
+from wanotify.shared.topology import DEFAULT_SENDER
 
-SENDER_HELP = "The sender (only 'default' for now: the environment's number; more come with the sender pool)."
+SENDER_HELP = "The sender (`wanotify senders list`); 'default' is the environment's number."
 
 
 def register(main: click.Group) -> None:
@@ -18,7 +19,7 @@ def register(main: click.Group) -> None:
 
 @click.command("pause")
 @click.option("--reason", default=None, help="Why, for whoever looks at `wanotify status` next.")
-@click.option("--sender", default="default", show_default=True, type=click.Choice(SENDERS), help=SENDER_HELP)
+@click.option("--sender", default="default", show_default=True, help=SENDER_HELP)
 @json_option
 @click.pass_context
 def pause_command(ctx: click.Context, reason: str | None, sender: str, as_json: bool) -> None:
@@ -30,11 +31,12 @@ def pause_command(ctx: click.Context, reason: str | None, sender: str, as_json: 
     with db_session(settings) as session:
         held = pause(session, settings.namespace, cli_actor(), reason, sender)
     emit({"sender": sender, "paused": True, "reason": held.reason}, as_json,
-         f"sending paused ({held.reason}); `wanotify resume` restarts it")
+         f"sending paused ({held.reason}); `wanotify resume` restarts it" if sender == DEFAULT_SENDER
+         else f"sender {sender} paused ({held.reason}); `wanotify resume --sender {sender}` restarts it")
 
 
 @click.command("resume")
-@click.option("--sender", default="default", show_default=True, type=click.Choice(SENDERS), help=SENDER_HELP)
+@click.option("--sender", default="default", show_default=True, help=SENDER_HELP)
 @json_option
 @click.pass_context
 def resume_command(ctx: click.Context, sender: str, as_json: bool) -> None:
