@@ -15,6 +15,7 @@ from wanotify.ops.cli import (
     publish,
     run,
     schemas,
+    senders,
     sending,
     status,
     template_sync,
@@ -49,5 +50,5 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 # template_sync after admin: it adds `sync` to admin's `templates` group.
 for module in (admin, template_sync, optouts, publish, run, dead, sending, status, webhooks, users, api_keys, broadcast,
-               schemas):
+               schemas, senders):
     module.register(main)
