@@ -1,0 +1,68 @@
+"""The senders' part of ``wanotify status``: each sender's line, and the pool's drain estimate."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Any
+
+from wanotify.shared.capacity import estimate_drain
+from wanotify.shared.config import Settings
+from wanotify.shared.sender_report import SenderReport, load_of
+
+
+def pool_drain(reports: list[SenderReport], settings: Settings, now: datetime) -> float | None:
+    """Seconds until the whole backlog is sent by the pool (None: no sender may send)."""
+    messages = sum(r.waiting for r in reports)
+    recipients = sum(r.waiting_recipients for r in reports)  # a recipient sticks to one sender
+    estimate = estimate_drain([load_of(r, now) for r in reports], messages, recipients,
+                              settings.recipient_interval_seconds, settings.daily_window_seconds)
+    return estimate.seconds
+
+
+def render_senders(senders: list[dict[str, Any]]) -> list[str]:
+    """The senders' lines of the text output: one per sender, then its held messages."""
+    if not senders:
+        return []
+    lines = ["", f"{'SENDER':<16} {'STATE':<9} {'GAP':>8}  {'H/N/L':<11} {'TODAY':<26} LEASE"]
+    for s in senders:
+        lines.append(f"{s['name']:<16} {s['state']:<9} {_gap(s):>8}  {_queued(s['queues']):<11} "
+                     f"{_daily(s['daily']):<26} {_lease(s)}")
+        if s["state"] == "paused":
+            until = "until resumed" if s["pause_kind"] == "by_hand" else f"until {s['paused_until']:%H:%M:%S}"
+            lines.append(f"  paused {until}: {s['pause_reason']}")
+        lines += [f"  held for {h['reason']}: {h['count']}, next due {h['next_due']:%H:%M:%S}" for h in s["held"]]
+    return lines
+
+
+def _gap(s: dict[str, Any]) -> str:
+    if s["gap_max_seconds"] is not None and s["gap_max_seconds"] > s["gap_seconds"]:
+        return f"{s['gap_seconds']:g}-{s['gap_max_seconds']:g} s"
+    return f"{s['gap_seconds']:g} s"
+
+
+def _queued(queues: dict[str, int | None]) -> str:
+    return "/".join("-" if n is None else str(n) for n in queues.values())
+
+
+def _daily(daily: dict[str, Any]) -> str:
+    if daily["limit"] is None:
+        return f"{daily['used']} (no limit)"
+    text = f"{daily['used']} of {daily['limit']}"
+    if daily["full"]:
+        text += f", FULL, room in {duration(daily['eta_seconds'])}"
+    return text
+
+
+def _lease(s: dict[str, Any]) -> str:
+    holder = s["lease_process"] or s["lease_holder"] or "no process"
+    return f"{holder}, {'consumer attached' if s['consumer_attached'] else 'NO CONSUMER'}"
+
+
+def duration(seconds: float | None) -> str:
+    if seconds is None:
+        return "never (no sender may send)"
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
