@@ -13,7 +13,6 @@ import logging
 import signal
 from collections.abc import Callable, Coroutine
 from typing import Any
-from urllib.parse import urlsplit
 
 from wanotify.consumers.monitor import monitor_forever
 from wanotify.consumers.status import relay_status_forever
@@ -23,6 +22,7 @@ from wanotify.shared.db.retry import Stopped
 from wanotify.shared.metrics import Metrics
 from wanotify.shared.startup import broker_config_error, check_database, database_config_error, until_available, where_database
 from wanotify.shared.template_sync import sync_forever, sync_wanted
+from wanotify.shared.urls import amqp_hosts
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +89,8 @@ async def _supervise(role: str, settings: Settings, metrics: Metrics, sessions, 
 
 
 def _broker_host(amqp_url: str) -> str:
-    parts = urlsplit(amqp_url)
-    return f"{parts.hostname or 'localhost'}:{parts.port or 5672}"
+    """Where the broker is, for log lines: ``host:port`` of each node AMQP_URL lists."""
+    return amqp_hosts(amqp_url)
 
 
 def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
@@ -113,11 +113,6 @@ async def _notifier(settings: Settings, metrics: Metrics, sessions, stop: asynci
 
 
 async def _sender(settings: Settings, metrics: Metrics, sessions, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]
-    from wanotify.consumers.providers import make_provider
-    from wanotify.consumers.sender.service import Sender
+    from wanotify.consumers.sender.wiring import run_sender
 
-    provider = make_provider(settings.whatsapp)
-    try:
-        await Sender(settings, metrics, sessions, provider).run(stop)
-    finally:
-        provider.close()
+    await run_sender(settings, metrics, sessions, stop)

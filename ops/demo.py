@@ -22,8 +22,7 @@ from rich.console import Console
 from sqlalchemy.engine import make_url
 
 from wanotify.consumers.notifier.service import Notifier
-from wanotify.consumers.providers import make_provider
-from wanotify.consumers.sender.service import Sender
+from wanotify.consumers.sender.wiring import run_sender
 from wanotify.ops.fake_provider import FakeProviderServer
 from wanotify.producers.async_publisher import AsyncEventPublisher
 from wanotify.shared import runtime
@@ -124,10 +123,9 @@ async def _run(settings: Settings, provider: FakeProviderServer, events: list[tu
     sessions = session_factory(engine)
     stop = asyncio.Event()
     metrics = Metrics()
-    sender_provider = make_provider(settings.whatsapp)
     consumers = [
         asyncio.create_task(Notifier(settings, metrics, sessions).run(stop)),
-        asyncio.create_task(Sender(settings, metrics, sessions, sender_provider).run(stop)),
+        asyncio.create_task(run_sender(settings, metrics, sessions, stop)),
     ]
     try:
         async with AsyncEventPublisher(settings.amqp_url, settings.namespace, source="demo") as publisher:
@@ -138,7 +136,6 @@ async def _run(settings: Settings, provider: FakeProviderServer, events: list[tu
     finally:
         stop.set()
         await asyncio.gather(*consumers, return_exceptions=True)
-        sender_provider.close()
         engine.dispose()
 
 

@@ -1,7 +1,7 @@
 """Prometheus metrics (contract section 6), built against an injected registry.
 
-Labels come from small fixed sets (priority, reason, outcome, queue): never a phone number,
-a name or an event id.
+Labels come from small fixed sets (priority, reason, outcome, queue, and ``sender``: the few
+configured senders' names): never a phone number, a person's name or an event id.
 """
 
 from __future__ import annotations
@@ -11,6 +11,8 @@ from collections.abc import Iterable
 from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+
+from wanotify.shared.sender_metrics import SenderMetrics
 
 GAP_BUCKETS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 9.5, 10, 10.05, 10.1, 10.5, 11, 15, 30, 60, 300, 3600)
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -33,7 +35,7 @@ class Metrics:
         self.duplicate_events = Counter(
             "wanotify_duplicate_events_total", "Events whose messages already existed (same event_id).", registry=r)
         self.messages_sent = Counter(
-            "wanotify_messages_sent_total", "Messages the provider accepted.", ["priority"], registry=r)
+            "wanotify_messages_sent_total", "Messages the provider accepted.", ["priority", "sender"], registry=r)
         self.messages_failed = Counter(
             "wanotify_messages_failed_total", "Failed provider calls.", ["kind"], registry=r)
         self.messages_dead = Counter(
@@ -51,14 +53,16 @@ class Metrics:
             buckets=CALL_BUCKETS, registry=r)
         self.send_gap = Histogram(
             "wanotify_send_gap_seconds", "Time between the starts of two consecutive calls of this sender.",
-            buckets=GAP_BUCKETS, registry=r)
+            ["sender"], buckets=GAP_BUCKETS, registry=r)
         self.sender_paused = Gauge(
-            "wanotify_sender_paused", "1 while the sender is paused by a provider quality limit.", registry=r)
+            "wanotify_sender_paused", "1 while the sender is paused (a provider quality limit, or an admin).",
+            ["sender"], registry=r)
         self.sender_pauses = Counter(
-            "wanotify_sender_pauses_total", "Pauses caused by provider quality or policy limits.", ["code"],
+            "wanotify_sender_pauses_total", "Pauses caused by provider quality or policy limits.", ["code", "sender"],
             registry=r)
         self.last_call = Gauge(
-            "wanotify_sender_last_call_timestamp_seconds", "Unix time of the start of the last call.", registry=r)
+            "wanotify_sender_last_call_timestamp_seconds", "Unix time of the start of the sender's last call.",
+            ["sender"], registry=r)
         self.queue_depth = Gauge(
             "wanotify_queue_depth", "Messages ready in a queue.", ["queue"], registry=r)
         self.queue_consumers = Gauge(
@@ -80,6 +84,7 @@ class Metrics:
         self.status_relay_active = Gauge(
             "wanotify_status_relay_active", "1 while this process holds the status relay lock.", registry=r)
         self.meta = MetaStateMetrics(r)
+        self.senders = SenderMetrics(r)  # per sender: state, daily usage, queues, consumer, held
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Serve ``/metrics`` on ``port`` from a daemon thread."""

@@ -56,7 +56,7 @@ class Caller:
         """Wait for the slot, then call (and resend as the template if Meta asks for one)."""
         outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template, self.language,
                                    claim.form.call if isinstance(claim.form, AsTemplate) else None)
-        since_previous = self.pacer.wait_for_slot(claim.runtime.gap_seconds, time.monotonic() + claim.external_wait)
+        since_previous = self.pacer.wait_for_slot(claim.gap_seconds, time.monotonic() + claim.external_wait)
         started = time.monotonic()
         step = Step(claim, since_previous, outcome=self._call(outgoing), sent=outgoing)
         fallback = claim.form.fallback if isinstance(claim.form, Text) else None
@@ -82,7 +82,7 @@ class Caller:
             return
         log.info("text to %s refused (131047): sending its approved template instead", mask_phone(step.sent.recipient))
         step.text_refused, step.sent = refused, replace(step.sent, template_call=fallback)
-        step.template_gap = self.pacer.wait_for_slot(claim.runtime.gap_seconds)
+        step.template_gap = self.pacer.wait_for_slot(claim.gap_seconds)
         step.outcome = self._call(step.sent)
 
 

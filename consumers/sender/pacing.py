@@ -75,3 +75,25 @@ class Pacer:
         self._durations.append(duration)
         # The margin already covers a delay this small; only a larger one pushes the next call back.
         self._slot_base = self._last_start + max(0.0, duration - fastest - SAFETY_MARGIN)
+
+
+class GapDraw:
+    """One sender's gap before its next call: its own fixed gap, one draw from its jittered range
+    per call (kept until that call is made, so waiting never redraws it), or the runtime gap
+    (``SEND_GAP_SECONDS`` / ``wanotify settings set``) when the sender has none of its own."""
+
+    def __init__(self, gap_of: Callable[[float], float], jittered: bool) -> None:
+        self._gap_of = gap_of  # runtime gap -> this sender's gap (a fresh draw when jittered)
+        self._jittered = jittered
+        self._drawn: float | None = None
+
+    def current(self, runtime_gap: float) -> float:
+        if not self._jittered:
+            return self._gap_of(runtime_gap)
+        if self._drawn is None:
+            self._drawn = self._gap_of(runtime_gap)
+        return self._drawn
+
+    def called(self) -> None:
+        """A call was made: the next one gets a fresh draw."""
+        self._drawn = None

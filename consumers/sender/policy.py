@@ -1,4 +1,5 @@
-"""What a failed call leads to: a retry later, a pause, a dead letter, or a cancellation. Pure."""
+"""What a failed call leads to: a retry later, a pause of the sender, a deferral of the
+recipient, a dead letter, or a cancellation. Pure."""
 
 from __future__ import annotations
 
@@ -30,21 +31,34 @@ class Pause:
 
 
 @dataclass(frozen=True)
+class PairRate:
+    """Too many messages to this recipient (Cloud API 131056): defer it, without spending a retry,
+    for the back-off the budget gives (4^X s)."""
+
+
+@dataclass(frozen=True)
 class Cancel:
     """The recipient does not want it (131050): nothing to replay, the row says ``cancelled``."""
 
     reason: str
 
 
-Decision = Retry | HoldFailed | Dead | Pause | Cancel
+Decision = Retry | HoldFailed | Dead | Pause | PairRate | Cancel
+
+PAIR_RATE_CODE = "meta_131056"
+# Codes about the number, not the message, that the provider layer does not raise as a quality
+# limit: 131031, the business account is locked. Sending on would only be refused again.
+SENDER_STOP_CODES = frozenset({"meta_131031"})
 
 
 def decide(error: Exception, retries_used: int, runtime: RuntimeSettings, backoff: float, quality_pause: float) -> Decision:
     """Decide for a failed call that had ``retries_used`` retries before it (0 = the first call)."""
-    if isinstance(error, QualityLimitError):
+    if isinstance(error, QualityLimitError) or getattr(error, "code", None) in SENDER_STOP_CODES:
         # Retrying would hurt the number's quality rating further: stop sending for a while
         # and try the same message again afterwards, without spending one of its retries.
-        return Pause(max(quality_pause, error.retry_after or 0))
+        return Pause(max(quality_pause, getattr(error, "retry_after", None) or 0))
+    if isinstance(error, TransientError) and error.code == PAIR_RATE_CODE:
+        return PairRate()
     if isinstance(error, RecipientOptedOut):
         return Cancel(error.code or "opted_out")
     if isinstance(error, PermanentError) or not isinstance(error, TransientError):

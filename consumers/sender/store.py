@@ -1,11 +1,13 @@
 """The sender's database work: claiming a call slot, and recording what the call did.
 
 ``claim`` is the one place that decides whether a copy may be sent now. In one transaction it
-locks this namespace's ``sender_state`` row and the message's log row, drops stale copies,
-honours a pause and the gap left by another sender (the time of its last call is kept here, on
-the database's clock), then marks the row ``pending``, owned by this sender process, and
-stores the planned start of our call. Because the state row is locked, two senders can never
-both claim the same slot.
+locks the sender's ``sender_state`` row (per namespace and sender, i.e. per number) and the
+message's log row, drops stale copies, checks the lease (only its holder sends for the
+number), honours a pause and the gap left by another process (the time of the number's last
+call is kept here, on the database's clock), asks the budget (recipient interval, pair rate,
+daily limit) whether the message is due, then marks the row ``pending``, owned by this sender
+process, and stores the planned start of our call. Because the state row is locked, two
+processes can never both claim the same slot of a number.
 
 A copy of a ``pending`` row is a redelivery while a call may be in progress. It is resent
 ("ambiguous") only when the process that claimed the row is gone; while the claimant lives,
@@ -25,12 +27,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 
 from sqlalchemy import and_, func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
-from wanotify.consumers.sender import liveness
+from wanotify.consumers.sender import lease, liveness
 from wanotify.consumers.sender.choice import Facts, Form, Refusal, Rules, Text, choose
 from wanotify.shared import recipients
 from wanotify.shared.config import Settings
@@ -39,6 +42,11 @@ from wanotify.shared.errors import PermanentError
 from wanotify.shared.messages import SendCommand
 from wanotify.shared.meta_templates import Mapping, TemplateCall
 from wanotify.shared.runtime import RuntimeSettings
+from wanotify.shared.topology import DEFAULT_SENDER
+
+if TYPE_CHECKING:
+    from wanotify.consumers.sender.gate import Gate
+    from wanotify.shared.senders import SenderConfig
 
 PLAIN_TEXT = Text()
 
@@ -55,13 +63,18 @@ class Go:
     attempt_id: int
     ambiguous: bool  # the previous try of this attempt died mid-call
     form: Form = PLAIN_TEXT  # free-form text, or an approved template (Cloud API)
+    gap: float | None = None  # this sender's gap before the call (None: the runtime gap)
+
+    @property
+    def gap_seconds(self) -> float:
+        return self.runtime.gap_seconds if self.gap is None else self.gap
 
 
 @dataclass(frozen=True)
 class Wait:
     seconds: float
     paused: bool = False
-    why: str = "gap"  # gap, paused, or claimed (another try of this message is in progress)
+    why: str = "gap"  # gap, paused, lease (not ours), or claimed (another try of this message is in progress)
 
 
 # How often a copy whose message is being sent by a live claimant looks again.
@@ -80,16 +93,40 @@ class Refused:
     refusal: Refusal
 
 
-Claim = Go | Wait | Stale | Refused
+@dataclass(frozen=True)
+class Deferred:
+    """Not due yet (the budget said so): held back ``seconds`` without spending an attempt."""
+
+    seconds: float
+    reason: str
+
+
+Claim = Go | Wait | Stale | Refused | Deferred
+
+
+@dataclass(frozen=True)
+class Pool:
+    """What a claim in the sender pool adds to the plain one: which number, its gap, its lease
+    and the budget (all optional, so a claim without them behaves as before the pool)."""
+
+    sender: str = DEFAULT_SENDER
+    gap: float | None = None  # the gap drawn for this sender's next call (None: the runtime gap)
+    require_lease: bool = False
+    gate: Gate | None = None
+    config: SenderConfig | None = None
 
 
 def claim(session: Session, command: SendCommand, settings: Settings, sender_id: str,
           local_remaining: Callable[[float], float], lead: float,
           runtime_of: Callable[[Session], RuntimeSettings], in_flight: Callable[[int], bool],
-          rules: Rules | None = None) -> Claim:
+          rules: Rules | None = None, pool: Pool | None = None) -> Claim:
     """Decide for one copy; ``in_flight(log_id)`` tells whether this process is still working on
-    an earlier copy of the same message; ``rules`` how it may go (default: text, no window)."""
-    state, now = _lock_state(session, settings.namespace)
+    an earlier copy of the same message; ``rules`` how it may go (default: text, no window);
+    ``pool`` which number sends it, under which lease and budget."""
+    pool = pool or Pool()
+    state, now = _lock_state(session, settings.namespace, pool.sender)
+    if pool.require_lease and not lease.holds(state, sender_id, now):
+        return Wait(lease.RENEW_SECONDS, why="lease")
     row, facts = _lock_row(session, command.log_id)
     verdict = _copy_verdict(row, command)
     if isinstance(verdict, Stale):
@@ -106,17 +143,26 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     runtime = runtime_of(session)
     if state.paused_until and state.paused_until > now:
         return Wait((state.paused_until - now).total_seconds(), paused=True, why="paused")
-    external = _external_wait(state, now, runtime.gap_seconds, sender_id)
-    wait = max(external, local_remaining(runtime.gap_seconds))
+    gap = runtime.gap_seconds if pool.gap is None else pool.gap
+    external = _external_wait(state, now, gap, sender_id)
+    wait = max(external, local_remaining(gap))
     if wait > lead:
         return Wait(wait)
     planned = now + timedelta(seconds=wait)
+    if pool.gate is not None and pool.config is not None:
+        not_due = pool.gate.check(session, pool.config, row.recipient, command.priority, now)
+        if not_due is not None:
+            row.held_until, row.held_reason = now + timedelta(seconds=not_due.seconds), clean(not_due.reason, HELD_CHARS)
+            return Deferred(not_due.seconds, not_due.reason)
+        pool.gate.commit(session, pool.config, row.recipient, planned)
+        row.held_until, row.held_reason = None, None
     state.sender_id, state.last_call_at = sender_id, planned
     row.status, row.attempts, row.updated_at, row.claimed_by = Status.PENDING, command.attempt, now, sender_id
     attempt = Attempt(log_id=row.id, attempt=command.attempt, started_at=planned)
     session.add(attempt)
     session.flush()
-    return Go(row.recipient, row.body, row.template, external, runtime, attempt.id, ambiguous=verdict, form=form)
+    return Go(row.recipient, row.body, row.template, external, runtime, attempt.id, ambiguous=verdict, form=form,
+              gap=pool.gap)
 
 
 def _lock_row(session: Session, log_id: int) -> tuple[MessageLog | None, Facts | None]:
@@ -141,13 +187,14 @@ def _lock_row(session: Session, log_id: int) -> tuple[MessageLog | None, Facts |
                       opted_out_at)
 
 
-def _lock_state(session: Session, namespace: str) -> tuple[SenderState, datetime]:
-    """Lock this namespace's state row (created on first use) and read the database clock."""
-    query = (select(SenderState, func.clock_timestamp()).where(SenderState.namespace == namespace)
+def _lock_state(session: Session, namespace: str, sender: str) -> tuple[SenderState, datetime]:
+    """Lock this sender's state row (created on first use) and read the database clock."""
+    query = (select(SenderState, func.clock_timestamp())
+             .where(SenderState.namespace == namespace, SenderState.sender == sender)
              .with_for_update(of=SenderState).execution_options(populate_existing=True))
     found = session.execute(query).first()
     if found is None:
-        session.execute(insert(SenderState).values(namespace=namespace).on_conflict_do_nothing())
+        lease.ensure_rows(session, namespace, [sender])
         found = session.execute(query).one()
     return found[0], found[1]
 
@@ -187,14 +234,15 @@ def _external_wait(state: SenderState, now: datetime, gap: float, sender_id: str
     return max(0.0, (state.last_call_at + timedelta(seconds=gap) + TAKEOVER_MARGIN - now).total_seconds())
 
 
-def note_call_started(session: Session, namespace: str, sender_id: str, seconds_ago: float) -> None:
+def note_call_started(session: Session, namespace: str, sender_id: str, seconds_ago: float,
+                      sender: str = DEFAULT_SENDER) -> None:
     """Replace the planned start of our last call by its actual start, on the database clock.
 
     ``clock_timestamp() - seconds_ago`` is never earlier than the real start: the statement
     runs after the moment ``seconds_ago`` was measured."""
     session.execute(
         update(SenderState)
-        .where(SenderState.namespace == namespace, SenderState.sender_id == sender_id)
+        .where(SenderState.namespace == namespace, SenderState.sender == sender, SenderState.sender_id == sender_id)
         .values(last_call_at=func.greatest(SenderState.last_call_at,
                                            func.clock_timestamp() - timedelta(seconds=seconds_ago)))
     )
@@ -207,6 +255,7 @@ def clean(text: str | None, limit: int) -> str | None:
 
 ERROR_CHARS = 2000  # an error text in the log row and the attempt history
 CODE_CHARS = 40  # the error_code columns
+HELD_CHARS = 20  # the held_reason column (a short reason code)
 PROVIDER_ID_CHARS = 200  # the provider_message_id column
 
 
@@ -262,19 +311,33 @@ def record_consequences(session: Session, recipient: str, template: TemplateCall
 
 
 def record_pause(session: Session, command: SendCommand, attempt_id: int, namespace: str, seconds: float,
-                 error: str, code: str | None) -> None:
-    """Pause every sender of the namespace; the message goes back to ``queued``, attempt not spent."""
+                 error: str, code: str | None, sender: str = DEFAULT_SENDER) -> None:
+    """Pause this one sender (number), not the pool; the message goes back to ``queued``, attempt not spent."""
     error, code = clean(error, ERROR_CHARS) or "", clean(code, CODE_CHARS)
     session.execute(
-        update(SenderState).where(SenderState.namespace == namespace).values(
+        update(SenderState).where(SenderState.namespace == namespace, SenderState.sender == sender).values(
             paused_until=func.now() + timedelta(seconds=seconds), pause_reason=error)
     )
+    _back_to_queued(session, command, error, code)
+    _finish_attempt(session, attempt_id, "paused", error, code)
+
+
+def record_deferred(session: Session, command: SendCommand, attempt_id: int, seconds: float, reason: str,
+                    error: str, code: str | None) -> None:
+    """The provider said "not now" about the recipient (131056): the message goes back to
+    ``queued``, held ``seconds`` with ``reason``, attempt not spent."""
+    error, code = clean(error, ERROR_CHARS) or "", clean(code, CODE_CHARS)
+    _back_to_queued(session, command, error, code,
+                    held_until=func.now() + timedelta(seconds=seconds), held_reason=clean(reason, HELD_CHARS))
+    _finish_attempt(session, attempt_id, "deferred", error, code)
+
+
+def _back_to_queued(session: Session, command: SendCommand, error: str, code: str | None, **more: object) -> None:
     session.execute(
         update(MessageLog).where(MessageLog.id == command.log_id).values(
             status=Status.QUEUED, attempts=command.attempt - 1, last_error=error, error_code=code,
-            updated_at=func.now())
+            updated_at=func.now(), **more)
     )
-    _finish_attempt(session, attempt_id, "paused", error, code)
 
 
 def mark_dead(session: Session, log_id: int, error: str, code: str) -> None:

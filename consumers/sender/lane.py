@@ -1,0 +1,346 @@
+"""One sender's lane: its three queues, its hold, its pace and its provider.
+
+A process runs one lane per active sender (number). A lane consumes its sender's queues only
+while the process holds the sender's lease, each with prefetch 1, and keeps the delivered
+heads in its hold (``hold.py``). When its slot opens it sends the highest head
+(``schedule.py``): the claim (``store.claim``) checks the lease, the pause, the gap and the
+budget under the sender's row lock, then the call runs in the lane's own thread, so a slow
+provider on one number never delays another. Whatever follows is a settlement value
+(``settle.py``), carried out in one place.
+
+A delivery is handled by the lane's own task, never by the broker client's consumer callback:
+when a connection drops, the client cancels its callbacks, but a call in progress goes on,
+its outcome is recorded, and the copy the broker redelivers is then dropped as stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from functools import partial
+
+from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
+from sqlalchemy.orm import Session, sessionmaker
+
+from wanotify.consumers.providers import Provider
+from wanotify.consumers.sender import lease, store
+from wanotify.consumers.sender.calls import Caller, Step, call_record
+from wanotify.consumers.sender.choice import Rules
+from wanotify.consumers.sender.gate import Gate
+from wanotify.consumers.sender.hold import MAX_AGE_SECONDS, Held, Hold
+from wanotify.consumers.sender.outcomes import CallRecord, Outcomes
+from wanotify.consumers.sender.pacing import GapDraw, Pacer
+from wanotify.consumers.sender.schedule import SendNext, next_step
+from wanotify.consumers.sender.settle import Ack, Defer, Keep, Requeue, Settlement, Settler
+from wanotify.shared.config import Settings
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.retry import Stopped, record_durably, run_db
+from wanotify.shared.errors import PermanentError, TransientError
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.phone import mask_phone
+from wanotify.shared.priority import Priority
+from wanotify.shared.runtime import RuntimeSettings
+from wanotify.shared.senders import SenderConfig
+from wanotify.shared.topology import DEFAULT_SENDER, PRIORITY_ORDER, Topology, declare_sender_queues_async
+
+log = logging.getLogger(__name__)
+
+# The claim accepts a slot this close to opening (the lane claims LEAD_SECONDS before it).
+CLAIM_LEAD_SECONDS = 0.05
+
+
+@dataclass
+class Shared:
+    """What the lanes of one process share."""
+
+    settings: Settings
+    metrics: Metrics
+    sessions: sessionmaker[Session]
+    sender_id: str
+    connection: AbstractRobustConnection
+    settler: Settler
+    outcomes: Outcomes
+    gate: Gate | None
+    runtime: Callable[[], RuntimeSettings]  # refreshed every heartbeat
+    stop: asyncio.Event
+    in_flight: Counter[int]  # log id -> deliveries of it being handled in this process
+
+
+class Lane:
+    def __init__(self, config: SenderConfig, provider: Provider, shared: Shared) -> None:
+        self.config = config
+        self.name = config.name
+        self.provider = provider
+        self.shared = shared
+        self.topology = Topology.of(shared.settings)
+        self.rules = Rules.of(shared.settings, provider.name)
+        self.pacer = Pacer()
+        self.caller = Caller(provider, self.pacer, shared.settings.default_language)
+        self.gap = GapDraw(lambda runtime_gap: self.config.gap(runtime_gap), config.gap_max_seconds is not None)
+        self.hold: Hold[AbstractIncomingMessage] = Hold()
+        self.state = lease.LaneState(held=False)
+        self._lease_until = 0.0  # monotonic: our lease is surely ours until then
+        self._pause_until = 0.0  # monotonic: the sender's pause, as last read
+        self._not_before = 0.0  # monotonic: another process's gap, or a claim still in progress
+        self._wake = asyncio.Event()
+        self._closing = False
+        self._channel: AbstractChannel | None = None
+        self._consumers: list[tuple[AbstractQueue, str]] = []
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix=f"wanotify-lane-{self.name}")
+        self._task: asyncio.Task[None] | None = None
+
+    # --- life --------------------------------------------------------------------------------
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name=f"lane-{self.name}")
+
+    async def stop(self) -> None:
+        """Finish the call in hand, hand every held delivery back, stop consuming."""
+        self._closing = True
+        self._wake.set()
+        if self._task is not None:
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._executor.shutdown(wait=False)
+
+    def on_lease(self, state: lease.LaneState, renewed_at: float) -> None:
+        """A lease renewal (started at monotonic ``renewed_at``) says what we hold and the pause."""
+        was_leased = self._leased()
+        self.state = state
+        self._lease_until = renewed_at + lease.LEASE_SECONDS - lease.RENEW_SECONDS if state.held else 0.0
+        self._pause_until = time.monotonic() + state.pause_left()
+        self.shared.metrics.sender_paused.labels(self.name).set(1 if state.pause_left() > 0 else 0)
+        if self._leased() != was_leased or state.pause_left() == 0:
+            self._wake.set()
+
+    def lease_lost(self) -> None:
+        """The renewal failed for too long, or a claim found another holder."""
+        self._lease_until = 0.0
+        self._wake.set()
+
+    def _leased(self) -> bool:
+        return time.monotonic() < self._lease_until
+
+    # --- the loop ----------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                if self._closing:
+                    await self._release("stopping")
+                    return
+                await self._follow_lease()
+                await self._hand_back_old()
+                await self._step()
+            except Exception:
+                log.exception("sender %s: unexpected error in its lane; going on", self.name, extra={"sender": self.name})
+                await asyncio.sleep(1.0)
+
+    async def _step(self) -> None:
+        """Send one held head if its time has come; else sleep as the schedule says."""
+        now = time.monotonic()
+        runtime_gap = self.shared.runtime().gap_seconds
+        wait_left = max(self.pacer.remaining(self.gap.current(runtime_gap)), self._not_before - now)
+        step = next_step(self.hold, leased=self._leased() and self._channel is not None,
+                         pause_left=max(0.0, self._pause_until - now), wait_left=wait_left)
+        if isinstance(step, SendNext):
+            await self._send(step.held)
+            return
+        await self._sleep_until_woken(step.seconds)
+
+    async def _sleep_until_woken(self, seconds: float) -> None:
+        self._wake.clear()
+        try:
+            await asyncio.wait_for(self._wake.wait(), seconds)
+        except TimeoutError:
+            pass
+
+    async def _follow_lease(self) -> None:
+        leased = self._leased()
+        if leased and self._channel is None:
+            await self._consume()
+        elif not leased and self._channel is not None:
+            await self._release("lease lost")
+
+    async def _consume(self) -> None:
+        channel = await self.shared.connection.channel()
+        await channel.set_qos(prefetch_count=1)  # per consumer: each queue hands over its head only
+        if self.name != DEFAULT_SENDER:
+            await declare_sender_queues_async(channel, self.topology, self.name)
+        self._channel = channel
+        for priority in PRIORITY_ORDER:
+            queue = await channel.get_queue(self.topology.send_queue_for(self.name, priority), ensure=False)
+            tag = await queue.consume(partial(self._on_delivery, priority))
+            self._consumers.append((queue, tag))
+        log.info("sender %s: holding its lease, consuming %s", self.name, self.topology.sender_queue_prefix(self.name),
+                 extra={"sender": self.name})
+
+    async def _on_delivery(self, priority: Priority, message: AbstractIncomingMessage) -> None:
+        self.hold.put(priority, message, time.monotonic())
+        self._wake.set()
+
+    async def _release(self, why: str) -> None:
+        """Stop consuming and hand every held delivery back to its queue's head."""
+        channel, consumers, self._channel, self._consumers = self._channel, self._consumers, None, []
+        if channel is None:
+            return
+        for queue, tag in consumers:
+            try:
+                await queue.cancel(tag)
+            except Exception as exc:  # noqa: BLE001 - closing the channel below cancels it too
+                log.debug("could not cancel a consumer: %s", exc)
+        for held in self.hold.take_all():
+            await self.shared.settler.apply(held.item, None, Requeue())
+        try:
+            await channel.close()
+        except Exception as exc:  # noqa: BLE001 - a closed channel's deliveries go back anyway
+            log.debug("could not close the lane's channel: %s", exc)
+        log.info("sender %s: stopped consuming (%s)", self.name, why, extra={"sender": self.name})
+
+    async def _hand_back_old(self) -> None:
+        """A head held for ``MAX_AGE_SECONDS`` (a long pause) goes back, inside the broker's consumer timeout."""
+        for held in self.hold.older_than(MAX_AGE_SECONDS, time.monotonic()):
+            self.hold.remove(held)
+            await self.shared.settler.apply(held.item, None, Requeue())
+
+    # --- one delivery ------------------------------------------------------------------------
+
+    async def _send(self, held: Held[AbstractIncomingMessage]) -> None:
+        message = held.item
+        if _channel_gone(message):  # the broker redelivers it on the new channel
+            self.hold.remove(held)
+            return
+        command: SendCommand | None = None
+        try:
+            command = SendCommand.decode(message.body)
+        except PermanentError as exc:
+            settlement: Settlement = self.shared.outcomes.undecodable(str(exc))
+        else:
+            settlement = await self._handle_counted(message, command)
+        if await self.shared.settler.apply(message, command, settlement):
+            self.hold.remove(held)
+
+    async def _handle_counted(self, message: AbstractIncomingMessage, command: SendCommand) -> Settlement:
+        in_flight = self.shared.in_flight
+        in_flight[command.log_id] += 1
+        try:
+            settlement = await self._handle(command)
+            self.shared.outcomes.succeeded(message.body)
+            return settlement
+        except Stopped:
+            return Requeue()
+        except Exception as exc:  # noqa: BLE001 - the last line of defence: never crash on one delivery
+            return await self.shared.outcomes.unexpected(message.body, exc)
+        finally:
+            in_flight[command.log_id] -= 1
+            if in_flight[command.log_id] <= 0:
+                del in_flight[command.log_id]
+
+    async def _handle(self, command: SendCommand) -> Settlement:
+        gap = self.gap.current(self.shared.runtime().gap_seconds)
+        claim = await run_db(lambda: self._claim(command, gap), self.shared.stop)
+        if not isinstance(claim, store.Go):
+            return self._not_now(command, claim)
+        self.shared.metrics.sender_paused.labels(self.name).set(0)
+        if claim.ambiguous:
+            # Policy: a call whose outcome was lost in a crash is made again (at least once).
+            log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id,
+                        extra=command.log_fields())
+            self.shared.metrics.ambiguous_calls.inc()
+        step = await asyncio.get_running_loop().run_in_executor(self._executor, self.caller.call, command, claim)
+        self.gap.called()
+        return await self._after_call(command, step)
+
+    def _claim(self, command: SendCommand, gap: float) -> store.Claim:
+        pool = store.Pool(self.name, gap, require_lease=True, gate=self.shared.gate, config=self.config)
+        with transaction(self.shared.sessions) as session:
+            return store.claim(session, command, self.shared.settings, self.shared.sender_id, self.pacer.remaining,
+                               CLAIM_LEAD_SECONDS, lambda _session: self.shared.runtime(),
+                               self._in_flight_elsewhere(command), self.rules, pool)
+
+    def _in_flight_elsewhere(self, command: SendCommand) -> Callable[[int], bool]:
+        """Whether another delivery of this message is still being handled in this process."""
+        in_flight = self.shared.in_flight
+        return lambda log_id: in_flight[log_id] > (1 if log_id == command.log_id else 0)
+
+    def _not_now(self, command: SendCommand, claim: store.Claim) -> Settlement:
+        """The claim said no call now: why decides what becomes of the delivery."""
+        fields = command.log_fields()
+        if isinstance(claim, store.Stale):
+            log.info("dropping stale copy %s: %s", command.message_id, claim.reason, extra=fields)
+            self.shared.metrics.stale_copies.inc()
+            return Ack()
+        if isinstance(claim, store.Refused):
+            return self.shared.outcomes.refused(command, claim.refusal)
+        if isinstance(claim, store.Deferred):
+            log.info("deferring %s by %.1f s (%s)", command.message_id, claim.seconds, claim.reason, extra=fields)
+            return Defer(claim.seconds, claim.reason)
+        assert isinstance(claim, store.Wait)
+        if claim.why == "lease":
+            log.warning("sender %s: another process holds its lease; handing its deliveries back", self.name,
+                        extra=fields)
+            self.lease_lost()
+        elif claim.why == "paused":
+            self._pause_until = time.monotonic() + claim.seconds
+            self.shared.metrics.sender_paused.labels(self.name).set(1)
+        else:  # another process's gap, or another try of this message still in progress
+            if claim.why == "claimed":
+                log.debug("holding %s: another try of it is still in progress", command.message_id, extra=fields)
+            self._not_before = time.monotonic() + claim.seconds
+        return Keep()
+
+    async def _after_call(self, command: SendCommand, step: Step) -> Settlement:
+        claim, outcome = step.claim, step.outcome
+        assert isinstance(claim, store.Go) and outcome is not None
+        metrics = self.shared.metrics
+        metrics.last_call.labels(self.name).set(time.time())
+        for gap in (step.since_previous, step.template_gap):
+            if gap is not None:
+                metrics.send_gap.labels(self.name).observe(gap)
+        metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(step.duration)
+        call = call_record(command, step, self.pacer.last_start, self._note_call_started)
+        if isinstance(outcome, Exception):
+            return await self.shared.outcomes.failed(self.name, command, claim, _as_send_error(outcome), call)
+        provider_id = outcome.provider_message_id
+        await record_durably([
+            lambda: self._record_sent(command, claim, call, provider_id),
+            # the plainest record of a success: without the provider's id, which receipts need
+            lambda: self._record_sent(command, claim, call, None),
+        ], f"the success of {command.message_id}")
+        log.info("sent %s to %s as %s", command.message_id, mask_phone(claim.recipient), call.sent_as,
+                 extra=command.log_fields() | {"provider_message_id": provider_id, "sender": self.name})
+        metrics.messages_sent.labels(command.priority.value, self.name).inc()
+        return Ack()
+
+    def _record_sent(self, command: SendCommand, claim: store.Go, call: CallRecord, provider_id: str | None) -> None:
+        with transaction(self.shared.sessions) as session:
+            store.record_sent(session, command, call.open(session), provider_id, call.sent_as)
+            if self.shared.gate is not None:
+                self.shared.gate.delivered(session, claim.recipient)
+
+    def _note_call_started(self, session: Session) -> None:
+        started = self.pacer.last_start
+        if started is not None:
+            store.note_call_started(session, self.shared.settings.namespace, self.shared.sender_id,
+                                    time.monotonic() - started, sender=self.name)
+
+
+def _channel_gone(message: AbstractIncomingMessage) -> bool:
+    try:
+        message.channel  # noqa: B018 - raises once the delivery's channel has closed
+    except Exception:  # noqa: BLE001
+        return True
+    return False
+
+
+def _as_send_error(exc: Exception) -> TransientError | PermanentError:
+    if isinstance(exc, TransientError | PermanentError):
+        return exc
+    # A bug or an unexpected library error: retrying is the safe default, and it is logged.
+    log.error("provider raised %s; treating it as transient", type(exc).__name__, exc_info=exc)
+    return TransientError(f"{type(exc).__name__}: {exc}", code="internal")
