@@ -13,6 +13,7 @@ from wanotify.ops.cli import (
     dead,
     optouts,
     publish,
+    relay,
     run,
     schemas,
     senders,
@@ -27,7 +28,7 @@ from wanotify.shared.config import Settings
 from wanotify.shared.logs import setup_logging
 
 # Processes that keep running and log their own connection attempts; the rest answer once.
-LONG_RUNNING = {"run", "webhook", "fake-provider"}
+LONG_RUNNING = {"run", "webhook", "fake-provider", "relay"}
 
 
 @click.group(cls=CliGroup, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -50,5 +51,5 @@ def main(ctx: click.Context, debug: bool) -> None:
 
 # template_sync after admin: it adds `sync` to admin's `templates` group.
 for module in (admin, template_sync, optouts, publish, run, dead, sending, status, webhooks, users, api_keys, broadcast,
-               schemas, senders):
+               schemas, senders, relay):
     module.register(main)
