@@ -109,9 +109,9 @@ def choose_new(new: dict[str, int], active: Sequence[str], load: Load) -> dict[s
 def read_load(session: Session, active: Sequence[str]) -> Load:
     """Two grouped counts, only when a new recipient needs a sender and there is a choice."""
     waiting = session.execute(select(MessageLog.sender, func.count()).where(
-        MessageLog.sender.in_(active), MessageLog.status.in_(WAITING)).group_by(MessageLog.sender)).tuples()
+        MessageLog.sender.in_(active), MessageLog.status.in_(WAITING)).group_by(MessageLog.sender)).all()
     sticking = session.execute(select(Recipient.sender, func.count()).where(
-        Recipient.sender.in_(active)).group_by(Recipient.sender)).tuples()
+        Recipient.sender.in_(active)).group_by(Recipient.sender)).all()
     return Load({str(s): n for s, n in waiting}, {str(s): n for s, n in sticking})
 
 
@@ -132,7 +132,7 @@ def recipient_senders(session: Session, phones: dict[str, int], names: SenderNam
     those who have none or whose sender cannot send any more."""
     if not names.from_rows:
         return dict.fromkeys(phones, DEFAULT_SENDER)
-    stored = dict(session.execute(select(Recipient.phone, Recipient.sender).where(Recipient.phone.in_(phones))).tuples())
+    stored = dict(session.execute(select(Recipient.phone, Recipient.sender).where(Recipient.phone.in_(phones))).all())
     own = {phone: str(sender) for phone, sender in stored.items() if names.usable(sender)}
     new = {phone: n for phone, n in phones.items() if phone not in own}
     if new:
@@ -149,10 +149,10 @@ def _store_choices(session: Session, chosen: dict[str, str], names: SenderNames)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Recipient.phone], set_={"sender": stmt.excluded.sender, "updated_at": func.now()},
         where=or_(Recipient.sender.is_(None), Recipient.sender.not_in(names.active)))
-    stored = dict(session.execute(stmt.returning(Recipient.phone, Recipient.sender)).tuples())
+    stored = dict(session.execute(stmt.returning(Recipient.phone, Recipient.sender)).all())
     lost = [phone for phone in chosen if phone not in stored]
     if lost:
-        stored |= dict(session.execute(select(Recipient.phone, Recipient.sender).where(Recipient.phone.in_(lost))).tuples())
+        stored |= dict(session.execute(select(Recipient.phone, Recipient.sender).where(Recipient.phone.in_(lost))).all())
     return {phone: str(sender) for phone, sender in stored.items()}
 
 

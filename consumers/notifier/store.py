@@ -165,7 +165,7 @@ def _park_again(session: Session, rows: list[dict[str, Any]]) -> dict[str, int]:
         return {}
     by_sha = {row["body_sha256"]: row for row in rows}
     latest = session.execute(select(DeadEvent.body_sha256, func.max(DeadEvent.id)).where(
-        DeadEvent.body_sha256.in_(by_sha), DeadEvent.status == "replayed").group_by(DeadEvent.body_sha256)).tuples()
+        DeadEvent.body_sha256.in_(by_sha), DeadEvent.status == "replayed").group_by(DeadEvent.body_sha256))
     ids: dict[str, int] = {}
     for sha, dead_id in latest.all():
         parked = select(DeadEvent.id).where(DeadEvent.body_sha256 == sha, DeadEvent.status == "parked").exists()
@@ -192,4 +192,4 @@ def _existing_parked(session: Session, shas: list[str]) -> dict[str, int]:
         return {}
     found = session.execute(select(DeadEvent.body_sha256, DeadEvent.id).where(
         DeadEvent.body_sha256.in_(shas), DeadEvent.status == "parked"))
-    return {str(sha): dead_id for sha, dead_id in found.tuples()}
+    return {str(sha): dead_id for sha, dead_id in found}

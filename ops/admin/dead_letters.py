@@ -19,6 +19,7 @@ from typing import Any
 from sqlalchemy import Select, func, select, update
 from sqlalchemy.orm import Session
 
+from wanotify.consumers.notifier.routing import reroute_rows
 from wanotify.ops.admin.errors import ActionRefused
 from wanotify.shared.db.copies import next_copy
 from wanotify.shared.db.models import DeadEvent, MessageLog, Rule, Status
@@ -282,7 +283,9 @@ def take_for_replay(session: Session, f: DeadFilter, limit: int) -> ReplayPlan:
     refuse_too_large(session, f)
     plan = ReplayPlan([], [])
     if f.wants_messages:
-        for m in session.scalars(_messages_query(f).limit(limit).with_for_update(skip_locked=True)):
+        replayed = list(session.scalars(_messages_query(f).limit(limit).with_for_update(skip_locked=True)))
+        reroute_rows(session, replayed)  # a message of a disabled sender goes out from its recipient's new one
+        for m in replayed:
             m.status, m.first_attempt, m.updated_at = Status.QUEUED, m.attempts + 1, func.now()
             plan.messages.append(next_copy(m))
     if f.wants_events:

@@ -50,7 +50,7 @@ def check_drain(session: Session, source: str, target: str) -> None:
     (``default`` always is one: its queues may hold what waited before senders were rows)."""
     if source == target:
         raise ActionRefused("--to must name another sender than the one drained")
-    rows = {name: disabled for name, disabled in session.execute(select(SenderRow.name, SenderRow.disabled_at)).tuples()}
+    rows = {name: disabled for name, disabled in session.execute(select(SenderRow.name, SenderRow.disabled_at)).all()}
     if source not in rows and source != DEFAULT_SENDER:
         raise ActionRefused(f"there is no sender {source!r} — `wanotify senders list` shows them")
     if target not in rows and not (target == DEFAULT_SENDER and not rows):

@@ -246,9 +246,9 @@ def list_senders(session: Session, settings: Settings) -> list[dict[str, Any]]:
     configs = load_senders(session, settings)
     names = [c.name for c in configs]
     waiting = dict(session.execute(select(MessageLog.sender, func.count()).where(
-        MessageLog.sender.in_(names), MessageLog.status.in_(WAITING)).group_by(MessageLog.sender)).tuples())
+        MessageLog.sender.in_(names), MessageLog.status.in_(WAITING)).group_by(MessageLog.sender)).all())
     sticking = dict(session.execute(select(Recipient.sender, func.count()).where(
-        Recipient.sender.in_(names)).group_by(Recipient.sender)).tuples())
+        Recipient.sender.in_(names)).group_by(Recipient.sender)).all())
     states = {s.sender: s for s in session.scalars(select(SenderState).where(
         SenderState.namespace == settings.namespace, SenderState.sender.in_(names)))}
     return [_summary(c, settings, now, states.get(c.name), waiting.get(c.name, 0), sticking.get(c.name, 0))
