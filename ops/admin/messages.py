@@ -109,7 +109,8 @@ def _midnight(day: date | None) -> datetime:
 
 def _row(m: MessageLog) -> dict[str, Any]:
     return {"id": m.id, "created_at": m.created_at, "event_type": m.event_type, "template": m.template,
-            "priority": m.priority, "status": m.status, "recipient": mask_phone(m.recipient), "attempts": m.attempts,
+            "priority": m.priority, "status": m.status, "sender": m.sender, "recipient": mask_phone(m.recipient),
+            "attempts": m.attempts,
             "sent_at": m.sent_at, "error": _masked_text(m.last_error)}
 
 

@@ -51,10 +51,10 @@ for _role in (*ROLES, "all"):
 @run.command("web")
 @click.option("--host", default="127.0.0.1", show_default=True)
 @click.option("--port", default=8080, show_default=True, type=click.IntRange(0, 65535))
-@click.option("--only", metavar="PARTS", help="Comma-separated parts to serve (default: all): webhook.")
+@click.option("--only", metavar="PARTS", help="Comma-separated parts to serve (default: all): webhook, api, console.")
 @click.pass_context
 def web(ctx: click.Context, host: str, port: int, only: str | None) -> None:
-    """The web server: WhatsApp status webhooks at /webhooks/whatsapp, /healthz.
+    """The web server: WhatsApp status webhooks at /webhooks/whatsapp, the HTTP API at /api/v1, /healthz.
 
     Needs WHATSAPP_VERIFY_TOKEN and WHATSAPP_APP_SECRET when it serves the webhook.
     Runs until SIGINT/SIGTERM.

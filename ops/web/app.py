@@ -19,6 +19,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 
 from wanotify.ops.web import webhook
+from wanotify.ops.web.api import part as api
 from wanotify.ops.web.console import part as console
 from wanotify.ops.web.limits import Limits
 from wanotify.ops.web.parts import Built, Part
@@ -26,7 +27,7 @@ from wanotify.shared.config import Settings
 from wanotify.shared.errors import ConfigError
 
 # In routing order: a part serving "/" (the console) must come last.
-PARTS: dict[str, Part] = {part.name: part for part in (webhook.PART, console.PART)}
+PARTS: dict[str, Part] = {part.name: part for part in (webhook.PART, api.PART, console.PART)}
 
 
 def select_parts(only: str | None) -> tuple[str, ...]:
