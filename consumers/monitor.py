@@ -6,15 +6,20 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
+from datetime import UTC, datetime
 
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.meta_state import refresh_metrics as refresh_meta_metrics
 from wanotify.shared.metrics import Metrics
-from wanotify.shared.monitoring import QueueProbe, drain_seconds, monitored_queues, waiting_by_priority
+from wanotify.shared.monitoring import QueueProbe, waiting_by_priority
 from wanotify.shared.runtime import load
+from wanotify.shared.sender_report import collect_senders, pool_drain, probe_names, queue_rows
+from wanotify.shared.senders import load_senders
 from wanotify.shared.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -36,15 +41,24 @@ async def monitor_forever(settings: Settings, metrics: Metrics, sessions: sessio
 
 def refresh(settings: Settings, metrics: Metrics, sessions: sessionmaker[Session], probe: QueueProbe) -> None:
     topology = Topology.of(settings)
-    for stats in probe.stats(monitored_queues(topology)):
-        if stats.ready is not None:
-            metrics.queue_depth.labels(stats.name).set(stats.ready)
-            metrics.queue_consumers.labels(stats.name).set(stats.consumers or 0)
+    with transaction(sessions) as session:
+        senders = load_senders(session, settings)
+    stats = {q.name: q for q in probe.stats(probe_names(topology, senders))}
+    # A sender's three priority queues as one series named like the contract's send queue.
+    for row in queue_rows(topology, senders, stats):
+        if row["ready"] is not None:
+            metrics.queue_depth.labels(row["name"]).set(row["ready"])
+            metrics.queue_consumers.labels(row["name"]).set(row["consumers"] or 0)
     with transaction(sessions) as session:
         waiting = waiting_by_priority(session)
         gap = load(session, settings).gap_seconds
         refresh_meta_metrics(metrics.meta, session)  # templates' and numbers' state, as Meta reported it
+        reports = collect_senders(session, settings, gap, stats, senders)
+        now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
     for priority, count in waiting.items():
         metrics.waiting_messages.labels(priority).set(count)
     metrics.gap_setting.set(gap)
-    metrics.backlog_drain.set(drain_seconds(sum(waiting.values()), gap))
+    metrics.senders.update(reports)
+    drain = pool_drain(reports, settings, now)
+    # No sender may send: the backlog never drains; an hour's alert threshold sees it as "very long".
+    metrics.backlog_drain.set(math.inf if drain is None else drain)

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from wanotify.shared.capacity import SenderLoad, allowance, must_leave, sender_drain, window_eta
+from wanotify.shared.capacity import SenderLoad, allowance, estimate_drain, must_leave, sender_drain, window_eta
 from wanotify.shared.config import Settings
 from wanotify.shared.db.models import MessageLog, SenderContact, SenderProcess, SenderState, Status
 from wanotify.shared.monitoring import QueueStats, monitored_queues
@@ -149,6 +149,15 @@ def collect_senders(session: Session, settings: Settings, runtime_gap: float,
     return reports
 
 
+def pool_drain(reports: list[SenderReport], settings: Settings, now: datetime) -> float | None:
+    """Seconds until the whole backlog is sent by the pool (None: no sender may send)."""
+    messages = sum(r.waiting for r in reports)
+    recipients = sum(r.waiting_recipients for r in reports)  # a recipient sticks to one sender
+    estimate = estimate_drain([load_of(r, now) for r in reports], messages, recipients,
+                              settings.recipient_interval_seconds, settings.daily_window_seconds)
+    return estimate.seconds
+
+
 def load_of(report: SenderReport, now: datetime) -> SenderLoad:
     """The sender as the capacity model sees it (a jittered gap by its mean)."""
     gap = report.gap_seconds if report.gap_max_seconds is None else (report.gap_seconds + report.gap_max_seconds) / 2
@@ -190,7 +199,8 @@ def _held(session: Session, now: datetime) -> dict[str, list[Held]]:
         .group_by(name, MessageLog.held_reason).order_by(name, MessageLog.held_reason)).all()
     held: dict[str, list[Held]] = {}
     for sender, reason, count, next_due in rows:
-        held.setdefault(sender, []).append(Held(reason or "deferred", count, next_due))
+        if next_due is not None:  # always: the rows are those held until a time
+            held.setdefault(sender, []).append(Held(reason or "deferred", count, next_due))
     return held
 
 

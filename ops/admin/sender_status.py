@@ -1,22 +1,8 @@
-"""The senders' part of ``wanotify status``: each sender's line, and the pool's drain estimate."""
+"""The senders' lines of ``wanotify status`` (the figures come from ``shared/sender_report.py``)."""
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
-
-from wanotify.shared.capacity import estimate_drain
-from wanotify.shared.config import Settings
-from wanotify.shared.sender_report import SenderReport, load_of
-
-
-def pool_drain(reports: list[SenderReport], settings: Settings, now: datetime) -> float | None:
-    """Seconds until the whole backlog is sent by the pool (None: no sender may send)."""
-    messages = sum(r.waiting for r in reports)
-    recipients = sum(r.waiting_recipients for r in reports)  # a recipient sticks to one sender
-    estimate = estimate_drain([load_of(r, now) for r in reports], messages, recipients,
-                              settings.recipient_interval_seconds, settings.daily_window_seconds)
-    return estimate.seconds
 
 
 def render_senders(senders: list[dict[str, Any]]) -> list[str]:

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from wanotify.ops.admin.meta_status import collect_meta, render_meta
 from wanotify.ops.admin.pausing import current_pause
-from wanotify.ops.admin.sender_status import duration, pool_drain, render_senders
+from wanotify.ops.admin.sender_status import duration, render_senders
 from wanotify.shared.config import Settings
 from wanotify.shared.db.models import SenderState
 from wanotify.shared.monitoring import (
@@ -20,7 +20,7 @@ from wanotify.shared.monitoring import (
     waiting_by_priority,
 )
 from wanotify.shared.runtime import load
-from wanotify.shared.sender_report import collect_senders, probe_names, queue_rows
+from wanotify.shared.sender_report import collect_senders, pool_drain, probe_names, queue_rows
 from wanotify.shared.senders import load_senders
 from wanotify.shared.topology import DEFAULT_SENDER, Topology
 from wanotify.shared.urls import amqp_hosts
