@@ -17,7 +17,8 @@ Three limits beyond a sender's gap, each with its own reason when it says "not y
 ``check`` runs inside the sender's claim transaction: it locks the recipient's row (creating
 it), so two senders can never both take a recipient's interval, and it reads the sender's
 counted contacts, whose claims are already serialised by the sender's locked state row.
-``commit`` records the call once the claim decided it goes.
+``commit`` records the call once the claim decided it goes, at its planned start;
+``call_started`` moves that to the actual start once the call is made (it may start late).
 
 The decisions themselves are pure functions over plain values (``decide`` and the helpers
 below) reading the database through the small ``Ledger`` interface, so they are unit-tested
@@ -218,6 +219,17 @@ def commit(session: Session, *, sender: SenderConfig, recipient: str, planned: d
         index_elements=[SenderContact.sender, SenderContact.recipient],
         set_={"first_at": case((SenderContact.first_at <= window_start, stmt.excluded.first_at),
                                else_=SenderContact.first_at)}))
+
+
+def call_started(session: Session, recipient: str, seconds_ago: float) -> None:
+    """Move the recipient's last call from its planned start to its actual start, on the database
+    clock, when that is later: a call that started late (a slow first connection, a busy host)
+    would otherwise let the next message to the recipient come early by as much.
+
+    ``clock_timestamp() - seconds_ago`` is never earlier than the real start: the statement runs
+    after the moment ``seconds_ago`` was measured."""
+    session.execute(update(Recipient).where(Recipient.phone == recipient).values(
+        last_call_at=func.greatest(Recipient.last_call_at, func.clock_timestamp() - timedelta(seconds=seconds_ago))))
 
 
 def pair_rate_hit(session: Session, recipient: str, now: datetime) -> float:
