@@ -47,10 +47,20 @@ def with_application_name(database_url: str, name: str) -> str:
 
 def place_order(engine: Engine, member: str, amount: int) -> str:
     """The app's business transaction: an order and its event, committed together; the event_id."""
+    [event_id] = place_orders(engine, [(member, amount)])
+    return event_id
+
+
+def place_orders(engine: Engine, placed: list[tuple[str, int]]) -> list[str]:
+    """Several (member, amount) orders and their events in one transaction; their event_ids."""
     with Session(engine) as session, session.begin():
-        order_id = session.execute(orders.insert().values(member=member, amount=amount).returning(orders.c.id)).scalar_one()
-        return outbox.add(session, "payment.link_created", {"member_id": member, "order_id": order_id, "amount": amount},
-                          aggregate_id=member, source="shop")
+        return [_order(session, member, amount) for member, amount in placed]
+
+
+def _order(session: Session, member: str, amount: int) -> str:
+    order_id = session.execute(orders.insert().values(member=member, amount=amount).returning(orders.c.id)).scalar_one()
+    return outbox.add(session, "payment.link_created", {"member_id": member, "order_id": order_id, "amount": amount},
+                      aggregate_id=member, source="shop")
 
 
 def unsent(engine: Engine) -> int:
