@@ -48,6 +48,9 @@ class Gate(abc.ABC):
     def delivered(self, session: Session, recipient: str) -> None:
         """A call to ``recipient`` went through (the pair-rate back-off starts over)."""
 
+    def started(self, session: Session, recipient: str, seconds_ago: float) -> None:  # noqa: B027 - optional
+        """The call to ``recipient`` actually started ``seconds_ago`` (later than planned, perhaps)."""
+
 
 class BudgetGate(Gate):
     """The budget rules of ``wanotify.consumers.sender.budget``."""
@@ -71,3 +74,6 @@ class BudgetGate(Gate):
 
     def delivered(self, session: Session, recipient: str) -> None:
         budget.pair_rate_cleared(session, recipient)
+
+    def started(self, session: Session, recipient: str, seconds_ago: float) -> None:
+        budget.call_started(session, recipient, seconds_ago)

@@ -303,7 +303,8 @@ class Lane:
             if gap is not None:
                 metrics.send_gap.labels(self.name).observe(gap)
         metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(step.duration)
-        call = call_record(command, step, self.pacer.last_start, self._note_call_started)
+        call = call_record(command, step, self.pacer.last_start,
+                           lambda session: self._note_call_started(session, claim.recipient))
         if isinstance(outcome, Exception):
             return await self.shared.outcomes.failed(self.name, command, claim, _as_send_error(outcome), call)
         provider_id = outcome.provider_message_id
@@ -323,11 +324,13 @@ class Lane:
             if self.shared.gate is not None:
                 self.shared.gate.delivered(session, claim.recipient)
 
-    def _note_call_started(self, session: Session) -> None:
+    def _note_call_started(self, session: Session, recipient: str) -> None:
         started = self.pacer.last_start
         if started is not None:
             store.note_call_started(session, self.shared.settings.namespace, self.shared.sender_id,
                                     time.monotonic() - started, sender=self.name)
+            if self.shared.gate is not None:  # the recipient interval counts from the actual start too
+                self.shared.gate.started(session, recipient, time.monotonic() - started)
 
 
 def _channel_gone(message: AbstractIncomingMessage) -> bool:
