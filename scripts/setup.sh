@@ -54,3 +54,20 @@ if ! command -v promtool >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 &
   (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus) \
     >/dev/null 2>&1 || log "could not install prometheus; the ops tests will report it"
 fi
+
+# The README's snippets for other languages run in tests as their users run them: PHP with
+# Debian's php-cli and php-amqplib, Node with amqplib from the npm registry (the versions in
+# tests/snippets/node/package-lock.json).
+if { ! command -v php >/dev/null 2>&1 || [ ! -f /usr/share/php/PhpAmqpLib/autoload.php ]; } \
+   && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  log "installing php-cli and php-amqplib from Debian's packages (for the PHP snippets' tests)"
+  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends php-cli php-amqplib) \
+    >/dev/null 2>&1 || log "could not install php-cli and php-amqplib; the PHP snippet tests will report it"
+fi
+if command -v npm >/dev/null 2>&1; then
+  log "installing the Node snippets' amqplib (npm ci in tests/snippets/node)"
+  (cd tests/snippets/node && npm ci --no-audit --no-fund --loglevel=error) >/dev/null 2>&1 \
+    || log "npm ci failed in tests/snippets/node; the Node snippet tests will report it"
+else
+  log "npm is missing; install Node.js 18+ for the Node snippet tests"
+fi
