@@ -71,10 +71,25 @@ EOF
   echo "[]." >"$dir/advanced.config"
 }
 
+# A live process: a SIGKILLed VM lingers as a zombie until it is reaped, which kill -0 accepts.
+alive() {
+  local state
+  state=$(awk '{print $3}' "/proc/$1/stat" 2>/dev/null) || return 1
+  [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
+}
+
 node_pid() {
   local file
   file="$(node_dir "$1")/pid"
-  [ -s "$file" ] && kill -0 "$(cat "$file")" 2>/dev/null && cat "$file"
+  [ -s "$file" ] && alive "$(cat "$file")" && cat "$file"
+}
+
+kill_node() {
+  local pid
+  pid=$(node_pid "$1") || die "node $1 is not running"
+  kill -KILL "$pid"
+  for _ in $(seq 1 100); do alive "$pid" || return 0; sleep 0.1; done
+  die "node $1 (pid $pid) did not die within 10 s of SIGKILL"
 }
 
 start_node() {
@@ -109,7 +124,7 @@ stop_node() {
   pid=$(node_pid "$n" || true)
   [ -n "$pid" ] || return 0
   ctl "$n" stop >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || return 0; sleep 0.5; done
+  for _ in $(seq 1 60); do alive "$pid" || return 0; sleep 0.5; done
   kill -KILL "$pid" 2>/dev/null || true
 }
 
@@ -137,7 +152,7 @@ case "${1:-}" in
     ;;
   urls) urls ;;
   pid) node_pid "${2:?node number}" || die "node ${2} is not running" ;;
-  kill) kill -KILL "$(node_pid "${2:?node number}")" ;;
+  kill) kill_node "${2:?node number}" ;;
   start-node) start_node "${2:?node number}" ;;
   stop-node) stop_node "${2:?node number}" ;;
   ctl) n=${2:?node number}; shift 2; ctl "$n" "$@" ;;
