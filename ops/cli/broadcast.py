@@ -22,8 +22,8 @@ from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import make_engine, session_factory
 from wanotify.shared.priority import Priority
 
-# Smaller files are read in a blink: a bar would only flicker.
-PROGRESS_FROM_BYTES = 256 * 1024
+# Smaller files are checked in a second or so: a bar would only flicker.
+PROGRESS_FROM_BYTES = 64 * 1024
 LISTED_IN_TEXT = 20
 
 

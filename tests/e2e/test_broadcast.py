@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import pty
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +16,7 @@ from sqlalchemy import func, select, text
 from tests.e2e.scenario import payment_link
 from tests.e2e.test_cli import one_error_line, run_cli
 from tests.support.processes import wait_until
+from wanotify.ops.cli.broadcast import PROGRESS_FROM_BYTES
 from wanotify.shared.db.models import AuditEntry, MessageLog
 
 TEMPLATE = "broadcast_promo"
@@ -164,3 +169,36 @@ def test_bad_input_is_refused_in_one_line_that_says_what_to_do(stack, template, 
 def test_an_unknown_broadcast_is_named(stack, template):
     done = run_cli(stack, "broadcast", "cancel", "424242")
     assert done.returncode == 1 and "there is no broadcast 424242" in one_error_line(done)
+
+
+def run_on_terminal(stack, *args: str) -> tuple[int, str]:  # type: ignore[no-untyped-def]
+    """Run a command with its stderr on a pseudo-terminal (as at an admin's shell); its exit code and stderr."""
+    controller, terminal = pty.openpty()
+    with subprocess.Popen([sys.executable, "-m", "wanotify.ops.cli", *args], env=stack.env(COLUMNS="100"),
+                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=terminal) as proc:
+        os.close(terminal)
+        chunks = []
+        while True:
+            try:
+                chunk = os.read(controller, 65536)
+            except OSError:  # the command closed the terminal
+                break
+            if not chunk:
+                break
+            chunks.append(chunk)
+        code = proc.wait(60)
+    os.close(controller)
+    return code, b"".join(chunks).decode(errors="replace")
+
+
+def test_a_large_file_shows_a_progress_bar_on_a_terminal_and_nothing_when_piped(stack, template, tmp_path):
+    path = tmp_path / "large.csv"
+    padding = "x" * 80  # long rows: a large file in few rows, so the test stays short
+    path.write_text("phone,name,code\n" + "".join(f"{recipient(n)},Member {n},{padding}\n" for n in range(800)),
+                    encoding="utf-8")
+    assert path.stat().st_size > PROGRESS_FROM_BYTES
+    create = ("broadcast", "create", "--template", template, "--csv", str(path), "--dry-run")
+    code, shown = run_on_terminal(stack, *create)
+    assert code == 0 and "checking" in shown and "━" in shown
+    piped = run_cli(stack, *create)
+    assert piped.returncode == 0 and piped.stderr == "" and "800 valid" in piped.stdout
