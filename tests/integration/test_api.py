@@ -29,6 +29,7 @@ from wanotify.ops.web.server import build_server, listen
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import Attempt, MessageLog, WebhookReceipt
+from wanotify.shared.schemas import published_schemas
 from wanotify.shared.topology import Topology, declare_topology
 
 MEMBER = {"member_id": "M-1", "name": "Budi", "phone": "08114040707"}
@@ -261,3 +262,12 @@ def test_the_api_declares_the_notifier_queue_so_no_event_is_lost_before_the_noti
     with serve_api(settings) as url:
         assert post(url, key, {"event_type": "member.registered", "data": MEMBER}).status_code == 202
     assert queue_depth(settings.amqp_url, Topology.of(settings).notifier_queue) == 1
+
+
+def test_the_published_json_schemas_are_served_whole_and_per_event_type_without_a_key(api):
+    every = requests.get(f"{api}/api/v1/schemas", timeout=10)
+    assert every.status_code == 200 and every.json() == published_schemas()
+    one = requests.get(f"{api}/api/v1/schemas/payment.link_created", timeout=10)
+    assert one.json() == published_schemas()["events"]["payment.link_created"]
+    unknown = requests.get(f"{api}/api/v1/schemas/nobody.listens", timeout=10)
+    assert (unknown.status_code, unknown.json()["error"]) == (404, "not_found")

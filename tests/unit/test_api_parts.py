@@ -113,7 +113,8 @@ def test_the_openapi_document_is_valid_and_has_a_schema_for_every_catalogue_type
     spec = document()
     validate(spec)
     assert {m.__name__ for m in SCHEMAS.values()} <= set(spec["components"]["schemas"])
-    assert set(spec["paths"]) == {"/api/v1/events", "/api/v1/events/batch", "/api/v1/messages", "/api/v1/messages/{id}"}
+    assert set(spec["paths"]) == {"/api/v1/events", "/api/v1/events/batch", "/api/v1/messages", "/api/v1/messages/{id}",
+                                  "/api/v1/schemas"}
 
 
 def test_the_docs_page_names_every_endpoint_and_schema_and_reads_types_shortly():

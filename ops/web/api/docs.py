@@ -37,7 +37,8 @@ def _operations(spec: dict[str, Any]) -> list[dict[str, Any]]:
                               "description": op.get("description", ""), "parameters": op.get("parameters", []),
                               "body": _type_of(body) if body else None,
                               "responses": [{"code": c, "description": r["description"],
-                                             "schema": _type_of(r["content"]["application/json"]["schema"])}
+                                             "schema": _type_of(r["content"]["application/json"]["schema"]),
+                                             "linked": "$ref" in r["content"]["application/json"]["schema"]}
                                             for c, r in op["responses"].items()]})
     return found
 

@@ -76,6 +76,13 @@ def _paths() -> dict[str, Any]:
                            "handled the event (or when it was parked).",
             "parameters": [event_id],
             "responses": {"200": _json("MessageList", "The messages, oldest first."), **_errors(401, 422, 429, 503)}}},
+        f"{BASE}/schemas": {"get": {
+            "operationId": "getSchemas", "summary": "The JSON Schemas of the events in and the status events out",
+            "description": "`envelope`, `events` (one per catalogue event type, also at /api/v1/schemas/{event_type}) "
+                           "and `status_event`, JSON Schema draft 2020-12. No key needed.",
+            "security": [],
+            "responses": {"200": {"description": "The schemas.", "content": {"application/json": {"schema": {
+                "type": "object"}}}}}}},
         f"{BASE}/messages/{{id}}": {"get": {
             "operationId": "getMessage", "summary": "One message: status, attempts, timestamps, receipts",
             "parameters": [message_id],

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from functools import partial
+from functools import cache, partial
 
 from prometheus_client import CollectorRegistry
 from sqlalchemy import Engine
@@ -28,10 +28,13 @@ from wanotify.ops.web.api.routes import Api
 from wanotify.ops.web.console.security import SecurityHeaders
 from wanotify.ops.web.limits import Limits
 from wanotify.ops.web.parts import Built, Part
+from wanotify.shared import schemas
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import make_engine, session_factory
 
 BASE = openapi.BASE
+# The published JSON Schemas depend on code only: rendered once.
+_published_schemas = cache(schemas.published_schemas)
 
 
 def check(_settings: Settings) -> None:
@@ -50,10 +53,12 @@ def build(settings: Settings, limits: Limits, registry: CollectorRegistry, *,
         Route("/messages/{id:int}", api.endpoint("message", api.get_message), methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/docs", _docs, methods=["GET"]),
+        Route("/schemas", _schemas, methods=["GET"]),
+        Route("/schemas/{event_type}", _event_schema, methods=["GET"]),
         Mount("/static", StaticFiles(packages=[("wanotify.ops.web.api", "static")])),
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
-                    exception_handlers={HTTPException: _http_error})  # type: ignore[dict-item]
+                    exception_handlers={HTTPException: _http_error, ApiError: _api_error})  # type: ignore[dict-item]
     return Built([Mount(BASE, app=app)], partial(_lifespan, api, engine))
 
 
@@ -61,8 +66,24 @@ async def _openapi(_request: Request) -> Response:
     return JSONResponse(openapi.document(), headers=COMMON_HEADERS)
 
 
+async def _schemas(_request: Request) -> Response:
+    return JSONResponse(_published_schemas(), headers=COMMON_HEADERS)
+
+
+async def _event_schema(request: Request) -> Response:
+    event_type = request.path_params["event_type"]
+    found = _published_schemas()["events"].get(event_type)
+    if found is None:
+        raise ApiError(404, "not_found", f"no schema for event type {event_type!r}: GET /api/v1/schemas lists them")
+    return JSONResponse(found, headers=COMMON_HEADERS)
+
+
 async def _docs(_request: Request) -> Response:
     return HTMLResponse(docs.page(), headers={"Cache-Control": "no-cache"})
+
+
+async def _api_error(_request: Request, exc: ApiError) -> Response:
+    return exc.response()
 
 
 async def _http_error(_request: Request, exc: HTTPException) -> Response:
