@@ -224,12 +224,18 @@ def commit(session: Session, *, sender: SenderConfig, recipient: str, planned: d
 def call_started(session: Session, recipient: str, seconds_ago: float) -> None:
     """Move the recipient's last call from its planned start to its actual start, on the database
     clock, when that is later: a call that started late (a slow first connection, a busy host)
-    would otherwise let the next message to the recipient come early by as much.
+    would otherwise let the next message to the recipient come early by as much. The contact the
+    call counted against the daily limit leaves the window that much later too.
 
     ``clock_timestamp() - seconds_ago`` is never earlier than the real start: the statement runs
     after the moment ``seconds_ago`` was measured."""
+    started = session.scalar(select(func.clock_timestamp() - timedelta(seconds=seconds_ago)))  # once, for both rows
+    planned = select(Recipient.last_call_at).where(Recipient.phone == recipient).scalar_subquery()
+    # The contact this call counted (its first_at is the planned start) starts its window then too.
+    session.execute(update(SenderContact).where(SenderContact.recipient == recipient, SenderContact.first_at == planned)
+                    .values(first_at=func.greatest(SenderContact.first_at, started)))
     session.execute(update(Recipient).where(Recipient.phone == recipient).values(
-        last_call_at=func.greatest(Recipient.last_call_at, func.clock_timestamp() - timedelta(seconds=seconds_ago))))
+        last_call_at=func.greatest(Recipient.last_call_at, started)))
 
 
 def pair_rate_hit(session: Session, recipient: str, now: datetime) -> float:

@@ -140,10 +140,11 @@ def _first_at(sessions, who: SenderConfig, to: str) -> datetime | None:  # type:
         return None if row is None else row.first_at
 
 
-def test_a_call_that_started_late_holds_the_recipient_from_its_actual_start(sessions, budget_settings):
+def test_a_call_that_started_late_counts_from_its_actual_start(sessions, budget_settings):
     to, who = phone(), sender()
     planned = datetime.now(UTC) - timedelta(seconds=1)
     commit(sessions, who, to, budget_settings, planned=planned)
+    assert _first_at(sessions, who, to) == planned
     # the call really started 0.2 s ago, 0.8 s after its planned start
     with transaction(sessions) as session:
         budget.call_started(session, to, seconds_ago=0.2)
@@ -152,6 +153,7 @@ def test_a_call_that_started_late_holds_the_recipient_from_its_actual_start(sess
         assert row is not None and row.last_call_at is not None
         moved = row.last_call_at
     assert moved > planned + timedelta(seconds=0.75)
+    assert _first_at(sessions, who, to) == moved  # the daily window counts from the actual start too
     # an estimate older than the record changes nothing
     with transaction(sessions) as session:
         budget.call_started(session, to, seconds_ago=30)
