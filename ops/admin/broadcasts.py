@@ -236,7 +236,7 @@ def show(session: Session, settings: Settings, broadcast_id: int) -> dict[str, A
     counts = _status_counts(session, [broadcast_id]).get(broadcast_id, {})
     by_status = {status.value: counts.get(status.value, 0) for status in Status}
     remaining = sum(by_status[s.value] for s in REMAINING)
-    unlogged = 0 if broadcast.cancelled_at else max(0, broadcast.valid_rows - sum(by_status.values()))
+    unlogged = _unlogged(broadcast, counts)
     eta = _eta(session, settings, broadcast.sender, remaining + unlogged)
     return {**_summary(broadcast, counts), "key": broadcast.key, "created_by": broadcast.created_by,
             "by_status": by_status, "not_yet_logged": unlogged, "eta_seconds": eta}
@@ -256,8 +256,15 @@ def cancel(session: Session, actor: str, broadcast_id: int) -> dict[str, Any]:
     in_flight = counts.get(Status.PENDING.value, 0)
     record(session, actor, "broadcast.cancel", target={"broadcast_id": broadcast_id}, count=cancelled,
            detail=f"{gone} already sent, {in_flight} in flight")
+    # Rows still on their way to the notifier become messages after this statement: say so, so
+    # the operator can cancel again once they have arrived.
     return {"broadcast_id": broadcast_id, "cancelled": cancelled, "already_sent": gone, "in_flight": in_flight,
-            "dead": counts.get(Status.DEAD.value, 0)}
+            "dead": counts.get(Status.DEAD.value, 0), "not_yet_logged": _unlogged(broadcast, counts)}
+
+
+def _unlogged(broadcast: Broadcast, counts: dict[str, int]) -> int:
+    """Valid rows the notifier has not made a message of yet (their events are on the way)."""
+    return max(0, broadcast.valid_rows - sum(counts.values()))
 
 
 def _get(session: Session, broadcast_id: int) -> Broadcast:

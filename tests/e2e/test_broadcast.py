@@ -117,6 +117,7 @@ def test_a_thousand_rows_with_ten_bad_ones_queue_990_once_and_a_payment_link_ove
     cancelled = cli_json(stack, "broadcast", "cancel", str(broadcast_id))
     assert cancelled["cancelled"] > 900
     assert cancelled["cancelled"] + cancelled["already_sent"] + cancelled["in_flight"] + cancelled["dead"] == 990
+    assert cancelled["not_yet_logged"] == 0
     shown = cli_json(stack, "broadcast", "show", str(broadcast_id))
     assert shown["by_status"]["cancelled"] == cancelled["cancelled"]
     assert shown["by_status"]["queued"] == shown["by_status"]["failed"] == shown["not_yet_logged"] == 0
@@ -144,6 +145,19 @@ def test_list_and_show_report_a_broadcasts_progress(stack, template, sessions, t
         priorities = set(session.scalars(select(MessageLog.priority).where(MessageLog.broadcast_id == created["broadcast_id"])))
     assert priorities == {"low"}
     assert f"broadcast {created['broadcast_id']}: few.csv" in stack.cli("broadcast", "show", str(created["broadcast_id"]))
+
+
+def test_a_cancel_before_the_notifier_has_the_rows_says_how_many_are_on_their_way(stack, template, tmp_path):
+    path = tmp_path / "few.csv"
+    path.write_text("phone,name,code\n08114040701,Ani,A\n08114040702,Budi,B\n", encoding="utf-8")
+    created = cli_json(stack, "broadcast", "create", "--template", template, "--csv", str(path))  # no notifier runs
+    broadcast_id = str(created["broadcast_id"])
+    assert cli_json(stack, "broadcast", "cancel", broadcast_id) == {
+        "broadcast_id": created["broadcast_id"], "cancelled": 0, "already_sent": 0, "in_flight": 0, "dead": 0,
+        "not_yet_logged": 2}
+    assert "2 rows had not reached the notifier yet" in stack.cli("broadcast", "cancel", broadcast_id)
+    again = run_cli(stack, "broadcast", "create", "--template", template, "--csv", str(path))
+    assert again.returncode == 1 and "and cancelled at" in one_error_line(again)
 
 
 @pytest.mark.parametrize(("content", "options", "error"), [
