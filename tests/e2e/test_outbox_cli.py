@@ -1,0 +1,50 @@
+"""``wanotify relay`` as an operator runs it: --once --json, and a setup step not done."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pytest
+from sqlalchemy import create_engine
+
+from tests.support.processes import wanotify_env
+from tests.support.upstream import EventTap, place_order, unsent, upstream_database
+
+
+@pytest.fixture
+def tap(settings) -> Iterator[EventTap]:  # type: ignore[no-untyped-def]
+    listening = EventTap(settings.amqp_url, settings.namespace)
+    yield listening
+    listening.close()
+
+
+def wanotify(settings, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
+    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=wanotify_env(settings, "http://127.0.0.1:9"),
+                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+
+
+def test_relay_once_publishes_what_is_unsent_and_reports_it_as_json(settings, database_url, tap):
+    with upstream_database(database_url) as url:
+        engine = create_engine(url)
+        committed = [place_order(engine, "M-1", amount) for amount in (1, 2, 3)]
+        done = wanotify(settings, "relay", "--database-url", url, "--once", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["published"] == 3
+        assert unsent(engine) == 0
+        engine.dispose()
+    events = tap.wait_for(lambda got: len(got) >= 3, 10, "three events")
+    assert [e["message_id"] for e in events] == committed
+
+
+def test_relay_says_how_to_create_a_missing_outbox_table(settings, database_url):
+    done = wanotify(settings, "relay", "--database-url", database_url, "--table", "no_such_outbox", "--once")
+    assert done.returncode == 2
+    assert "has no table no_such_outbox" in done.stderr and "include_in(metadata)" in done.stderr
+
+
+def test_relay_refuses_a_database_url_that_is_not_one(settings):
+    done = wanotify(settings, "relay", "--database-url", "not a url", "--once")
+    assert done.returncode == 2 and "--database-url is not a database URL" in done.stderr
