@@ -33,6 +33,7 @@ class Sizes:
     celery_tasks: int = 200
     celery_rate: str = "20/s"
     celery_workers: int = 2
+    api_events: int = 20_000
 
 
 FULL = Sizes()
@@ -47,4 +48,5 @@ QUICK = Sizes(
     backlog_high=3,
     backlog_drain_seconds=3.0,
     celery_tasks=60,
+    api_events=2_000,
 )
