@@ -12,9 +12,11 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 from sqlalchemy.engine import make_url
 
+from tests.support.broker import broker_connection, close_connection
 from tests.support.processes import wait_until
 from tests.support.status_events import StatusListener, first_of_each, log_message, outbox_rows, statuses_by_message
 from wanotify.consumers.status import RelayOptions, StatusRelay
+from wanotify.consumers.status.relay import CONNECTION_NAME
 from wanotify.shared.db.engine import make_engine
 from wanotify.shared.metrics import Metrics
 
@@ -140,3 +142,26 @@ def test_published_events_are_pruned_after_the_retention(settings, sessions, lis
 
     asyncio.run(scenario())
     assert len(listener.wait_for(lambda got: len(got) >= 2, 10, "two events")) == 2
+
+
+def test_a_relay_whose_broker_connection_is_closed_reconnects_and_loses_nothing(settings, sessions, listener):
+    relay, _ = relay_for(settings)
+
+    async def scenario() -> list[int]:
+        stop = asyncio.Event()
+        running = asyncio.create_task(relay.run(stop))
+        first = await asyncio.to_thread(log_message, sessions, ["queued", "sent"])
+        await asyncio.to_thread(wait_until, lambda: outbox_rows(sessions, unpublished_only=True) == 0, 10, "published")
+        # When the broker closes the relay's connection (as a broker restart would)
+        close_connection(await asyncio.to_thread(broker_connection, CONNECTION_NAME))
+        later = await asyncio.to_thread(lambda: [log_message(sessions, ["queued", "sent"]) for _ in range(5)])
+        await asyncio.to_thread(wait_until, lambda: outbox_rows(sessions, unpublished_only=True) == 0, 20,
+                                "the later changes published")
+        stop.set()
+        await running
+        return [first, *later]
+
+    ids = asyncio.run(scenario())
+    # Then every change arrived, in order per message
+    events = listener.wait_for(lambda got: len(first_of_each(got)) >= 12, 20, "twelve events")
+    assert statuses_by_message(events) == {i: ["queued", "sent"] for i in ids}
