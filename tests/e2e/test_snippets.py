@@ -66,6 +66,13 @@ def one_sent_message(sessions: Any, event_id: str) -> MessageLog:
     return rows[0]
 
 
+def test_the_laravel_snippet_is_valid_php():
+    # Laravel itself is not installed here: its snippet is checked for syntax, and the plain-PHP
+    # equivalent (php/publish_http.php) runs below.
+    assert snippet(["php", "-l", SNIPPETS / "php" / "laravel_http.php"], {"PATH": "/usr/bin:/bin"}).startswith(
+        "No syntax errors")
+
+
 @pytest.fixture
 def pipeline(stack: Any) -> Any:
     stack.start("notifier")
