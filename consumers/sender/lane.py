@@ -174,7 +174,8 @@ class Lane:
             await declare_sender_queues_async(channel, self.topology, self.name)
         self._channel = channel
         for priority in PRIORITY_ORDER:
-            queue = await channel.get_queue(self.topology.send_queue_for(self.name, priority), ensure=False)
+            # A passive declare (ensure): only a queue the channel knows is consumed again after a reconnect.
+            queue = await channel.get_queue(self.topology.send_queue_for(self.name, priority))
             tag = await queue.consume(partial(self._on_delivery, priority))
             self._consumers.append((queue, tag))
         log.info("sender %s: holding its lease, consuming %s", self.name, self.topology.sender_queue_prefix(self.name),
@@ -313,7 +314,7 @@ class Lane:
             # the plainest record of a success: without the provider's id, which receipts need
             lambda: self._record_sent(command, claim, call, None),
         ], f"the success of {command.message_id}")
-        log.info("sent %s to %s as %s", command.message_id, mask_phone(claim.recipient), call.sent_as,
+        log.info("sent %s to %s as %s from %s", command.message_id, mask_phone(claim.recipient), call.sent_as, self.name,
                  extra=command.log_fields() | {"provider_message_id": provider_id, "sender": self.name})
         metrics.messages_sent.labels(command.priority.value, self.name).inc()
         return Ack()

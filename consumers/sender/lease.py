@@ -18,6 +18,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session, sessionmaker
 
+from wanotify.consumers.sender import liveness
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import SenderState
 
@@ -77,7 +78,11 @@ class PgLeaseStore(LeaseStore):
                 .execution_options(populate_existing=True)).all()
             states = {}
             for state, now in rows:
-                held = may_hold(state.lease_holder, state.lease_expires_at, me, now)
+                # A holder known dead (it said it stopped, or its pid is gone on this host) need not
+                # be waited out: its calls are over.
+                holder = state.lease_holder
+                held = may_hold(holder, state.lease_expires_at, me, now) or (
+                    holder is not None and not liveness.is_alive(session, holder, now))
                 if held:
                     state.lease_holder, state.lease_expires_at = me, now + timedelta(seconds=self.seconds)
                 states[state.sender] = LaneState(held, state.paused_until, state.pause_reason, now)

@@ -1,0 +1,80 @@
+"""Fakes of the sender's small interfaces (each subclasses the real one), for unit tests."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from wanotify.consumers.sender.lease import LaneState, LeaseStore, may_hold
+from wanotify.shared.broker import SendQueuePublisher
+from wanotify.shared.messages import SendCommand
+
+
+class FakeLeaseStore(LeaseStore):
+    """Leases in a dict, on a clock the test moves; ``down`` makes renewals fail like a lost database."""
+
+    def __init__(self, seconds: float = 5.0) -> None:
+        self.seconds = seconds
+        self.now = datetime(2026, 1, 1, tzinfo=UTC)
+        self.leases: dict[str, tuple[str, datetime]] = {}
+        self.paused: dict[str, datetime] = {}
+        self.down = False
+
+    def renew(self, senders: list[str], me: str) -> dict[str, LaneState]:
+        if self.down:
+            raise ConnectionError("database gone")
+        states = {}
+        for sender in senders:
+            holder, expires = self.leases.get(sender, (None, None))
+            held = may_hold(holder, expires, me, self.now)
+            if held:
+                self.leases[sender] = (me, self.now + timedelta(seconds=self.seconds))
+            states[sender] = LaneState(held, self.paused.get(sender), "paused by a test" if sender in self.paused else None,
+                                       self.now)
+        return states
+
+    def release(self, senders: list[str], me: str) -> None:
+        for sender in senders:
+            if self.leases.get(sender, (None,))[0] == me:
+                del self.leases[sender]
+
+
+class FakeDelivery:
+    """A delivery that remembers how it was settled."""
+
+    def __init__(self, body: bytes = b"{}", message_id: str | None = "1.1") -> None:
+        self.body = body
+        self.message_id = message_id
+        self.settled: list[str] = []
+
+    async def ack(self) -> None:
+        self.settled.append("ack")
+
+    async def nack(self, multiple: bool = False, requeue: bool = True) -> None:
+        self.settled.append("requeue" if requeue else "drop")
+
+
+class FakePublisher(SendQueuePublisher):
+    """Keeps what it was asked to publish; ``fail`` makes every publish raise like a broker that went away."""
+
+    def __init__(self, fail: bool = False) -> None:
+        self.fail = fail
+        self.published: list[tuple[Any, ...]] = []
+
+    def _check(self) -> None:
+        if self.fail:
+            raise ConnectionError("broker gone")
+
+    async def publish_retry(self, command: SendCommand, delay_seconds: float) -> str:
+        self._check()
+        self.published.append(("retry", command.attempt, delay_seconds))
+        return "retry-queue"
+
+    async def publish_defer(self, command: SendCommand, wait_seconds: float) -> float:
+        self._check()
+        self.published.append(("defer", command.attempt, wait_seconds))
+        return wait_seconds
+
+    async def publish_dead(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None:
+        self._check()
+        self.published.append(("dead", queue, headers))

@@ -1,0 +1,56 @@
+"""The sender's hold and its schedule: which held head goes next, and when. No broker, no database."""
+
+from __future__ import annotations
+
+from wanotify.consumers.sender.hold import Hold
+from wanotify.consumers.sender.schedule import LEAD_SECONDS, SendNext, Sleep, next_step
+from wanotify.shared.priority import Priority
+
+
+def _hold(*entries: tuple[Priority, str]) -> Hold[str]:
+    hold: Hold[str] = Hold()
+    for i, (priority, item) in enumerate(entries):
+        hold.put(priority, item, float(i))
+    return hold
+
+
+def test_the_highest_priority_head_goes_first_whatever_the_order_of_arrival():
+    hold = _hold((Priority.LOW, "low-0"), (Priority.NORMAL, "normal-1"), (Priority.HIGH, "high-2"))
+    order = []
+    while (head := hold.highest()) is not None:
+        order.append(head.item)
+        hold.remove(head)
+    assert order == ["high-2", "normal-1", "low-0"]
+
+
+def test_within_a_priority_the_first_held_goes_first():
+    hold = _hold((Priority.NORMAL, "first"), (Priority.NORMAL, "second"))
+    head = hold.highest()
+    assert head is not None and head.item == "first"
+
+
+def test_a_high_message_held_during_the_gap_is_the_one_sent_when_the_gap_ends():
+    hold = _hold((Priority.LOW, "low"), (Priority.NORMAL, "normal"))
+    # during the gap nothing goes, however much is held
+    during = next_step(hold, leased=True, pause_left=0.0, wait_left=0.4)
+    assert isinstance(during, Sleep) and during.why == "gap" and during.seconds <= 0.4
+    hold.put(Priority.HIGH, "high", 9.0)
+    at_the_end = next_step(hold, leased=True, pause_left=0.0, wait_left=LEAD_SECONDS / 2)
+    assert isinstance(at_the_end, SendNext) and at_the_end.held.item == "high"
+
+
+def test_nothing_is_sent_without_the_lease_or_during_a_pause_and_sleeps_are_at_most_a_second():
+    hold = _hold((Priority.HIGH, "high"))
+    assert next_step(hold, leased=False, pause_left=0.0, wait_left=0.0) == Sleep(1.0, "lease")
+    assert next_step(hold, leased=True, pause_left=3600.0, wait_left=0.0) == Sleep(1.0, "paused")
+    assert next_step(hold, leased=True, pause_left=0.3, wait_left=0.0) == Sleep(0.3, "paused")
+    assert next_step(_hold(), leased=True, pause_left=0.0, wait_left=0.0) == Sleep(1.0, "idle")
+    # a gap of an hour is looked at again every second (a lowered gap reaches it)
+    assert next_step(hold, leased=True, pause_left=0.0, wait_left=3600.0) == Sleep(1.0, "gap")
+
+
+def test_a_head_held_too_long_is_found_and_stopping_hands_every_head_back():
+    hold = _hold((Priority.LOW, "old"), (Priority.HIGH, "new"))
+    assert [h.item for h in hold.older_than(0.5, now=1.2)] == ["old"]
+    assert sorted(h.item for h in hold.take_all()) == ["new", "old"]
+    assert len(hold) == 0 and hold.highest() is None
