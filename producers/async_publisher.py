@@ -24,18 +24,20 @@ class AsyncEventPublisher:
     """
 
     def __init__(self, amqp_url: str, namespace: str = "wanotify", *, source: str | None = None,
-                 declare: bool = True, topology: Topology | None = None) -> None:
+                 declare: bool = True, topology: Topology | None = None,
+                 connection_name: str = "wanotify-publisher") -> None:
         self._url = amqp_url
         # A process with settings passes ``Topology.of(settings)``: its queue type must match the broker's queues.
         self._topology = topology or Topology(namespace)
         self._source = source
         self._declare = declare
+        self._connection_name = connection_name  # how the broker's management UI lists the connection
         self._connection: AbstractRobustConnection | None = None
         self._channel: AbstractChannel | None = None
         self._exchange: AbstractExchange | None = None
 
     async def connect(self) -> AsyncEventPublisher:
-        self._connection = await connect(self._url, "wanotify-publisher")
+        self._connection = await connect(self._url, self._connection_name)
         self._channel = await self._connection.channel(publisher_confirms=True, on_return_raises=True)
         if self._declare:
             await declare_topology_async(self._channel, self._topology)

@@ -11,6 +11,7 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from datetime import UTC, datetime
 
@@ -21,7 +22,7 @@ from openapi_spec_validator import validate
 from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
-from tests.support.broker import queue_depth
+from tests.support.broker import MANAGEMENT, queue_depth
 from wanotify.ops.admin.api_keys import create_key, revoke_key
 from wanotify.ops.web.app import create_app
 from wanotify.ops.web.limits import Limits
@@ -271,3 +272,22 @@ def test_the_published_json_schemas_are_served_whole_and_per_event_type_without_
     assert one.json() == published_schemas()["events"]["payment.link_created"]
     unknown = requests.get(f"{api}/api/v1/schemas/nobody.listens", timeout=10)
     assert (unknown.status_code, unknown.json()["error"]) == (404, "not_found")
+
+
+def test_one_web_process_publishes_every_request_on_one_broker_connection(api, key, settings):
+    # Given twenty events posted at once, each request by a connection of its own
+    with ThreadPoolExecutor(10) as pool:
+        codes = list(pool.map(lambda i: post(api, key, {"event_type": "member.registered", "data": MEMBER}).status_code,
+                              range(20)))
+    assert codes == [202] * 20
+    # Then the API opened one AMQP connection for all of them
+    names = [(c.get("client_properties") or {}).get("connection_name") for c in broker_connections()]
+    assert names.count(f"wanotify-api-{settings.namespace}") == 1
+
+
+def broker_connections() -> list[dict[str, object]]:
+    """The broker's open connections (the management API lists a new one within a few seconds)."""
+    time.sleep(6)
+    reply = requests.get(f"{MANAGEMENT}/connections", auth=("guest", "guest"), timeout=10)
+    reply.raise_for_status()
+    return reply.json()  # type: ignore[no-any-return]

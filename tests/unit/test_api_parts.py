@@ -15,6 +15,8 @@ from wanotify.ops.web.api.openapi import document
 from wanotify.ops.web.api.ratelimit import RateLimiter
 from wanotify.ops.web.api.services import KnownTypes
 from wanotify.ops.web.api.validation import Checks, check_event, parse_json
+from wanotify.ops.web.app import select_parts
+from wanotify.shared.errors import ConfigError
 from wanotify.shared.events import MAX_EVENT_BYTES, SCHEMAS
 
 CHECKS = Checks(frozenset(SCHEMAS) | {"order.shipped"}, "ID", datetime(2026, 11, 25, 8, 0, tzinfo=UTC))
@@ -123,3 +125,10 @@ def test_the_docs_page_names_every_endpoint_and_schema_and_reads_types_shortly()
     assert "WithdrawalRejectedData" in html
     assert _type_of({"anyOf": [{"type": "string", "format": "uuid"}, {"type": "null"}]}) == "string (uuid) or null"
     assert _type_of({"type": "array", "items": {"$ref": "#/components/schemas/Receipt"}}) == "list of Receipt"
+
+
+def test_the_api_is_a_part_that_only_can_pick_and_the_console_still_comes_last():
+    assert select_parts("console,api,webhook") == ("webhook", "api", "console")
+    assert select_parts("api") == ("api",)
+    with pytest.raises(ConfigError, match="available parts: webhook, api, console"):
+        select_parts("apis")

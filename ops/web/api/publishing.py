@@ -32,7 +32,8 @@ class BrokerUnavailable(Exception):
 class ApiPublisher:
     def __init__(self, settings: Settings, timeout_seconds: float = TIMEOUT_SECONDS) -> None:
         self._publisher = AsyncEventPublisher(settings.amqp_url, settings.namespace, source=None,
-                                              topology=Topology.of(settings))
+                                              topology=Topology.of(settings),
+                                              connection_name=f"wanotify-api-{settings.namespace}")
         self.timeout_seconds = timeout_seconds
         self._connected = False
         self._connecting = asyncio.Lock()
