@@ -30,7 +30,7 @@ from wanotify.consumers.status.store import OutboxRow, StatusOutboxStore
 from wanotify.shared.broker import connect
 from wanotify.shared.config import Settings
 from wanotify.shared.metrics import Metrics
-from wanotify.shared.startup import cause
+from wanotify.shared.startup import cause, is_unreachable
 from wanotify.shared.topology import Topology
 
 log = logging.getLogger(__name__)
@@ -150,16 +150,19 @@ class StatusRelay:
                          self._options.retention_seconds)
 
     async def _recover(self, exc: Exception, delay: float) -> None:
+        """Start over from the oldest unpublished row, on a new connection to whichever failed."""
         if isinstance(exc, DBAPIError):
-            what = "PostgreSQL"
             if self._store.holding:
                 self._metrics.status_relay_active.set(0)
             await asyncio.to_thread(self._store.drop)  # a new connection must take the lock again
         else:
-            what = "RabbitMQ"
             await self._close_broker()
-        log.warning("status relay: %s failed (%s); the batch in hand is published again in %.1fs", what, cause(exc),
-                    delay)
+        what = "PostgreSQL" if isinstance(exc, DBAPIError) else "RabbitMQ" if is_unreachable(exc) else None
+        if what is None:  # not an outage: a bug to report, still retried so no status event is lost
+            log.error("status relay: unexpected error; retrying in %.1fs", delay, exc_info=exc)
+        else:
+            log.warning("status relay: %s failed (%s); the batch in hand is published again in %.1fs", what,
+                        cause(exc), delay)
 
     async def _shut_down(self) -> None:
         with contextlib.suppress(Exception):
