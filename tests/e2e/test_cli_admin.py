@@ -328,7 +328,8 @@ def test_pause_holds_sending_without_stopping_processes_and_resume_restarts_it(s
     calls = provider.wait_for_calls(3)
     assert min(gaps(calls)) >= 0.5 - CLOCK_NOISE
     assert json.loads(stack.cli("status", "--json"))["sender"]["paused"] is None
-    assert "only 'default'" in " ".join(stack.cli("pause", "--help").split())
+    assert "The sender (`wanotify senders list`); 'default' is the environment's number." in " ".join(
+        stack.cli("pause", "--help").split())
 
 
 # --- the demo -----------------------------------------------------------------------------------------------
