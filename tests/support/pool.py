@@ -1,0 +1,63 @@
+"""Helpers for the sender-pool tests: numbers as sender rows, and the provider's calls by number."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+from sqlalchemy import delete
+
+from tests.e2e.scenario import gaps
+from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.models import Recipient, SenderContact, SenderRow
+
+# Arrival times are taken by the provider server, a request after the sender's clock.
+JITTER = 0.002
+
+
+def add_numbers(sessions, provider_url: str, names: list[str], gap: float) -> dict[str, str]:  # type: ignore[no-untyped-def]
+    """Sender rows for ``names`` (Cloud API numbers at the fake provider); returns the
+    environment their tokens need."""
+    with transaction(sessions) as session:
+        for name in names:
+            session.add(SenderRow(name=name, provider="meta", gap_min_seconds=gap, settings={
+                "phone_number_id": f"pn-{name}", "token_env": f"TOKEN_{name.upper()}", "base_url": provider_url}))
+    return {f"TOKEN_{name.upper()}": f"token-{name}" for name in names}
+
+
+@pytest.fixture
+def numbers_cleanup(sessions) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Sender rows, contacts and recipients are not emptied between tests: this test's go afterwards."""
+    yield
+    with transaction(sessions) as session:
+        for model in (SenderContact, SenderRow, Recipient):
+            session.execute(delete(model))
+
+
+def number_of(call: dict[str, Any]) -> str:
+    """The sender a Cloud API call came from: its phone_number_id is in the path."""
+    return str(call["path"]).split("/")[-2].removeprefix("pn-")
+
+
+def calls_by_number(calls: list[dict[str, Any]]) -> dict[str, list[dict[str, Any]]]:
+    by_number: dict[str, list[dict[str, Any]]] = defaultdict(list)
+    for call in calls:
+        by_number[number_of(call)].append(call)
+    return dict(by_number)
+
+
+def min_gaps(calls: list[dict[str, Any]]) -> dict[str, float]:
+    return {number: min(gaps(own)) for number, own in calls_by_number(calls).items() if len(own) > 1}
+
+
+def pinned(i: int, sender: str, priority: str = "normal") -> dict[str, Any]:
+    """A notification.requested for recipient ``i`` from ``sender``."""
+    return {"phone": f"0812666{i:04d}", "template": "test_message", "priority": priority, "sender": sender,
+            "variables": {"sent_at": f"{priority}-{i}"}}
+
+
+def label(call: dict[str, Any]) -> str:
+    """The ``priority-i`` a test_message call carries in its text."""
+    return str(call["body"]).split("(")[1].split(")")[0]
