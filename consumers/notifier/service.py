@@ -58,6 +58,8 @@ class Notifier:
         self._parking_tags: set[int] = set()
         self._window_set = self.window.count
         self._window_task: asyncio.Task[None] | None = None
+        # Quorum queues have no channel-wide (global) prefetch: there the window is the consumer's.
+        self._global_qos = self.topology.queue_type == "classic"
 
     async def run(self, stop: asyncio.Event) -> None:
         """Consume until ``stop`` is set; the batch in hand is finished first."""
@@ -67,14 +69,14 @@ class Notifier:
             # The window is the channel's limit (global): a consumer's own limit is fixed when it
             # starts consuming, the channel's can change at any time.
             self._channel: AbstractChannel = await confirmed_channel(connection, prefetch=0)
-            await self._channel.set_qos(prefetch_count=self.window.count, global_=True)
+            await self._channel.set_qos(prefetch_count=self.window.count, global_=self._global_qos)
             self._publisher = SendQueuePublisher(self._channel, self.topology)
             await self._publisher.declare()
-            queue = await self._channel.get_queue(self.topology.notifier_queue)
-            tag = await queue.consume(self._arrived)
+            self._queue = await self._channel.get_queue(self.topology.notifier_queue)
+            self._consumer_tag = await self._queue.consume(self._arrived)
             log.info("notifier consuming %s", self.topology.notifier_queue)
             await self._consume(stop)
-            await queue.cancel(tag)
+            await self._queue.cancel(self._consumer_tag)
             await self._requeue(_drain(self._inbox))
             await asyncio.gather(*self._parking)
         finally:
@@ -117,7 +119,10 @@ class Notifier:
         while self._window_set != self.window.count:
             wanted = self.window.count
             try:
-                await self._channel.set_qos(prefetch_count=wanted, global_=True)
+                await self._channel.set_qos(prefetch_count=wanted, global_=self._global_qos)
+                if not self._global_qos:  # the consumer's own limit: it takes effect on a new consumer
+                    await self._queue.cancel(self._consumer_tag)
+                    self._consumer_tag = await self._queue.consume(self._arrived)
             except Exception as exc:  # noqa: BLE001 - the channel is being restored; the next event retries
                 log.warning("could not change the prefetch window (%s)", exc)
                 return

@@ -10,11 +10,16 @@ A node that imports definitions at boot does not create its default ``guest`` us
 document also carries one user for the demo deployment (``wanotify``/``wanotify``,
 administrator on ``/``). Change it before exposing the broker anywhere.
 
-Run ``python -m wanotify.ops.rabbitmq.definitions [OUTPUT]`` to rewrite the file.
+``definitions-quorum.json`` is the same for ``QUEUE_TYPE=quorum`` (a cluster of three nodes:
+every queue a quorum queue, at-least-once dead-lettering, a delivery limit on the send queues).
+
+Run ``python -m wanotify.ops.rabbitmq.definitions`` to rewrite both files, or
+``python -m wanotify.ops.rabbitmq.definitions [--queue-type classic|quorum] OUTPUT`` for one.
 """
 
 from __future__ import annotations
 
+import argparse
 import base64
 import hashlib
 import json
@@ -23,11 +28,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wanotify.shared.topology import QueueSpec, Topology
+from wanotify.shared.topology import QUEUE_TYPES, QueueSpec, Topology
 
 VHOST = "/"
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (300.0,)
 DEFAULT_OUTPUT = Path(__file__).with_name("definitions.json")
+QUORUM_OUTPUT = Path(__file__).with_name("definitions-quorum.json")
 
 DEMO_USER = "wanotify"
 DEMO_PASSWORD = "wanotify"  # demo credential, also in docker-compose.yml (AMQP_URL)
@@ -52,9 +58,10 @@ def _queue(spec: QueueSpec) -> dict[str, Any]:
     }
 
 
-def build_definitions(namespace: str = "wanotify", retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS) -> dict:  # type: ignore[type-arg]
+def build_definitions(namespace: str = "wanotify", retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,  # type: ignore[type-arg]
+                      queue_type: str = "classic") -> dict:
     """The definitions document for one namespace, with one retry queue per delay in ``retry_delays``."""
-    topology = Topology(namespace)
+    topology = Topology(namespace, queue_type)
     specs = list(topology.queues())
     seen = {spec.name for spec in specs}
     for delay in retry_delays:
@@ -101,11 +108,16 @@ def render(definitions: dict) -> str:  # type: ignore[type-arg]
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """Write the default namespace's definitions to ``OUTPUT`` (default: next to this module)."""
-    args = list(sys.argv[1:] if argv is None else argv)
-    output = Path(args[0]) if args else DEFAULT_OUTPUT
-    output.write_text(render(build_definitions()), encoding="utf-8")
-    print(f"wrote {output}")
+    """Write the default namespace's definitions to ``OUTPUT`` for one queue type (classic unless
+    ``--queue-type``), or both files next to this module when no OUTPUT is given."""
+    parser = argparse.ArgumentParser(prog="python -m wanotify.ops.rabbitmq.definitions")
+    parser.add_argument("--queue-type", choices=QUEUE_TYPES, default="classic")
+    parser.add_argument("output", nargs="?", type=Path)
+    args = parser.parse_args(list(sys.argv[1:] if argv is None else argv))
+    targets = {args.output: args.queue_type} if args.output else {DEFAULT_OUTPUT: "classic", QUORUM_OUTPUT: "quorum"}
+    for output, queue_type in targets.items():
+        output.write_text(render(build_definitions(queue_type=queue_type)), encoding="utf-8")
+        print(f"wrote {output} ({queue_type} queues)")
     return 0
 
 
