@@ -37,11 +37,11 @@ MEMBER = {"member_id": "M-1", "name": "Budi", "phone": "08114040707"}
 
 
 @contextmanager
-def serve_api(settings: Settings) -> Iterator[str]:
+def serve_api(settings: Settings, registry: CollectorRegistry | None = None) -> Iterator[str]:
     """The api part alone on a free port; yields its base URL."""
     sock = listen("127.0.0.1", 0)
     limits = Limits()
-    server = build_server(create_app(settings, ["api"], limits, CollectorRegistry()), limits)
+    server = build_server(create_app(settings, ["api"], limits, registry or CollectorRegistry()), limits)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
@@ -291,3 +291,21 @@ def broker_connections() -> list[dict[str, object]]:
     reply = requests.get(f"{MANAGEMENT}/connections", auth=("guest", "guest"), timeout=10)
     reply.raise_for_status()
     return reply.json()  # type: ignore[no-any-return]
+
+
+def test_requests_and_events_are_counted_by_route_status_and_outcome(settings, key):
+    registry = CollectorRegistry()
+    declare(settings)
+    with serve_api(settings, registry) as url:
+        post(url, key, {"event_type": "member.registered", "data": MEMBER})
+        post(url, key, {"event_type": "member.registered", "data": {}})
+        post(url, "wnk_nobody", {"event_type": "member.registered", "data": MEMBER})
+
+    def value(name: str, **labels: str) -> float | None:
+        return registry.get_sample_value(name, labels)
+
+    assert value("wanotify_api_requests_total", route="events", status="202") == 1
+    assert value("wanotify_api_requests_total", route="events", status="422") == 1
+    assert value("wanotify_api_requests_total", route="events", status="401") == 1
+    assert value("wanotify_api_events_total", outcome="accepted") == 1
+    assert value("wanotify_api_events_total", outcome="invalid") == 1
