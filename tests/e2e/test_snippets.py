@@ -163,21 +163,23 @@ def test_the_python_status_consumer_sees_a_message_go_queued_then_sent(pipeline,
 # The HTTP API (contract section 8): a key from `wanotify api-keys create`, `wanotify run web --only api`.
 
 @pytest.fixture
-def api(pipeline: Any) -> Iterator[dict[str, str]]:
-    key = json.loads(pipeline.cli("api-keys", "create", f"snippets-{uuid.uuid4().hex[:6]}", "--json"))["key"]
-    web = Proc(["run", "web", "--only", "api", "--port", "0"], pipeline.env(), ready="web: serving", name="api")
+def api(stack: Any) -> Iterator[dict[str, str]]:
+    """The environment of an HTTP snippet: the API's URL and a fresh key."""
+    key = json.loads(stack.cli("api-keys", "create", f"snippets-{uuid.uuid4().hex[:6]}", "--json"))["key"]
+    web = Proc(["run", "web", "--only", "api", "--port", "0"], stack.env(), ready="web: serving", name="api")
     try:
         match = re.search(r"on (http://127\.0\.0\.1:\d+)/", web.log())
         assert match, web.log()
         url = match[1]
-        yield pipeline.env(WANOTIFY_URL=url, WANOTIFY_API_KEY=key)
+        yield stack.env(WANOTIFY_URL=url, WANOTIFY_API_KEY=key)
     finally:
         web.close()
 
 
 @pytest.mark.parametrize("command", [["php", "php/publish_http.php"], ["node", "node/publish_http.mjs"],
                                      ["sh", "curl/publish_event.sh"]], ids=["php", "node", "curl"])
-def test_each_http_snippet_publishes_an_event_that_becomes_one_provider_call(api, command, fake_provider, sessions):
+def test_each_http_snippet_publishes_an_event_that_becomes_one_provider_call(pipeline, api, command, fake_provider,
+                                                                             sessions):
     if command[0] == "node":
         output = node_snippet("publish_http.mjs", api)
     else:
