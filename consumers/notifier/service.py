@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.consumers.notifier.backoff import Backoff
 from wanotify.consumers.notifier.planning import Catalog, EventPlan, internal_error, oversized, plan_event
+from wanotify.consumers.notifier.routing import LoadCache
 from wanotify.consumers.notifier.store import BatchResult, load_catalog, write_batch
 from wanotify.consumers.notifier.window import PrefetchWindow
 from wanotify.shared.broker import SendQueuePublisher, confirmed_channel, connect
@@ -58,6 +59,7 @@ class Notifier:
         self._parking_tags: set[int] = set()
         self._window_set = self.window.count
         self._window_task: asyncio.Task[None] | None = None
+        self._loads = LoadCache()  # the senders' load, for routing first contacts
         # Quorum queues have no channel-wide (global) prefetch: there the window is the consumer's.
         self._global_qos = self.topology.queue_type == "classic"
 
@@ -214,7 +216,7 @@ class Notifier:
         senders = catalog.senders if catalog else None
         try:
             with transaction(self.sessions) as session:
-                return plans, write_batch(session, plans, self.settings.opt_out_scope, senders)
+                return plans, write_batch(session, plans, self.settings.opt_out_scope, senders, self._loads)
         except Exception as exc:
             if is_outage(exc):
                 raise

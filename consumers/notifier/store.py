@@ -17,7 +17,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.notifier.planning import Catalog, EventPlan, PlannedMessage, RuleSpec
-from wanotify.consumers.notifier.routing import SenderNames, load_sender_names, route
+from wanotify.consumers.notifier.routing import LoadCache, SenderNames, load_sender_names, route
 from wanotify.shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
 from wanotify.shared.db.copies import next_copy
 from wanotify.shared.db.models import DeadEvent, MessageLog, Recipient, Rule, Status, Template
@@ -46,13 +46,14 @@ def load_catalog(session: Session) -> Catalog:
 
 
 def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "marketing",
-                senders: SenderNames | None = None) -> BatchResult:
+                senders: SenderNames | None = None, loads: LoadCache | None = None) -> BatchResult:
     """Write a batch's messages (each routed to its sender) and parked events. ``senders`` is
-    the catalog's (read with the plans); without it they are read here."""
+    the catalog's (read with the plans); without it they are read here. ``loads``: the
+    notifier's cached sender load, for first contacts."""
     result = BatchResult()
     messages = [m for plan in plans for m in plan.messages]
     if messages:
-        _insert_messages(session, messages, result, opt_out_scope, senders or load_sender_names(session))
+        _insert_messages(session, messages, result, opt_out_scope, senders or load_sender_names(session), loads)
     parked = {index: plan for index, plan in enumerate(plans) if plan.parked}
     if parked:
         result.dead_ids = park_events(session, parked)
@@ -60,9 +61,9 @@ def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "
 
 
 def _insert_messages(session: Session, messages: list[PlannedMessage], result: BatchResult,
-                     opt_out_scope: str, senders: SenderNames) -> None:
+                     opt_out_scope: str, senders: SenderNames, loads: LoadCache | None) -> None:
     stopped = _stopped_by_opt_out(session, messages, opt_out_scope)
-    routed = route(session, [(m.recipient, m.sender) for m in messages], senders)
+    routed = route(session, [(m.recipient, m.sender) for m in messages], senders, loads)
     rows = [
         {
             "event_id": m.event_id, "event_type": m.event_type, "template": m.template,

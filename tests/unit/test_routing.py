@@ -9,8 +9,9 @@ from dataclasses import replace
 import pytest
 
 from tests.unit.catalog import seeded_catalog
+from wanotify.consumers.notifier import routing
 from wanotify.consumers.notifier.planning import RuleSpec, plan_event
-from wanotify.consumers.notifier.routing import Load, SenderNames, choose_new, route
+from wanotify.consumers.notifier.routing import Load, LoadCache, SenderNames, choose_new, route
 from wanotify.shared.events import build_envelope
 from wanotify.shared.priority import Priority
 
@@ -85,3 +86,21 @@ def test_with_every_sender_disabled_events_are_parked_with_what_to_do():
 def test_without_sender_rows_only_default_may_be_pinned():
     assert plan_event(requested(sender="default"), seeded_catalog(), "ID").messages[0].sender == "default"
     assert plan_event(requested(sender="sales"), seeded_catalog(), "ID").parked.reason == "unknown_sender"  # type: ignore[union-attr]
+
+
+def test_the_notifier_reads_the_load_once_per_interval_and_adds_its_own_choices_meanwhile(monkeypatch):
+    reads: list[tuple[str, ...]] = []
+
+    def read_load(_session, active):  # type: ignore[no-untyped-def]
+        reads.append(tuple(active))
+        return Load(waiting={"a": 3})
+    monkeypatch.setattr(routing, "read_load", read_load)
+    now = [100.0]
+    cache = LoadCache(ttl=2.0, clock=lambda: now[0])
+    first = cache.get(None, ("a", "b"))  # type: ignore[arg-type]
+    choose_new({"+1": 4}, ("a", "b"), first)  # goes to b, which now has 4 waiting
+    assert cache.get(None, ("a", "b")).least_loaded(("a", "b")) == "a" and len(reads) == 1  # type: ignore[arg-type]
+    cache.get(None, ("a", "c"))  # type: ignore[arg-type]  # another set of senders: read again
+    now[0] += 2.0
+    cache.get(None, ("a", "c"))  # type: ignore[arg-type]  # the interval passed: read again
+    assert reads == [("a", "b"), ("a", "c"), ("a", "c")]
