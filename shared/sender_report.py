@@ -159,14 +159,16 @@ def pool_drain(reports: list[SenderReport], settings: Settings, now: datetime) -
 
 
 def load_of(report: SenderReport, now: datetime) -> SenderLoad:
-    """The sender as the capacity model sees it (a jittered gap by its mean)."""
+    """The sender as the capacity model sees it (a jittered gap by its mean, the limit without the reserve)."""
     gap = report.gap_seconds if report.gap_max_seconds is None else (report.gap_seconds + report.gap_max_seconds) / 2
     paused_for = 0.0
     if report.state == "disabled":
         paused_for = math.inf
     elif report.state == "paused" and report.paused_until is not None:
         paused_for = max(0.0, (report.paused_until - now).total_seconds())
-    return SenderLoad(report.name, gap, report.daily.limit, report.daily.used, paused_for)
+    # Most of a backlog is normal or low: the reserve for high priority is not theirs.
+    limit = allowance(report.daily.limit, report.daily.reserve, Priority.NORMAL)
+    return SenderLoad(report.name, gap, limit, report.daily.used, paused_for)
 
 
 def _states(session: Session, namespace: str) -> dict[str, tuple[SenderState, SenderProcess | None]]:
