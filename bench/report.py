@@ -42,6 +42,18 @@ KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
     "webhook_abuse": [("bad requests: seconds / statuses", "bad_seconds|bad_statuses"),
                       ("valid receipt latencies ms", "valid_latency_ms"),
                       ("server RSS baseline MB", "server_rss_baseline_mb")],
+    "cluster_failover": [("classic: stall at the node kill s / down s", "classic.stall_at_kill_s|classic_down_s"),
+                         ("quorum: stall at the leader kill / any node event s",
+                          "quorum.stall_at_kill_s|quorum.node_stall_max_s"),
+                         ("stall at the sender kill s (classic / quorum)",
+                          "classic.stall_at_sender_kill_s|quorum.stall_at_sender_kill_s"),
+                         ("duplicates / kills mid-call (classic)", "classic.duplicates|classic.kills_mid_call"),
+                         ("duplicates / kills mid-call (quorum)", "quorum.duplicates|quorum.kills_mid_call"),
+                         ("drain s (classic / quorum)", "classic.drain_s|quorum.drain_s")],
+    "cluster_cost": [("ingest events/s (classic / quorum)", "classic.ingest.events_per_s|quorum.ingest.events_per_s"),
+                     ("quorum ingest as a share of classic", "quorum_ingest_share_of_classic"),
+                     ("idle latency p50/p99 ms (classic)", "classic.idle.latency_p50_ms|classic.idle.latency_p99_ms"),
+                     ("idle latency p50/p99 ms (quorum)", "quorum.idle.latency_p50_ms|quorum.idle.latency_p99_ms")],
 }
 
 

@@ -11,7 +11,7 @@ from typing import Any
 from bench.config import Sizes
 
 ORDER = ("broker_ceiling", "ingest", "pacing", "sender_rate", "idle_latency", "backlog", "celery_peer", "webhook_abuse",
-         "console_queries", "api_publish")
+         "console_queries", "api_publish", "cluster_failover", "cluster_cost")
 
 
 @dataclass

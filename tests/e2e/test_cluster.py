@@ -144,12 +144,14 @@ def test_killing_the_leader_restarting_a_node_and_killing_the_sender_lose_nothin
     assert result.sent + sum(result.dead.values()) == 300
     # every event the broker confirmed to the publisher was logged
     assert result.confirmed == 300 and result.confirmed_not_logged == 0
-    # sending went on within seconds of the leader's death: no stall longer than 10 s
-    assert result.stall_seconds < 10, result.node_events
+    # sending went on within seconds of each node's death or restart: no stall longer than 10 s
+    # (a killed sender's successor waits for its lease to expire: that pause is the sender's design)
+    node_stalls = {action: s for action, s in result.stalls.items() if action != "kill sender"}
+    assert max(node_stalls.values()) < 10, result.stalls
     # and no call was ever earlier than the gap after the one before
     assert result.min_gap_seconds is not None and result.min_gap_seconds >= GAP - JITTER
-    # the send queues' leader moved off the killed node
-    assert result.leader_after != result.leader_before
+    # the send queues' leader moved off the killed node while it was down
+    assert result.leader_after_kill not in (None, result.leader_before)
 
 
 def test_priority_order_holds_after_the_leader_moves(rabbitmq_cluster: Cluster, cluster_settings, fake_provider):

@@ -22,6 +22,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from sqlalchemy import text
 from sqlalchemy.orm import Session, sessionmaker
@@ -50,8 +51,11 @@ class ClusterResult(Result):
     confirmed_not_logged: int = 0
     publish_retries: int = 0
     stall_seconds: float = 0.0  # the longest pause between two provider calls
+    # action -> the pause in calls around it: first call after it - last call before it
+    stalls: dict[str, float] = field(default_factory=dict)
     min_gap_seconds: float | None = None
     leader_before: int | None = None
+    leader_after_kill: int | None = None  # the send queues' new leader while the killed node is down
     leader_after: int | None = None
     node_events: list[str] = field(default_factory=list)
 
@@ -81,6 +85,7 @@ class ClusterRun(Run):
         self.down_seconds = down_seconds
         self.result = ClusterResult(seed=seed, events=events, plan=settings.queue_type)
         self.confirmed: set[str] = set()
+        self.action_times: dict[str, float] = {}
         self.send_queue = Topology.of(self.settings).send_queue_for("default", Priority.NORMAL)
 
     def _run(self) -> None:
@@ -94,6 +99,7 @@ class ClusterRun(Run):
         for action in self._plan():
             time.sleep(self.rng.uniform(1.0, 3.0))
             self.say(f"{time.strftime('%X')} {self.result.plan}: {action} ({len(self.provider.calls())} calls so far)")
+            self.action_times[action] = time.time()
             self._act(action)
             self.result.actions.append(action)
         publishing.join()
@@ -115,6 +121,8 @@ class ClusterRun(Run):
             self.killed = self.cluster.leader(self.send_queue) or self.result.leader_before or 1
             self.cluster.kill(self.killed)
             self.result.node_events.append(f"{time.time():.1f} killed node {self.killed}")
+            if self.result.plan == "quorum":  # the survivors elect a new leader within seconds
+                self.result.leader_after_kill = self.cluster.wait_for_leader(self.send_queue, 30, self.killed)
         elif action == "wait while it is down":
             time.sleep(self.down_seconds)
         elif action == "start killed node":
@@ -155,4 +163,14 @@ class ClusterRun(Run):
         calls = sorted(self.provider.calls(), key=lambda c: c["t"])
         spacing = gaps(calls)
         r.stall_seconds = round(max(spacing, default=0.0), 2)
+        r.stalls = {action: stall_around(calls, at) for action, at in self.action_times.items()}
         r.min_gap_seconds = round(min(spacing), 4) if spacing else None
+
+
+def stall_around(calls: list[dict[str, Any]], at: float) -> float:
+    """The pause in sending around the moment ``at``: first call after it - last call before it."""
+    before = [c["t"] for c in calls if c["t"] <= at]
+    after = [c["t"] for c in calls if c["t"] > at]
+    if not before or not after:
+        return 0.0
+    return round(after[0] - before[-1], 2)
