@@ -1,16 +1,18 @@
-"""One ``status_outbox`` row as the status event upstream apps receive (contract section 9)."""
+"""One ``status_outbox`` row as the status event upstream apps receive (contract section 9).
+
+The body comes from ``StatusEvent``, the model whose JSON Schema is published, so what is sent
+and what is documented cannot drift apart."""
 
 from __future__ import annotations
 
 import json
-from datetime import UTC
-from typing import Any
 
 from wanotify.consumers.status.store import OutboxRow
+from wanotify.shared.status_events import StatusEvent, status_routing_key
 
 
 def routing_key(row: OutboxRow) -> str:
-    return f"message.{row.status}"
+    return status_routing_key(row.status)
 
 
 def amqp_message_id(row: OutboxRow) -> str:
@@ -18,20 +20,11 @@ def amqp_message_id(row: OutboxRow) -> str:
     return f"status-{row.id}"
 
 
-def status_body(row: OutboxRow) -> dict[str, Any]:
-    """The event: which message, of which event, and what became of it. Never a phone number."""
-    body: dict[str, Any] = {
-        "message_id": row.log_id,
-        "event_id": row.event_id,
-        "template": row.template,
-        "sender": row.sender,  # None until a sender is chosen for the message
-        "status": row.status,
-        "at": row.at.astimezone(UTC).isoformat().replace("+00:00", "Z"),
-    }
-    if row.error is not None:
-        body["error"] = row.error
-    return body
+def status_event(row: OutboxRow) -> StatusEvent:
+    """Which message, of which event, and what became of it. Never a phone number."""
+    return StatusEvent.model_validate({"message_id": row.log_id, "event_id": row.event_id, "template": row.template,
+                                       "sender": row.sender, "status": row.status, "at": row.at, "error": row.error})
 
 
 def encode(row: OutboxRow) -> bytes:
-    return json.dumps(status_body(row), separators=(",", ":"), ensure_ascii=False).encode()
+    return json.dumps(status_event(row).body(), separators=(",", ":"), ensure_ascii=False).encode()
