@@ -36,6 +36,7 @@ from sqlalchemy.orm import Session
 
 from wanotify.shared.db.models import MessageLog, Recipient, SenderRow, Status
 from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.messages import SendCommand
 from wanotify.shared.topology import DEFAULT_SENDER
 
 WAITING = (Status.QUEUED.value, Status.FAILED.value)
@@ -205,3 +206,16 @@ def reroute_rows(session: Session, rows: Iterable[Any], names: SenderNames | Non
     for row in stranded:
         row.sender = own[row.recipient]
     return len(stranded)
+
+
+def reroute_copies(session: Session, commands: Sequence[SendCommand], names: SenderNames | None = None) -> list[SendCommand]:
+    """The copies, those of a sender that cannot send (disabled, removed) moved to their
+    recipient's sender (their log rows too): ``retry-failed`` sends them from a number that works."""
+    names = names or load_sender_names(session)
+    stranded = {c.log_id for c in commands if not names.usable(c.sender)}
+    if not stranded:
+        return list(commands)
+    rows = session.scalars(select(MessageLog).where(MessageLog.id.in_(stranded))).all()
+    reroute_rows(session, rows, names)
+    moved = {row.id: row.sender or DEFAULT_SENDER for row in rows}
+    return [c.on(moved[c.log_id]) if c.log_id in moved else c for c in commands]

@@ -18,6 +18,7 @@ from aio_pika.abc import AbstractChannel, AbstractIncomingMessage
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
+from wanotify.consumers.notifier.routing import reroute_copies
 from wanotify.ops.admin.audit import record
 from wanotify.ops.admin.dead_letters import (
     DeadFilter,
@@ -115,8 +116,9 @@ class Admin:
         outcome = Outcome()
         with transaction(self.sessions) as session:
             copies = failed_copies(session, overdue_seconds=None, limit=limit, lock=True)
-            for copy in copies:
-                await self.publisher.publish_send(copy.command)
+            # A failed message of a disabled sender is sent again from its recipient's new one.
+            for command in reroute_copies(session, [copy.command for copy in copies]):
+                await self.publisher.publish_send(command)
             forget_schedule(session, copies)
             record(session, self.actor, "retry_failed", target={"limit": limit}, count=len(copies))
         outcome.add("messages_requeued", len(copies))

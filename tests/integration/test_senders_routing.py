@@ -15,9 +15,16 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.support.db import messages
 from wanotify.consumers.notifier.planning import plan_event
-from wanotify.consumers.notifier.routing import SenderNames, _store_choices, load_sender_names, recipient_senders
+from wanotify.consumers.notifier.routing import (
+    SenderNames,
+    _store_choices,
+    load_sender_names,
+    recipient_senders,
+    reroute_copies,
+)
 from wanotify.consumers.notifier.store import BatchResult, load_catalog, write_batch
 from wanotify.ops.admin.dead_letters import DeadFilter, take_for_replay
+from wanotify.shared.db.copies import failed_copies
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import Broadcast, MessageLog, Recipient, Rule, SenderRow, Status
 
@@ -197,3 +204,17 @@ def test_the_sender_names_come_from_one_query_with_disabled_ones_apart(pool) -> 
         names = load_sender_names(session)
         assert (names.active, names.disabled, names.from_rows) == (("a", "c"), frozenset({"b"}), True)
         assert recipient_senders(session, {PHONE: 1}, names)[PHONE] in ("a", "c")
+
+
+def test_retrying_a_failed_message_of_a_disabled_sender_sends_it_from_the_recipients_new_sender(pool) -> None:
+    write(pool, [member(), member("08120000009")])
+    with transaction(pool) as session:
+        session.execute(update(MessageLog).values(status=Status.FAILED, attempts=1))
+        session.execute(update(MessageLog).where(MessageLog.recipient == PHONE).values(sender="a"))
+        session.execute(update(MessageLog).where(MessageLog.recipient != PHONE).values(sender="c"))
+        session.execute(update(SenderRow).where(SenderRow.name == "a").values(disabled_at=func.now()))
+    with transaction(pool) as session:
+        commands = reroute_copies(session, [c.command for c in failed_copies(session, overdue_seconds=None)])
+    senders = {m.recipient: m.sender for m in messages(pool)}
+    assert senders[PHONE] == "b" and senders["+628120000009"] == "c"  # b: the least loaded; c: still active
+    assert sorted(c.sender for c in commands) == ["b", "c"]
