@@ -71,13 +71,21 @@ async def retry_failed(ctx: Ctx) -> Response:
 
 
 async def pause(ctx: Ctx) -> Response:
-    await ctx.db(pausing.pause, ctx.console.settings.namespace, ctx.actor, _field(ctx, "reason") or None)
+    try:
+        await ctx.db(pausing.pause, ctx.console.settings.namespace, ctx.actor, _field(ctx, "reason") or None)
+    except WanotifyError as exc:  # no `default` sender once senders are rows: the Senders page pauses each
+        ctx.flash(f"{exc} (the Senders page pauses each number)", "error")
+        return ctx.redirect("/actions")
     ctx.flash("Sending paused until resumed; the call in flight, if any, finishes.", "ok")
     return ctx.redirect("/actions")
 
 
 async def resume(ctx: Ctx) -> Response:
-    lifted = await ctx.db(pausing.resume, ctx.console.settings.namespace, ctx.actor)
+    try:
+        lifted = await ctx.db(pausing.resume, ctx.console.settings.namespace, ctx.actor)
+    except WanotifyError as exc:
+        ctx.flash(f"{exc} (the Senders page resumes each number)", "error")
+        return ctx.redirect("/actions")
     ctx.flash("Sending resumed (the gap after the last call is kept)." if lifted else "Sending was not paused.", "ok")
     return ctx.redirect("/actions")
 
