@@ -118,3 +118,12 @@ def test_an_admin_disables_and_enables_a_number_but_never_the_last_one(page_as: 
     page.locator("#sender-b button:has-text('Enable')").click()
     expect(page.locator("#sender-b")).to_contain_text("active")
     assert last_audit(pool, "sender.disable") is not None
+
+
+def test_the_actions_pause_without_a_default_sender_points_to_the_senders_page(page_as: PageAs, console_server: Console,
+                                                                             pool) -> None:
+    page = page_as("operator")
+    page.goto(console_server.url + "/actions")
+    page.locator("#pause").click()
+    expect(page.locator(".flash-error")).to_contain_text("unknown sender 'default' (senders: a, b)")
+    expect(page.locator(".flash-error")).to_contain_text("the Senders page pauses each number")
