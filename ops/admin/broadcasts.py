@@ -58,6 +58,9 @@ BATCH = 500
 CANCELLABLE = (Status.QUEUED, Status.FAILED)
 GONE = (Status.SENT, Status.DELIVERED, Status.READ)
 REMAINING = (Status.QUEUED, Status.FAILED, Status.PENDING)
+# ``show`` lists the statuses in the order a message goes through them.
+SHOWN = (Status.QUEUED, Status.PENDING, Status.SENT, Status.DELIVERED, Status.READ, Status.FAILED, Status.DEAD,
+         Status.CANCELLED)
 
 
 @dataclass(frozen=True)
@@ -234,7 +237,7 @@ def show(session: Session, settings: Settings, broadcast_id: int) -> dict[str, A
     """One broadcast: its messages by status, those the notifier has not logged yet, and the ETA."""
     broadcast = _get(session, broadcast_id)
     counts = _status_counts(session, [broadcast_id]).get(broadcast_id, {})
-    by_status = {status.value: counts.get(status.value, 0) for status in Status}
+    by_status = {status.value: counts.get(status.value, 0) for status in SHOWN}
     remaining = sum(by_status[s.value] for s in REMAINING)
     unlogged = _unlogged(broadcast, counts)
     eta = _eta(session, settings, broadcast.sender, remaining + unlogged)

@@ -139,8 +139,8 @@ def _progress(path: Path, as_json: bool) -> Iterator[ProgressSink]:
 
 
 def _report(r: dict[str, Any]) -> str:
-    lines = [f"{Path(r['file']).name}: {r['rows']} rows — {r['valid']} valid, {r['invalid']} invalid, "
-             f"{r['duplicates']} duplicates"]
+    lines = [f"{Path(r['file']).name}: {_count(r['rows'], 'row')} — {r['valid']} valid, {r['invalid']} invalid, "
+             f"{_count(r['duplicates'], 'duplicate')}"]
     lines += _listed("invalid rows", [f"line {i['line']}: {i['reason']}" for i in r["invalid_rows"]], r["invalid"])
     lines += _listed("duplicate rows", [f"line {d['line']}: same phone as line {d['same_phone_as_line']}"
                                         for d in r["duplicate_rows"]], r["duplicates"])
@@ -155,6 +155,10 @@ def _report(r: dict[str, Any]) -> str:
         lines.append(f"broadcast {r['broadcast_id']}: {r['queued']} queued, {r['already_queued']} already queued; "
                      f"about {_duration(r['eta_seconds'])} to send")
     return "\n".join(lines)
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" if n == 1 else f"{n} {noun}s"
 
 
 def _listed(title: str, items: list[str], count: int) -> list[str]:

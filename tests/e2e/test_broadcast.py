@@ -143,6 +143,7 @@ def test_list_and_show_report_a_broadcasts_progress(stack, template, sessions, t
         created["broadcast_id"], "few.csv", 2, 2, 0)
     shown = cli_json(stack, "broadcast", "show", str(created["broadcast_id"]))
     assert shown["by_status"]["queued"] == 2 and shown["eta_seconds"] > 0
+    assert list(shown["by_status"]) == ["queued", "pending", "sent", "delivered", "read", "failed", "dead", "cancelled"]
     with sessions() as session:
         priorities = set(session.scalars(select(MessageLog.priority).where(MessageLog.broadcast_id == created["broadcast_id"])))
     assert priorities == {"low"}
