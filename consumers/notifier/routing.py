@@ -30,8 +30,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from sqlalchemy import func, or_, select
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import all_, func, or_, select
+from sqlalchemy.dialects.postgresql import array, insert
 from sqlalchemy.orm import Session
 
 from wanotify.shared.db.models import MessageLog, Recipient, SenderRow, Status
@@ -168,11 +168,14 @@ def _store_choices(session: Session, chosen: dict[str, str], names: SenderNames)
     """Store first-contact choices; a recipient another notifier routed meanwhile keeps that
     notifier's (active) sender, read back here. Rows go in phone order, so two batches lock
     the same recipients in the same order and never deadlock."""
-    stmt = insert(Recipient).values([{"phone": p, "sender": s} for p, s in sorted(chosen.items())])
+    stmt = insert(Recipient)
     stmt = stmt.on_conflict_do_update(
         index_elements=[Recipient.phone], set_={"sender": stmt.excluded.sender, "updated_at": func.now()},
-        where=or_(Recipient.sender.is_(None), Recipient.sender.not_in(names.active)))
-    stored = dict(session.execute(stmt.returning(Recipient.phone, Recipient.sender)).all())
+        where=or_(Recipient.sender.is_(None), Recipient.sender != all_(array(names.active))))
+    # One cached statement with many parameter sets (SQLAlchemy batches them into multi-row
+    # statements): compiling a fresh 200-row VALUES list each batch cost more than running it.
+    rows = [{"phone": p, "sender": s} for p, s in sorted(chosen.items())]
+    stored = dict(session.execute(stmt.returning(Recipient.phone, Recipient.sender), rows).all())
     lost = [phone for phone in chosen if phone not in stored]
     if lost:
         stored |= dict(session.execute(select(Recipient.phone, Recipient.sender).where(Recipient.phone.in_(lost))).all())
