@@ -1,4 +1,5 @@
-"""The per-sender alerts fire for the sender concerned, and only for it (promtool test rules)."""
+"""The per-sender alerts fire for the sender concerned, and only for it; the stalled-sender alert
+sees messages waiting on any sender's priority queues (promtool test rules)."""
 
 from __future__ import annotations
 
@@ -50,6 +51,32 @@ SENDER_CASES = """
         alertname: WanotifySenderWithoutConsumer
         exp_alerts:
           - exp_labels: {severity: critical, sender: promo}
+
+  - interval: 1m
+    input_series:
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.otp.low"}'
+        values: '5x40'
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.dead"}'
+        values: '0x40'
+      - series: 'wanotify_provider_call_duration_seconds_count{job="wanotify-sender", outcome="ok"}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 30m
+        alertname: WanotifySenderStalled
+        exp_alerts:
+          - exp_labels: {severity: critical}
+
+  - interval: 1m
+    input_series:
+      # dead letters are not messages waiting to be sent
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.dead"}'
+        values: '5x40'
+      - series: 'wanotify_provider_call_duration_seconds_count{job="wanotify-sender", outcome="ok"}'
+        values: '0x40'
+    alert_rule_test:
+      - eval_time: 30m
+        alertname: WanotifySenderStalled
+        exp_alerts: []
 """
 
 
