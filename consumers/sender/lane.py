@@ -82,7 +82,7 @@ class Lane:
         self.rules = Rules.of(shared.settings, provider.name)
         self.pacer = Pacer()
         self.caller = Caller(provider, self.pacer, shared.settings.default_language)
-        self.gap = GapDraw(lambda runtime_gap: self.config.gap(runtime_gap), config.gap_max_seconds is not None)
+        self.gap = _gap_draw(config)
         self.hold: Hold[AbstractIncomingMessage] = Hold()
         self.state = lease.LaneState(held=False)
         self._lease_until = 0.0  # monotonic: our lease is surely ours until then
@@ -96,6 +96,12 @@ class Lane:
         self._task: asyncio.Task[None] | None = None
 
     # --- life --------------------------------------------------------------------------------
+
+    def reconfigure(self, config: SenderConfig) -> None:
+        """The sender's row changed (its gap, its limits): from its next call on."""
+        if config != self.config:
+            self.config, self.gap = config, _gap_draw(config)
+            self._wake.set()
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name=f"lane-{self.name}")
@@ -332,6 +338,10 @@ class Lane:
                                     time.monotonic() - started, sender=self.name)
             if self.shared.gate is not None:  # the recipient interval counts from the actual start too
                 self.shared.gate.started(session, recipient, time.monotonic() - started)
+
+
+def _gap_draw(config: SenderConfig) -> GapDraw:
+    return GapDraw(config.gap, jittered=config.gap_max_seconds is not None)
 
 
 def _channel_gone(message: AbstractIncomingMessage) -> bool:

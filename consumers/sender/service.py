@@ -125,7 +125,7 @@ class Sender:
         for name, config in configs.items():
             lane = self.lanes.get(name)
             if lane is not None and _same_provider(lane.config, config):
-                lane.config = config  # its gap and limits, from the next call on
+                lane.reconfigure(config)
                 continue
             if lane is not None:
                 await self._remove_lane(name, "its provider settings changed")

@@ -166,3 +166,14 @@ def test_a_deferral_that_cannot_be_published_is_requeued_not_lost():
 def test_a_retry_that_cannot_be_published_is_acked_for_the_sweep_which_reads_the_row():
     delivery, _, _ = _apply(RetryLater(60.0), FakePublisher(fail=True))
     assert delivery.settled == ["ack"]
+
+
+def test_a_changed_sender_row_reaches_its_lane_from_the_next_call_on():
+    from wanotify.consumers.sender.lane import Lane
+
+    lane = Lane(SenderConfig("a", "fake", gap_min_seconds=1.0), _NamedProvider(), _shared())
+    assert lane.gap.current(10.0) == 1.0
+    lane.reconfigure(SenderConfig("a", "fake", gap_min_seconds=2.0, gap_max_seconds=3.0))
+    assert 2.0 <= lane.gap.current(10.0) <= 3.0
+    lane.reconfigure(SenderConfig("a", "fake"))
+    assert lane.gap.current(10.0) == 10.0  # no gap of its own: the runtime gap
