@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 import click
@@ -79,8 +80,12 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 def _row_text(row: dict[str, Any]) -> dict[str, Any]:
     gap = row["gap_seconds"]
     until = row["pause"]["until"] if row["pause"] else None
-    pause_until = "until resumed" if row["pause"] and until is None else until
+    pause_until = "until resumed" if row["pause"] and until is None else _utc(until) if until else None
     return row | {"gap_seconds": f"{gap[0]:g}-{gap[1]:g}" if isinstance(gap, list) else f"{gap:g}", "pause_until": pause_until}
+
+
+def _utc(at: datetime) -> str:
+    return f"{at.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC"
 
 
 @senders.command("show")
@@ -97,8 +102,8 @@ def show(ctx: click.Context, name: str, as_json: bool) -> None:
 
 
 def _show_text(view: dict[str, Any]) -> str:
-    lines = [f"{key}: {value}" for key, value in _row_text(view).items()
-             if key not in ("settings", "secret_variables_set", "queues", "pause")]
+    lines = [f"{key}: {'-' if value is None else value}" for key, value in _row_text(view).items()
+             if key not in ("settings", "secret_variables_set", "queues", "pause", "from_environment")]
     lines += [f"setting {key}: {value}" for key, value in view["settings"].items()]
     lines += [f"secret in ${var}: {'set' if present else 'NOT SET in this environment'}"
               for var, present in view["secret_variables_set"].items()]
@@ -150,7 +155,7 @@ def pause(ctx: click.Context, name: str, duration: str | None, reason: str | Non
     settings = settings_from(ctx)
     with db_session(settings) as session:
         held = pausing.pause(session, settings.namespace, cli_actor(), reason, name, duration=span)
-    until = f"until {held.until:%Y-%m-%d %H:%M:%S %Z}" if held.until else "until resumed"
+    until = f"until {_utc(held.until)}" if held.until else "until resumed"
     emit({"sender": name, "paused": True} | held.as_dict(), as_json,
          f"sender {name} paused {until}; `wanotify senders resume {name}` restarts it")
 

@@ -5,7 +5,7 @@ resume a number; admins add, change, disable and enable numbers. The same servic
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, timedelta
 from typing import Any
 
 from starlette.responses import Response
@@ -130,7 +130,7 @@ async def pause(ctx: Ctx) -> Response:
             raise ActionRefused(str(exc)) from None
         return await ctx.db(pausing.pause, ctx.console.settings.namespace, ctx.actor, reason, name, duration=span)
     return await _act(ctx, "/senders", act, lambda held: f"Sender {name} paused" + (
-        f" until {held.until:%Y-%m-%d %H:%M:%S} UTC." if held.until else " until resumed."))
+        f" until {held.until.astimezone(UTC):%Y-%m-%d %H:%M:%S} UTC." if held.until else " until resumed."))
 
 
 async def resume(ctx: Ctx) -> Response:
