@@ -91,9 +91,10 @@ def publish_unchecked(settings: Settings, event_type: str, data: dict[str, Any],
 
 
 def urgent_data(phone: str, *, text: str | None = None, template: str | None = None,
-                variables: dict[str, Any] | None = None) -> dict[str, Any]:
+                variables: dict[str, Any] | None = None, sender: str | None = None) -> dict[str, Any]:
     """A ``notification.requested`` event's data at top priority: a composed ``text``, a
-    ``template`` with ``variables``, or (neither) the test message."""
+    ``template`` with ``variables``, or (neither) the test message; from ``sender`` if given
+    (to try a number), else from the recipient's own."""
     if text is not None and template is not None:
         raise ActionRefused("give a text or a template, not both")
     if text is not None:
@@ -103,21 +104,23 @@ def urgent_data(phone: str, *, text: str | None = None, template: str | None = N
     elif template is None:
         template = TEST_TEMPLATE
         variables = {"sent_at": datetime.now(UTC).strftime("%Y-%m-%d %H:%M:%S UTC")} | (variables or {})
-    return {"phone": phone, "template": template, "variables": variables or {}, "priority": Priority.HIGH.value}
+    pinned = {"sender": sender} if sender else {}
+    return {"phone": phone, "template": template, "variables": variables or {}, "priority": Priority.HIGH.value} | pinned
 
 
 def send_urgent(session: Session, settings: Settings, actor: str, phone: str, *, text: str | None = None,
                 template: str | None = None, variables: dict[str, Any] | None = None,
-                action: str = "send.urgent") -> Published:
+                action: str = "send.urgent", sender: str | None = None) -> Published:
     """Queue one message to ``phone`` at top priority (it goes next, still a gap after the last
     call), through the same path as every ``notification.requested`` event; audited."""
-    data = urgent_data(phone, text=text, template=template, variables=variables)
+    data = urgent_data(phone, text=text, template=template, variables=variables, sender=sender)
     if data["template"] == TEXT_TEMPLATE:
         _ensure_text_template(session, actor, settings.default_language)
     published = publish_checked(session, settings, "notification.requested", data, source=action)
     [message] = published.messages
     record(session, actor, action, count=1, target={
-        "recipient": mask_phone(message.recipient), "template": message.template, "event_id": published.event_id})
+        "recipient": mask_phone(message.recipient), "template": message.template, "event_id": published.event_id}
+        | ({"sender": sender} if sender else {}))
     return published
 
 

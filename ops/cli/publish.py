@@ -62,10 +62,11 @@ def _variables(_ctx: Any, _param: Any, values: tuple[str, ...]) -> dict[str, str
 @click.option("--template", default=None, help="Send this template (default: test_message).")
 @click.option("--var", "variables", multiple=True, callback=_variables, metavar="NAME=VALUE",
               help="A variable of --template (repeatable).")
+@click.option("--sender", default=None, metavar="S", help="Send from this sender (to try a number); default: the recipient's.")
 @json_option
 @click.pass_context
 def send_test(ctx: click.Context, phone: str, text: str | None, template: str | None, variables: dict[str, str],
-              as_json: bool) -> None:
+              sender: str | None, as_json: bool) -> None:
     """Queue a message to PHONE at top priority: the test message, a --template with --var
     values, or a --text. It goes before every waiting message, still a gap after the last call.
 
@@ -76,7 +77,7 @@ def send_test(ctx: click.Context, phone: str, text: str | None, template: str | 
     action = "send.test" if text is None and template is None else "send.urgent"
     with db_session(settings) as session:
         sent: Published = send_urgent(session, settings, cli_actor(), phone, text=text, template=template,
-                                      variables=variables, action=action)
+                                      variables=variables, action=action, sender=sender)
     [message] = sent.as_dict()["messages"]
     emit(sent.as_dict(), as_json, f"queued {message['template']} to {message['recipient']} at top priority, "
                                   f"event_id {sent.event_id}")

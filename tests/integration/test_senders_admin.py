@@ -16,6 +16,7 @@ from tests.support.broker import queue_depth
 from tests.support.db import messages, sender_state
 from wanotify.ops.admin import pausing, sender_drain
 from wanotify.ops.admin.errors import ActionRefused
+from wanotify.ops.admin.publishing import check_event, urgent_data
 from wanotify.ops.admin.sender_drain import SenderDrain
 from wanotify.ops.admin.senders import SenderOptions, add_sender, disable_sender, list_senders, set_sender, show_sender
 from wanotify.shared.db.engine import transaction
@@ -251,3 +252,12 @@ def test_a_drain_to_a_disabled_or_unknown_sender_is_refused(two_senders, setting
         asyncio.run(SenderDrain(settings, "tester").run("a", "b"))
     with pytest.raises(ActionRefused, match="no sender 'zz' to move to"):
         asyncio.run(SenderDrain(settings, "tester").run("a", "zz"))
+
+
+def test_a_test_message_may_be_pinned_to_a_sender_and_an_unknown_one_is_refused_before_publishing(
+        two_senders, settings) -> None:
+    with two_senders() as session:
+        _body, [message] = check_event(session, settings, "notification.requested", urgent_data("08114040707", sender="b"))
+        assert message.sender == "b"
+        with pytest.raises(ActionRefused, match=r"would park this event \(unknown_sender\).*'zz' is not a sender"):
+            check_event(session, settings, "notification.requested", urgent_data("08114040707", sender="zz"))
