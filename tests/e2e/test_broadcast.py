@@ -52,7 +52,7 @@ def write_csv(path: Path) -> Path:
 @pytest.fixture
 def settings(settings):  # type: ignore[no-untyped-def]
     # No recipient interval and a short gap, so the broadcast moves quickly; speed is not asserted.
-    return settings.with_(recipient_interval_seconds=0.0, send_gap_seconds=0.1)
+    return settings.with_(recipient_interval_seconds=0.0, send_gap_seconds=0.2)
 
 
 @pytest.fixture
@@ -84,8 +84,8 @@ def test_a_thousand_rows_with_ten_bad_ones_queue_990_once_and_a_payment_link_ove
     assert (dry["rows"], dry["valid"], dry["invalid"], dry["duplicates"]) == (ROWS, 990, 10, 0)
     assert sorted(row["line"] for row in dry["invalid_rows"]) == sorted(BAD)
     assert [p["text"] for p in dry["previews"]] == [f"Halo Member {n}, promo P{n} untuk Anda!" for n in (2, 3, 4)]
-    # One sender, a 0.1 s gap, no daily limit: the first call at once, then 989 gaps.
-    assert dry["eta_seconds"] == pytest.approx(98.9, abs=0.05)
+    # One sender, a 0.2 s gap, no daily limit: the first call at once, then 989 gaps.
+    assert dry["eta_seconds"] == pytest.approx(197.8, abs=0.05)
     assert cli_json(stack, "broadcast", "list") == []
 
     # When it runs for real, twice, while the notifier and the sender run.
@@ -108,7 +108,8 @@ def test_a_thousand_rows_with_ten_bad_ones_queue_990_once_and_a_payment_link_ove
     calls = fake_provider.calls()
     at = next(i for i, c in enumerate(calls) if link["payment_url"] in (c["body"] or ""))
     overtaken = at - before  # broadcast calls that went between the publish and the payment link
-    # One call may already have been chosen when the link reached the send queue; none after it.
+    # The broadcast goes on while the notifier turns the event into a message (a call may start
+    # meanwhile), and one call may already have been chosen when it reached the send queue.
     assert overtaken <= 2, f"{overtaken} broadcast calls went before the payment link"
     wait_until(lambda: len(fake_provider.calls()) > at + 3, 30, "the broadcast to go on after the payment link")
     print(f"\nmeasured: dry run {dry['valid']} valid / {dry['invalid']} invalid; runs queued {first['queued']} then "
