@@ -31,14 +31,13 @@ from wanotify.consumers.providers import Provider
 from wanotify.consumers.sender import lease, store
 from wanotify.consumers.sender.calls import Caller, Step, call_record
 from wanotify.consumers.sender.choice import Rules
-from wanotify.consumers.sender.gate import Gate
+from wanotify.consumers.sender.claims import ClaimStore
 from wanotify.consumers.sender.hold import MAX_AGE_SECONDS, Held, Hold
-from wanotify.consumers.sender.outcomes import CallRecord, Outcomes
+from wanotify.consumers.sender.outcomes import Outcomes
 from wanotify.consumers.sender.pacing import GapDraw, Pacer
 from wanotify.consumers.sender.schedule import SendNext, next_step
 from wanotify.consumers.sender.settle import Ack, Defer, Keep, Requeue, Settlement, Settler
 from wanotify.shared.config import Settings
-from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.retry import Stopped, record_durably, run_db
 from wanotify.shared.errors import PermanentError, TransientError
 from wanotify.shared.messages import SendCommand
@@ -50,9 +49,6 @@ from wanotify.shared.senders import SenderConfig
 from wanotify.shared.topology import DEFAULT_SENDER, PRIORITY_ORDER, Topology, declare_sender_queues_async
 
 log = logging.getLogger(__name__)
-
-# The claim accepts a slot this close to opening (the lane claims LEAD_SECONDS before it).
-CLAIM_LEAD_SECONDS = 0.05
 
 
 @dataclass
@@ -66,7 +62,7 @@ class Shared:
     connection: AbstractRobustConnection
     settler: Settler
     outcomes: Outcomes
-    gate: Gate | None
+    claims: ClaimStore
     runtime: Callable[[], RuntimeSettings]  # refreshed every heartbeat
     stop: asyncio.Event
     in_flight: Counter[int]  # log id -> deliveries of it being handled in this process
@@ -250,7 +246,9 @@ class Lane:
 
     async def _handle(self, command: SendCommand) -> Settlement:
         gap = self.gap.current(self.shared.runtime().gap_seconds)
-        claim = await run_db(lambda: self._claim(command, gap), self.shared.stop)
+        claim = await run_db(lambda: self.shared.claims.claim(command, self.config, gap, self.pacer.remaining,
+                                                              self._in_flight_elsewhere(command), self.rules),
+                             self.shared.stop)
         if not isinstance(claim, store.Go):
             return self._not_now(command, claim)
         self.shared.metrics.sender_paused.labels(self.name).set(0)
@@ -262,13 +260,6 @@ class Lane:
         step = await asyncio.get_running_loop().run_in_executor(self._executor, self.caller.call, command, claim)
         self.gap.called()
         return await self._after_call(command, step)
-
-    def _claim(self, command: SendCommand, gap: float) -> store.Claim:
-        pool = store.Pool(self.name, gap, require_lease=True, gate=self.shared.gate, config=self.config)
-        with transaction(self.shared.sessions) as session:
-            return store.claim(session, command, self.shared.settings, self.shared.sender_id, self.pacer.remaining,
-                               CLAIM_LEAD_SECONDS, lambda _session: self.shared.runtime(),
-                               self._in_flight_elsewhere(command), self.rules, pool)
 
     def _in_flight_elsewhere(self, command: SendCommand) -> Callable[[int], bool]:
         """Whether another delivery of this message is still being handled in this process."""
@@ -315,29 +306,21 @@ class Lane:
         if isinstance(outcome, Exception):
             return await self.shared.outcomes.failed(self.name, command, claim, _as_send_error(outcome), call)
         provider_id = outcome.provider_message_id
+        claims = self.shared.claims
         await record_durably([
-            lambda: self._record_sent(command, claim, call, provider_id),
+            lambda: claims.record_sent(command, claim.recipient, call, provider_id),
             # the plainest record of a success: without the provider's id, which receipts need
-            lambda: self._record_sent(command, claim, call, None),
+            lambda: claims.record_sent(command, claim.recipient, call, None),
         ], f"the success of {command.message_id}")
         log.info("sent %s to %s as %s from %s", command.message_id, mask_phone(claim.recipient), call.sent_as, self.name,
                  extra=command.log_fields() | {"provider_message_id": provider_id, "sender": self.name})
         metrics.messages_sent.labels(command.priority.value, self.name).inc()
         return Ack()
 
-    def _record_sent(self, command: SendCommand, claim: store.Go, call: CallRecord, provider_id: str | None) -> None:
-        with transaction(self.shared.sessions) as session:
-            store.record_sent(session, command, call.open(session), provider_id, call.sent_as)
-            if self.shared.gate is not None:
-                self.shared.gate.delivered(session, claim.recipient)
-
     def _note_call_started(self, session: Session, recipient: str) -> None:
         started = self.pacer.last_start
         if started is not None:
-            store.note_call_started(session, self.shared.settings.namespace, self.shared.sender_id,
-                                    time.monotonic() - started, sender=self.name)
-            if self.shared.gate is not None:  # the recipient interval counts from the actual start too
-                self.shared.gate.started(session, recipient, time.monotonic() - started)
+            self.shared.claims.call_started(session, self.name, recipient, time.monotonic() - started)
 
 
 def _gap_draw(config: SenderConfig) -> GapDraw:

@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.consumers.providers import Provider
 from wanotify.consumers.sender import lease, liveness
+from wanotify.consumers.sender.claims import PgClaimStore
 from wanotify.consumers.sender.gate import Gate
 from wanotify.consumers.sender.lane import Lane, Shared
 from wanotify.consumers.sender.outcomes import Outcomes
@@ -87,8 +88,9 @@ class Sender:
             self._shared = Shared(self.settings, self.metrics, self.sessions, self.sender_id, connection,
                                   Settler(self._publisher, self.topology.send_dead_queue, self.metrics),
                                   Outcomes(self.settings, self.metrics, self.sessions, self.gate),
-                                  self.gate, lambda: self._runtime, stop, Counter())
-            await self._refresh_lanes()
+                                  PgClaimStore(self.settings, self.sessions, self.sender_id, self.gate, self.runtime),
+                                  self.runtime, stop, Counter())
+            await self._refresh_lanes(await run_db(self._active_senders, stop))
             log.info("sender %s consuming %s with %s", self.sender_id[:8], ", ".join(sorted(self.lanes)) or "no senders",
                      self.settings.whatsapp.describe())
             await self._renew()
@@ -114,12 +116,13 @@ class Sender:
         while True:
             await asyncio.sleep(self.refresh_seconds)
             try:
-                await self._refresh_lanes()
+                await self._refresh_lanes(await asyncio.to_thread(self._active_senders))
             except Exception as exc:  # noqa: BLE001 - the lanes we have keep going; the next refresh tries again
                 log.warning("could not read the senders (%s: %s); keeping the current ones", type(exc).__name__, exc)
 
-    async def _refresh_lanes(self) -> None:
-        configs = {c.name: c for c in await asyncio.to_thread(self._active_senders)}
+    async def _refresh_lanes(self, active: list[SenderConfig]) -> None:
+        """Start a lane for each new sender, stop those of senders gone or disabled, pass changes on."""
+        configs = {c.name: c for c in active}
         for name in [n for n in self.lanes if n not in configs]:
             await self._remove_lane(name, "disabled or removed")
         for name, config in configs.items():

@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from sqlalchemy.orm import Session
+
+from wanotify.consumers.sender import store
+from wanotify.consumers.sender.choice import Rules
+from wanotify.consumers.sender.claims import ClaimStore
 from wanotify.consumers.sender.lease import LaneState, LeaseStore, may_hold
+from wanotify.consumers.sender.outcomes import CallRecord
 from wanotify.shared.broker import SendQueuePublisher
 from wanotify.shared.messages import SendCommand
+from wanotify.shared.senders import SenderConfig
 
 
 class FakeLeaseStore(LeaseStore):
@@ -78,3 +86,25 @@ class FakePublisher(SendQueuePublisher):
     async def publish_dead(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None:
         self._check()
         self.published.append(("dead", queue, headers))
+
+
+class FakeClaimStore(ClaimStore):
+    """Answers each claim with the next scripted one; remembers the claims and records made."""
+
+    def __init__(self, *claims: store.Claim) -> None:
+        self.claims = list(claims)
+        self.asked: list[tuple[str, float]] = []  # (sender, gap) of each claim
+        self.sent: list[tuple[int, str | None]] = []
+        self.started: list[str] = []
+
+    def claim(self, command: SendCommand, config: SenderConfig, gap: float, local_remaining: Callable[[float], float],
+              in_flight: Callable[[int], bool], rules: Rules) -> store.Claim:
+        self.asked.append((config.name, gap))
+        return self.claims.pop(0)
+
+    def call_started(self, session: Session, sender: str, recipient: str, seconds_ago: float) -> None:
+        self.started.append(sender)
+
+    def record_sent(self, command: SendCommand, recipient: str, call: CallRecord, provider_id: str | None) -> None:
+        call.open(None)  # type: ignore[arg-type] - the fake keeps no session
+        self.sent.append((command.log_id, provider_id))

@@ -1,0 +1,102 @@
+"""A lane's handling of one copy, with a fake claim store and a scripted provider: what each
+claim leads to. No broker, no database."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import Counter
+
+from tests.unit.sender_fakes import FakeClaimStore
+from wanotify.consumers.providers import OutgoingMessage, SendResult
+from wanotify.consumers.sender import store
+from wanotify.consumers.sender.choice import Refusal
+from wanotify.consumers.sender.lane import Lane, Shared
+from wanotify.consumers.sender.outcomes import Outcomes
+from wanotify.consumers.sender.settle import Ack, Defer, Keep, Park
+from wanotify.shared.config import Settings
+from wanotify.shared.db.models import Status
+from wanotify.shared.messages import SendCommand
+from wanotify.shared.metrics import Metrics
+from wanotify.shared.priority import Priority
+from wanotify.shared.runtime import RuntimeSettings
+from wanotify.shared.senders import SenderConfig
+
+RUNTIME = RuntimeSettings(auto_retry_enabled=True, max_retry_attempts=3, retry_delay_minutes=1.0,
+                          message_delay_seconds=10.0)
+COMMAND = SendCommand(7, 1, Priority.NORMAL, "e", "welcome", sender="a")
+
+
+class RecordingProvider:
+    name = "meta"
+
+    def __init__(self) -> None:
+        self.sent: list[OutgoingMessage] = []
+
+    def send(self, message: OutgoingMessage) -> SendResult:
+        self.sent.append(message)
+        return SendResult("wamid.1")
+
+    def close(self) -> None:
+        pass
+
+
+def _lane(claims: FakeClaimStore, config: SenderConfig | None = None) -> tuple[Lane, RecordingProvider]:
+    settings, metrics = Settings.from_env({}), Metrics()
+    shared = Shared(settings, metrics, None, "me", None, None, Outcomes(settings, metrics, None),  # type: ignore[arg-type]
+                    claims, lambda: RUNTIME, asyncio.Event(), Counter())
+    provider = RecordingProvider()
+    return Lane(config or SenderConfig("a", "meta", gap_min_seconds=0.5), provider, shared), provider
+
+
+def _handle(lane: Lane):  # type: ignore[no-untyped-def]
+    return asyncio.run(lane._handle(COMMAND))
+
+
+def test_a_message_the_budget_holds_back_is_deferred_without_a_call():
+    lane, provider = _lane(FakeClaimStore(store.Deferred(6.0, "recipient_interval")))
+    assert _handle(lane) == Defer(6.0, "recipient_interval") and provider.sent == []
+
+
+def test_a_paused_number_keeps_its_delivery_held_and_sleeps_until_the_pause_ends():
+    lane, provider = _lane(FakeClaimStore(store.Wait(30.0, paused=True, why="paused")))
+    assert _handle(lane) == Keep() and provider.sent == []
+    assert 29 < lane._pause_until - time.monotonic() <= 30
+
+
+def test_a_claim_refused_for_want_of_the_lease_keeps_the_delivery_and_gives_the_lease_up():
+    lane, _ = _lane(FakeClaimStore(store.Wait(1.0, why="lease")))
+    lane._lease_until = time.monotonic() + 5
+    assert _handle(lane) == Keep() and not lane._leased()
+
+
+def test_another_processs_gap_holds_the_lane_back_until_it_ends():
+    lane, _ = _lane(FakeClaimStore(store.Wait(2.0)))
+    assert _handle(lane) == Keep() and 1.9 < lane._not_before - time.monotonic() <= 2.0
+
+
+def test_a_stale_copy_is_acked_and_a_refused_message_parked_without_a_call():
+    lane, provider = _lane(FakeClaimStore(store.Stale("attempt 1 of a sent message"),
+                                          store.Refused(Refusal(Status.DEAD, "no_approved_template", "map one"))))
+    assert _handle(lane) == Ack()
+    assert _handle(lane) == Park("no_approved_template", "map one")
+    assert provider.sent == []
+
+
+def test_a_claimed_slot_is_called_once_recorded_as_sent_and_acked_on_the_lanes_own_gap():
+    go = store.Go("+628114040707", "Halo", "welcome", 0.0, RUNTIME, attempt_id=1, ambiguous=False, gap=0.5)
+    claims = FakeClaimStore(go)
+    lane, provider = _lane(claims)
+    assert _handle(lane) == Ack()
+    assert [m.recipient for m in provider.sent] == ["+628114040707"]
+    assert claims.asked == [("a", 0.5)]  # the number's own gap, not the runtime one
+    assert claims.sent == [(7, "wamid.1")] and claims.started == ["a"]
+    # and the lane's pacer now keeps that gap before its next call
+    assert lane.pacer.remaining(0.5) > 0.4
+
+
+def test_without_a_gap_of_its_own_a_number_claims_with_the_runtime_gap():
+    claims = FakeClaimStore(store.Wait(1.0))
+    lane, _ = _lane(claims, SenderConfig("a", "meta"))
+    _handle(lane)
+    assert claims.asked == [("a", RUNTIME.gap_seconds)]
