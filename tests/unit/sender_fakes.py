@@ -11,10 +11,12 @@ from sqlalchemy.orm import Session
 from wanotify.consumers.sender import store
 from wanotify.consumers.sender.choice import Rules
 from wanotify.consumers.sender.claims import ClaimStore
+from wanotify.consumers.sender.gate import Gate, NotDue
 from wanotify.consumers.sender.lease import LaneState, LeaseStore, may_hold
 from wanotify.consumers.sender.outcomes import CallRecord
 from wanotify.shared.broker import SendQueuePublisher
 from wanotify.shared.messages import SendCommand
+from wanotify.shared.priority import Priority
 from wanotify.shared.senders import SenderConfig
 
 
@@ -108,3 +110,25 @@ class FakeClaimStore(ClaimStore):
     def record_sent(self, command: SendCommand, recipient: str, call: CallRecord, provider_id: str | None) -> None:
         call.open(None)  # type: ignore[arg-type] - the fake keeps no session
         self.sent.append((command.log_id, provider_id))
+
+
+class FakeGate(Gate):
+    """A budget that says what the test tells it, and remembers what it was told."""
+
+    def __init__(self, not_due: NotDue | None = None, pair_rate_seconds: float = 1.0) -> None:
+        self.not_due = not_due
+        self.pair_rate_seconds = pair_rate_seconds
+        self.committed: list[tuple[str, str, datetime]] = []
+
+    def check(self, session: Session, config: SenderConfig, recipient: str, priority: Priority,
+              now: datetime) -> NotDue | None:
+        return self.not_due
+
+    def commit(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> None:
+        self.committed.append((config.name, recipient, planned))
+
+    def pair_rate_hit(self, session: Session, recipient: str, now: datetime) -> float:
+        return self.pair_rate_seconds
+
+    def delivered(self, session: Session, recipient: str) -> None:
+        pass
