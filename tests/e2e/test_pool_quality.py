@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 from tests.support.db import sender_state
 from tests.support.pool import JITTER, add_numbers, calls_by_number, min_gaps, numbers_cleanup, pinned
 from tests.support.processes import wait_until
@@ -40,3 +42,23 @@ def test_a_quality_code_on_one_number_pauses_only_that_number_and_the_others_kee
     assert all(c["t"] < pause_ends for n in ("b", "c") for c in by_number[n])
     assert len(by_number["b"]) == len(by_number["c"]) == 4
     assert all(g >= GAP - JITTER for g in min_gaps(calls).values())
+
+
+def test_an_admin_pause_of_one_number_holds_only_its_messages_until_it_is_resumed(
+        stack, publisher, fake_provider, sessions, numbers_cleanup):
+    # Given two numbers, one of them paused by an admin
+    env = add_numbers(sessions, fake_provider.url, ["a", "b"], 0.2)
+    stack.start("notifier")
+    sender = stack.start("sender", **env)
+    stack.cli("senders", "pause", "b", "--reason", "checking the number")
+    # When messages come for both
+    for i in range(6):
+        publisher.publish("notification.requested", pinned(i, "ab"[i % 2]))
+    fake_provider.wait_for_calls(3, timeout=20)
+    time.sleep(1.5)
+    # Then only a's are sent
+    assert set(calls_by_number(fake_provider.calls())) == {"a"}
+    # and once b is resumed, its messages go within about a second (the next lease renewal)
+    stack.cli("senders", "resume", "b")
+    calls = fake_provider.wait_for_calls(6, timeout=20)
+    assert len(calls_by_number(calls)["b"]) == 3, sender.log()
