@@ -32,10 +32,10 @@ def sender_loads(session: Session, settings: Settings, senders: Sequence[SenderC
     since = now - timedelta(seconds=settings.daily_window_seconds)
     names = [s.name for s in senders]
     used = dict(session.execute(select(SenderContact.sender, func.count()).where(
-        SenderContact.sender.in_(names), SenderContact.first_at > since).group_by(SenderContact.sender)).tuples().all())
+        SenderContact.sender.in_(names), SenderContact.first_at > since).group_by(SenderContact.sender)).all())
     paused = dict(session.execute(select(SenderState.sender, SenderState.paused_until).where(
         SenderState.namespace == settings.namespace, SenderState.sender.in_(names),
-        SenderState.paused_until > now)).tuples().all())
+        SenderState.paused_until > now)).all())
     return [sender_load(s, runtime_gap, now, used.get(s.name, 0), paused.get(s.name), urgent) for s in senders]
 
 

@@ -282,7 +282,7 @@ def _status_counts(session: Session, ids: list[int]) -> dict[int, dict[str, int]
     if not ids:
         return counts
     found = session.execute(select(MessageLog.broadcast_id, MessageLog.status, func.count()).where(
-        MessageLog.broadcast_id.in_(ids)).group_by(MessageLog.broadcast_id, MessageLog.status)).tuples()
+        MessageLog.broadcast_id.in_(ids)).group_by(MessageLog.broadcast_id, MessageLog.status))
     for broadcast_id, status, count in found:
         counts.setdefault(int(broadcast_id or 0), {})[status] = count
     return counts

@@ -120,7 +120,7 @@ Rules = dict[str, list[str | None]]  # event type -> its rules' templates (None:
 
 def _rules(session: Session) -> Rules:
     rules: Rules = {}
-    for event_type, template in session.execute(select(Rule.event_type, Rule.template).where(Rule.active)).tuples():
+    for event_type, template in session.execute(select(Rule.event_type, Rule.template).where(Rule.active)):
         rules.setdefault(event_type, []).append(template)
     return rules
 
@@ -149,7 +149,7 @@ def _events_of_template(session: Session, template: str) -> list[int]:
     name several templates, and notification.requested names its own)."""
     rules = _rules(session)
     candidates = session.execute(select(DeadEvent.id, DeadEvent.event_type, DeadEvent.body).where(
-        DeadEvent.status == "parked", DeadEvent.reason.in_(TEMPLATE_REASONS))).tuples()
+        DeadEvent.status == "parked", DeadEvent.reason.in_(TEMPLATE_REASONS)))
     return [dead_id for dead_id, event_type, body in candidates if template in event_templates(rules, event_type, body)]
 
 

@@ -121,7 +121,7 @@ def _did_you_mean(name: str, choices: frozenset[str] | list[str]) -> str:
 def overview(session: Session) -> list[dict[str, Any]]:
     """Every template with the event types whose rules use it (none: notification.requested)."""
     used: dict[str, list[str]] = {}
-    for event_type, template in session.execute(select(Rule.event_type, Rule.template).order_by(Rule.event_type)).tuples():
+    for event_type, template in session.execute(select(Rule.event_type, Rule.template).order_by(Rule.event_type)):
         if template is not None:
             used.setdefault(template, []).append(event_type)
     return [{"key": t.key, "language": t.language, "active": t.active, "updated_at": t.updated_at, "body": t.body,
@@ -170,7 +170,7 @@ def set_active(session: Session, actor: str, key: str, active: bool) -> bool:
 def delete(session: Session, actor: str, key: str) -> None:
     """Delete a template no rule uses (its history stays)."""
     found = _existing(session, key)
-    users = session.execute(select(Rule.event_type, Rule.active).where(Rule.template == key)).tuples().all()
+    users = session.execute(select(Rule.event_type, Rule.active).where(Rule.template == key)).all()
     if users:
         rules = ", ".join(f"{event_type}{'' if active else ' (inactive)'}" for event_type, active in users)
         raise ActionRefused(f"template {key!r} is used by the rule(s) for {rules} — point them at another "
