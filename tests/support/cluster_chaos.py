@@ -7,7 +7,8 @@ provider failing some calls, and at random moments:
   a second node (after the first is back: two nodes down would cost the majority), and kills
   the sender process (replaced at once);
 - ``classic`` plan: SIGKILLs the node hosting the (classic) send queues and leaves it down for
-  ``down_seconds``, and kills the sender process.
+  ``down_seconds``, and kills the sender process (before or after the outage: while the node
+  is down no sender can start at all).
 
 Then the account of ``tests/chaos.py`` (lost, stuck, unexplained dead rows, duplicates <=
 resends <= kills mid-call), plus what a cluster adds: every event the broker confirmed to the
@@ -111,9 +112,11 @@ class ClusterRun(Run):
     def _plan(self) -> list[str]:
         if self.result.plan == "quorum":
             actions = ["kill leader", "start killed node", "restart another node"]
+            actions.insert(self.rng.randrange(len(actions) + 1), "kill sender")
         else:
+            # Not while the queues' node is down: no sender can start then (its queues are gone).
             actions = ["kill leader", "wait while it is down", "start killed node"]
-        actions.insert(self.rng.randrange(len(actions) + 1), "kill sender")
+            actions.insert(self.rng.choice([0, len(actions)]), "kill sender")
         return actions
 
     def _act(self, action: str) -> None:
