@@ -20,7 +20,7 @@ from wanotify.consumers.notifier.planning import Catalog, EventPlan, PlannedMess
 from wanotify.consumers.notifier.routing import LoadCache, SenderNames, load_sender_names, route
 from wanotify.shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
 from wanotify.shared.db.copies import next_copy
-from wanotify.shared.db.models import DeadEvent, MessageLog, Recipient, Rule, Status, Template
+from wanotify.shared.db.models import Broadcast, DeadEvent, MessageLog, Recipient, Rule, Status, Template
 from wanotify.shared.events import MAX_EVENT_BYTES
 from wanotify.shared.messages import SendCommand
 from wanotify.shared.priority import Priority
@@ -63,14 +63,21 @@ def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "
 def _insert_messages(session: Session, messages: list[PlannedMessage], result: BatchResult,
                      opt_out_scope: str, senders: SenderNames, loads: LoadCache | None) -> None:
     stopped = _stopped_by_opt_out(session, messages, opt_out_scope)
+    withdrawn = _in_cancelled_broadcasts(session, messages)
     routed = route(session, [(m.recipient, m.sender) for m in messages], senders, loads)
+
+    def status_columns(m: PlannedMessage) -> dict[str, Any]:
+        if (m.event_id, m.template) in stopped:
+            return _OPTED_OUT_ROW | {"last_error": opted_out_reason(opt_out_scope)}
+        if m.broadcast_id in withdrawn:
+            return _BROADCAST_CANCELLED_ROW | {"last_error": f"broadcast {m.broadcast_id} was cancelled"}
+        return _QUEUED_ROW
+
     rows = [
         {
             "event_id": m.event_id, "event_type": m.event_type, "template": m.template,
             "recipient": m.recipient, "body": m.body, "priority": m.priority.value, "variables": m.variables,
-            "sender": sender, "broadcast_id": m.broadcast_id,
-            **(_OPTED_OUT_ROW | {"last_error": opted_out_reason(opt_out_scope)}
-               if (m.event_id, m.template) in stopped else _QUEUED_ROW),
+            "sender": sender, "broadcast_id": m.broadcast_id, **status_columns(m),
         }
         for m, sender in zip(messages, routed, strict=True)
     ]
@@ -83,7 +90,7 @@ def _insert_messages(session: Session, messages: list[PlannedMessage], result: B
     by_key = {(m.event_id, m.template): m for m in messages}
     for row in inserted:
         m = by_key[(str(row.event_id), row.template)]
-        if (m.event_id, m.template) not in stopped:
+        if (m.event_id, m.template) not in stopped and m.broadcast_id not in withdrawn:
             result.to_publish.append(SendCommand(row.id, 1, m.priority, m.event_id, m.template, sender=row.sender))
     existing = [key for key in by_key if key not in created]
     result.duplicates = len(existing)
@@ -94,6 +101,16 @@ def _insert_messages(session: Session, messages: list[PlannedMessage], result: B
 # Every row names the same columns, so the insert stays one batched statement.
 _QUEUED_ROW: dict[str, Any] = {"status": Status.QUEUED.value, "error_code": None, "last_error": None}
 _OPTED_OUT_ROW: dict[str, Any] = {"status": Status.CANCELLED.value, "error_code": OPTED_OUT}
+_BROADCAST_CANCELLED_ROW: dict[str, Any] = {"status": Status.CANCELLED.value, "error_code": "broadcast_cancelled"}
+
+
+def _in_cancelled_broadcasts(session: Session, messages: list[PlannedMessage]) -> set[int]:
+    """The cancelled broadcasts among this batch's: a row of one that reaches the notifier only
+    after `broadcast cancel` is logged cancelled, never queued. No query without broadcasts."""
+    ids = {m.broadcast_id for m in messages if m.broadcast_id is not None}
+    if not ids:
+        return set()
+    return set(session.scalars(select(Broadcast.id).where(Broadcast.id.in_(ids), Broadcast.cancelled_at.is_not(None))))
 
 
 def _stopped_by_opt_out(session: Session, messages: list[PlannedMessage], scope: str) -> set[tuple[str, str]]:

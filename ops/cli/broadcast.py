@@ -95,8 +95,8 @@ def cancel_command(ctx: click.Context, broadcast_id: int, as_json: bool) -> None
     """Stop a broadcast: every message of it not yet sent is cancelled (the call in flight finishes)."""
     with db_session(settings_from(ctx)) as session:
         done = broadcasts.cancel(session, cli_actor(), broadcast_id)
-    late = (f"; {done['not_yet_logged']} rows had not reached the notifier yet — run this again in a moment to "
-            "cancel them too") if done["not_yet_logged"] else ""
+    late = (f"; {done['not_yet_logged']} rows had not reached the notifier yet: they are logged cancelled when they "
+            "arrive") if done["not_yet_logged"] else ""
     emit(done, as_json, f"broadcast {broadcast_id}: {done['cancelled']} cancelled; {done['already_sent']} had already "
                         f"gone, {done['in_flight']} in flight{late}")
 

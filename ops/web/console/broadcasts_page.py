@@ -31,7 +31,7 @@ async def cancel(ctx: Ctx) -> Response:
         done = await ctx.db(broadcasts.cancel, ctx.actor, broadcast_id)
     except ActionRefused as exc:
         return ctx.console.error(ctx, 404, "No such broadcast", str(exc))
-    late = (f"; {done['not_yet_logged']} rows had not reached the notifier yet: cancel again in a moment"
+    late = (f"; {done['not_yet_logged']} rows had not reached the notifier yet: they are logged cancelled when they arrive"
             if done["not_yet_logged"] else "")
     ctx.flash(f"Broadcast {broadcast_id}: {done['cancelled']} cancelled; {done['already_sent']} had already gone, "
               f"{done['in_flight']} in flight{late}.", "ok")
