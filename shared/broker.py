@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 import random
 from typing import Any
@@ -60,10 +61,12 @@ async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
     failure: BaseException | None = None
     for offset in range(len(urls)):
         try:
+            # The node list goes to the class, not through connect_robust's keywords (which it
+            # would also append to the URL's query string, passwords and all).
+            failover = functools.partial(FailoverConnection, urls=urls, first=start + offset)
             return await aio_pika.connect_robust(
                 urls[(start + offset) % len(urls)], client_properties={"connection_name": name},
-                reconnect_interval=RECONNECT_INTERVAL_SECONDS, connection_class=FailoverConnection,
-                urls=urls, first=start + offset)
+                reconnect_interval=RECONNECT_INTERVAL_SECONDS, connection_class=failover)  # type: ignore[arg-type]
         except Exception as exc:  # noqa: BLE001 - the next node may answer; the last failure is raised
             log.warning("RabbitMQ at %s: %s", amqp_hosts(urls[(start + offset) % len(urls)]), exc)
             failure = exc
