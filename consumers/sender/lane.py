@@ -175,11 +175,15 @@ class Lane:
         if self.name != DEFAULT_SENDER:
             await declare_sender_queues_async(channel, self.topology, self.name)
         self._channel = channel
-        for priority in PRIORITY_ORDER:
-            # A passive declare (ensure): only a queue the channel knows is consumed again after a reconnect.
-            queue = await channel.get_queue(self.topology.send_queue_for(self.name, priority))
-            tag = await queue.consume(partial(self._on_delivery, priority))
-            self._consumers.append((queue, tag))
+        try:
+            for priority in PRIORITY_ORDER:
+                # A passive declare (ensure): only a queue the channel knows is consumed again after a reconnect.
+                queue = await channel.get_queue(self.topology.send_queue_for(self.name, priority))
+                tag = await queue.consume(partial(self._on_delivery, priority))
+                self._consumers.append((queue, tag))
+        except Exception:
+            await self._release("could not consume all three queues")  # all or none; the loop tries again
+            raise
         log.info("sender %s: holding its lease, consuming %s", self.name, self.topology.sender_queue_prefix(self.name),
                  extra={"sender": self.name})
 
