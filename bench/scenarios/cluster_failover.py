@@ -9,7 +9,8 @@ events (100 quick) published one by one while the provider fails 10 % of calls, 
 - ``quorum``: the node leading the send queues is SIGKILLed and started again, a second node
   is restarted, the sender process is killed once.
 
-The stall around the node kill = first provider call after it - last call before it. Also:
+The stall after an action = the longest pause between two provider calls from that action
+until the next one (so on classic queues, the whole outage). Also:
 the longest pause in calls over the whole run, events lost or stuck, confirmed events never
 logged, duplicate calls against the kills that landed mid-call, and the time to drain.
 """

@@ -18,6 +18,7 @@ calls), and the shortest spacing of calls (no call earlier than the gap after th
 
 from __future__ import annotations
 
+import itertools
 import threading
 import time
 import uuid
@@ -52,7 +53,7 @@ class ClusterResult(Result):
     confirmed_not_logged: int = 0
     publish_retries: int = 0
     stall_seconds: float = 0.0  # the longest pause between two provider calls
-    # action -> the pause in calls around it: first call after it - last call before it
+    # action -> the longest pause in calls from it until the next action (or the end of the run)
     stalls: dict[str, float] = field(default_factory=dict)
     min_gap_seconds: float | None = None
     leader_before: int | None = None
@@ -166,14 +167,15 @@ class ClusterRun(Run):
         calls = sorted(self.provider.calls(), key=lambda c: c["t"])
         spacing = gaps(calls)
         r.stall_seconds = round(max(spacing, default=0.0), 2)
-        r.stalls = {action: stall_around(calls, at) for action, at in self.action_times.items()}
+        moments = sorted(self.action_times.items(), key=lambda item: item[1])
+        ends = [at for _, at in moments[1:]] + [float("inf")]
+        r.stalls = {action: stall_within(calls, at, end) for (action, at), end in zip(moments, ends, strict=True)}
         r.min_gap_seconds = round(min(spacing), 4) if spacing else None
 
 
-def stall_around(calls: list[dict[str, Any]], at: float) -> float:
-    """The pause in sending around the moment ``at``: first call after it - last call before it."""
-    before = [c["t"] for c in calls if c["t"] <= at]
-    after = [c["t"] for c in calls if c["t"] > at]
-    if not before or not after:
-        return 0.0
-    return round(after[0] - before[-1], 2)
+def stall_within(calls: list[dict[str, Any]], start: float, end: float) -> float:
+    """The longest pause in sending that overlaps [start, end): between two consecutive calls,
+    the first before ``end`` and the second after ``start``."""
+    times = sorted(c["t"] for c in calls)
+    pauses = [b - a for a, b in itertools.pairwise(times) if b > start and a < end]
+    return round(max(pauses, default=0.0), 2)
