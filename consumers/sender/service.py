@@ -22,6 +22,7 @@ import uuid
 from collections import Counter
 from collections.abc import Callable
 
+from aio_pika.abc import AbstractRobustConnection
 from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.consumers.providers import Provider
@@ -80,35 +81,40 @@ class Sender:
         await run_db(lambda: self._in_transaction(liveness.register), stop)
         await run_db(self._read_runtime, stop)
         connection = await connect(self.settings.amqp_url, f"wanotify-sender-{self.sender_id[:8]}")
+        tasks: list[asyncio.Task[None]] = []
         heartbeat: asyncio.Task[None] | None = None
         try:
-            channel = await confirmed_channel(connection, prefetch=1)
-            self._publisher = SendQueuePublisher(channel, self.topology)
-            await self._publisher.declare()
-            self._shared = Shared(self.settings, self.metrics, self.sessions, self.sender_id, connection,
-                                  Settler(self._publisher, self.topology.send_dead_queue, self.metrics),
-                                  Outcomes(self.settings, self.metrics, self.sessions, self.gate),
-                                  PgClaimStore(self.settings, self.sessions, self.sender_id, self.gate, self.runtime),
-                                  self.runtime, stop, Counter())
-            await self._refresh_lanes(await run_db(self._active_senders, stop))
-            log.info("sender %s consuming %s with %s", self.sender_id[:8], ", ".join(sorted(self.lanes)) or "no senders",
-                     self.settings.whatsapp.describe())
-            await self._renew()
+            await self._start_lanes(connection, stop)
             heartbeat = asyncio.create_task(self._heartbeat_forever())
-            background = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._refresh_forever())]
+            tasks = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._refresh_forever())]
             await stop.wait()
-            for task in background:
+        finally:
+            # Also when starting failed half way: no lane may outlive its connection.
+            for task in tasks:
                 task.cancel()
-            await asyncio.gather(*background, return_exceptions=True)
+            await asyncio.gather(*tasks, return_exceptions=True)
             await asyncio.gather(*(lane.stop() for lane in self.lanes.values()))
             await self._release(list(self.lanes))
-        finally:
             if heartbeat is not None:
                 heartbeat.cancel()
             for provider in self._owned.values():
                 provider.close()
             await connection.close()
         await self._say_stopped()
+
+    async def _start_lanes(self, connection: AbstractRobustConnection, stop: asyncio.Event) -> None:
+        channel = await confirmed_channel(connection, prefetch=1)
+        self._publisher = SendQueuePublisher(channel, self.topology)
+        await self._publisher.declare()
+        self._shared = Shared(self.settings, self.metrics, self.sessions, self.sender_id, connection,
+                              Settler(self._publisher, self.topology.send_dead_queue, self.metrics),
+                              Outcomes(self.settings, self.metrics, self.sessions, self.gate),
+                              PgClaimStore(self.settings, self.sessions, self.sender_id, self.gate, self.runtime),
+                              self.runtime, stop, Counter())
+        await self._refresh_lanes(await run_db(self._active_senders, stop))
+        log.info("sender %s consuming %s with %s", self.sender_id[:8], ", ".join(sorted(self.lanes)) or "no senders",
+                 self.settings.whatsapp.describe())
+        await self._renew()  # the leases now, not a heartbeat later: an idle number sends at once
 
     # --- the senders -------------------------------------------------------------------------
 
