@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import Counter
+from datetime import UTC, datetime, timedelta
 
 from tests.unit.sender_fakes import FakeClaimStore
 from wanotify.consumers.providers import OutgoingMessage, SendResult
@@ -100,3 +101,32 @@ def test_without_a_gap_of_its_own_a_number_claims_with_the_runtime_gap():
     lane, _ = _lane(claims, SenderConfig("a", "meta"))
     _handle(lane)
     assert claims.asked == [("a", RUNTIME.gap_seconds)]
+
+
+def test_a_head_held_past_the_broker_timeout_margin_is_handed_back_and_a_fresh_one_kept():
+    from tests.unit.sender_fakes import FakeDelivery, FakePublisher
+    from wanotify.consumers.sender.hold import MAX_AGE_SECONDS
+    from wanotify.consumers.sender.settle import Settler
+
+    lane, _ = _lane(FakeClaimStore())
+    lane.shared.settler = Settler(FakePublisher(), "ns.send.dead", lane.shared.metrics)
+    old, fresh = FakeDelivery(message_id="1.1"), FakeDelivery(message_id="2.1")
+    lane.hold.put(Priority.LOW, old, time.monotonic() - MAX_AGE_SECONDS - 1)  # type: ignore[arg-type]
+    lane.hold.put(Priority.HIGH, fresh, time.monotonic())  # type: ignore[arg-type]
+    asyncio.run(lane._hand_back_old())
+    assert (old.settled, fresh.settled) == (["requeue"], [])
+    assert [h.item for h in lane.hold] == [fresh]
+
+
+def test_the_paused_gauge_is_per_number():
+    from wanotify.consumers.sender.lease import LaneState
+
+    lane, _ = _lane(FakeClaimStore())
+    now = datetime.now(UTC)
+    lane.on_lease(LaneState(True, now + timedelta(seconds=60), "quality", now), time.monotonic())
+    other, _ = _lane(FakeClaimStore(), SenderConfig("b", "meta"))
+    other.shared = lane.shared
+    other.on_lease(LaneState(True, None, None, now), time.monotonic())
+    registry = lane.shared.metrics.registry
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a"}) == 1
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "b"}) == 0
