@@ -97,3 +97,23 @@ def test_the_cluster_consumers_list_every_node_and_use_quorum_queues() -> None:
             assert service["depends_on"][node]["condition"] == "service_healthy"
     assert services["sender-cluster"]["command"] == ["run", "sender"]
     assert services["notifier-cluster"]["command"] == ["run", "notifier"]
+
+
+def test_the_first_connection_tries_every_listed_node_before_giving_up(caplog: pytest.LogCaptureFixture) -> None:
+    import asyncio
+    import socket
+
+    from wanotify.shared.broker import connect
+
+    ports = []
+    for _ in range(2):  # two ports nothing listens on
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            ports.append(probe.getsockname()[1])
+    url = ",".join(f"amqp://guest:s3cret@127.0.0.1:{port}/" for port in ports)
+    with caplog.at_level("WARNING", logger="wanotify.shared.broker"), pytest.raises(ConnectionError):
+        asyncio.run(connect(url, "test"))
+    tried = [r.getMessage() for r in caplog.records if r.name == "wanotify.shared.broker"]
+    for port in ports:
+        assert any(f"127.0.0.1:{port}" in line for line in tried), tried
+    assert not any("s3cret" in line for line in tried)
