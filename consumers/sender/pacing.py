@@ -9,8 +9,10 @@ round trip (for the very first call, its end) — never earlier than its start, 
 it for an ordinary warm call.
 
 Even warm calls reach the provider with a jitter of a fraction of a millisecond (thread
-scheduling on both sides), so every call aims ``SAFETY_MARGIN`` past the gap: the gap stays a
-lower bound as the provider sees it, at a cost of a millisecond per call.
+scheduling on both sides), so every call aims a margin past the gap: the 99.9th percentile of
+the measured jitter (``jitter.JitterEstimate``: each call's round trip beyond the fastest
+recent one), ``SAFETY_MARGIN`` until enough calls were seen. The gap stays a lower bound as the
+provider sees it, at the cost of the jitter this machine actually has.
 """
 
 from __future__ import annotations
@@ -19,7 +21,9 @@ import time
 from collections import deque
 from collections.abc import Callable
 
-SAFETY_MARGIN = 0.001
+from wanotify.consumers.sender.jitter import JitterEstimate
+
+SAFETY_MARGIN = 0.001  # the margin before the jitter has been measured
 
 
 class Pacer:
@@ -28,6 +32,7 @@ class Pacer:
         self._last_start: float | None = None
         self._slot_base: float | None = None  # when the previous call most likely reached the provider
         self._durations: deque[float] = deque(maxlen=window)
+        self.jitter = JitterEstimate(SAFETY_MARGIN)
 
     @property
     def last_start(self) -> float | None:
@@ -38,7 +43,7 @@ class Pacer:
         """Seconds until this process may start its next call."""
         if self._slot_base is None:
             return 0.0
-        return max(0.0, self._slot_base + gap + SAFETY_MARGIN - self._clock())
+        return max(0.0, self._slot_base + gap + self.jitter.margin() - self._clock())
 
     def wait_for_slot(self, gap: float, not_before: float = 0.0) -> float | None:
         """Block until both our gap has passed and ``not_before``; mark the start; return the
@@ -72,9 +77,11 @@ class Pacer:
         duration = self._clock() - self._last_start
         # With no earlier call to compare, assume the request arrived as the answer came.
         fastest = min([*self._durations, duration]) if self._durations else 0.0
+        if self._durations:
+            self.jitter.add(duration - fastest)
         self._durations.append(duration)
         # The margin already covers a delay this small; only a larger one pushes the next call back.
-        self._slot_base = self._last_start + max(0.0, duration - fastest - SAFETY_MARGIN)
+        self._slot_base = self._last_start + max(0.0, duration - fastest - self.jitter.margin())
 
 
 class GapDraw:

@@ -1,0 +1,51 @@
+"""How late a call may reach the provider, estimated from this process's own calls.
+
+A call's round trip beyond the fastest recent one is the delay we can see: thread hand-offs,
+the GIL, the provider picking the request up. Its 99.9th percentile over the last calls is the
+margin the pacer adds to every gap, so that a call which reaches the provider early by the
+usual jitter still keeps the gap there, and a quiet machine does not pay a fixed millisecond
+per call that a loaded one would need.
+
+Until enough calls have been seen the margin is ``default`` (a safe constant); it is always
+kept between ``floor`` (the clock and spin-wait resolution) and ``ceiling`` (a slow provider's
+outliers are covered by the pacer's own push-back, not by a margin on every call).
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import deque
+
+
+class JitterEstimate:
+    def __init__(self, default: float, *, window: int = 2000, min_samples: int = 20, quantile: float = 0.999,
+                 floor: float = 0.0001, ceiling: float = 0.003) -> None:
+        self.default = default
+        self._order: deque[float] = deque()  # samples, oldest first
+        self._sorted: list[float] = []  # the same samples, ascending
+        self._window = window
+        self._min_samples = min_samples
+        self._quantile = quantile
+        self._floor = floor
+        self._ceiling = ceiling
+
+    def add(self, delay: float) -> None:
+        """One call's delay beyond the fastest recent round trip (seconds, >= 0)."""
+        delay = max(0.0, delay)
+        self._order.append(delay)
+        bisect.insort(self._sorted, delay)
+        if len(self._order) > self._window:
+            del self._sorted[bisect.bisect_left(self._sorted, self._order.popleft())]
+
+    def percentile(self) -> float | None:
+        """The ``quantile`` of the samples (nearest rank, rounded up); None before ``min_samples``."""
+        n = len(self._sorted)
+        if n < self._min_samples:
+            return None
+        return self._sorted[min(n - 1, int(self._quantile * n))]
+
+    def margin(self) -> float:
+        estimate = self.percentile()
+        if estimate is None:
+            return self.default
+        return min(self._ceiling, max(self._floor, estimate))
