@@ -34,6 +34,11 @@ class Sizes:
     celery_rate: str = "20/s"
     celery_workers: int = 2
     api_events: int = 20_000
+    pool_messages_per_number: int = 60
+    million_messages: int = 1_000_000
+    million_gap: float = 0.5
+    million_live_high: int = 3
+    peer_restart_gap: float = 4.0
 
 
 FULL = Sizes()
@@ -49,4 +54,7 @@ QUICK = Sizes(
     backlog_drain_seconds=3.0,
     celery_tasks=60,
     api_events=2_000,
+    pool_messages_per_number=15,
+    million_messages=20_000,
+    million_live_high=2,
 )

@@ -13,7 +13,7 @@ from bench.config import AMQP_URL, DATABASE_URL
 from wanotify.shared.config import Settings, WhatsAppSettings
 from wanotify.shared.db.engine import drop_database
 from wanotify.shared.monitoring import QueueProbe
-from wanotify.shared.topology import Topology, delete_topology
+from wanotify.shared.topology import Topology, declare_topology, delete_topology
 
 RUN_ID = uuid.uuid4().hex[:6]
 
@@ -72,27 +72,36 @@ class Depths:
         self._probe = QueueProbe(AMQP_URL)
 
     def send(self) -> int:
-        return self._ready(self.topology.send_queue)
+        """Ready messages on the default sender's three send queues (high, normal, low)."""
+        return self._ready(*self.topology.send_queues())
 
     def notifier(self) -> int:
         return self._ready(self.topology.notifier_queue)
 
-    def _ready(self, queue: str) -> int:
-        (stats,) = self._probe.stats([queue])
-        return stats.ready or 0
+    def _ready(self, *queues: str) -> int:
+        return sum(stats.ready or 0 for stats in self._probe.stats(list(queues)))
 
     def close(self) -> None:
         self._probe.close()
 
 
-def delete_namespace(ns: str, extra_queues: tuple[str, ...] = ()) -> None:
+def declare_namespace(ns: str, senders: tuple[str, ...] = ()) -> None:
+    """Declare a namespace's exchanges and queues, the named senders' too (before publishing to them)."""
+    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
+    try:
+        declare_topology(connection.channel(), Topology(ns), senders)
+    finally:
+        connection.close()
+
+
+def delete_namespace(ns: str, extra_queues: tuple[str, ...] = (), senders: tuple[str, ...] = ()) -> None:
     """Delete every queue and the exchange of a namespace (best effort)."""
     topology = Topology(ns)
     # A retry queue exists only if a call failed; the default delay's name is deleted too.
     with contextlib.suppress(AMQPError, OSError):
         connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
         try:
-            delete_topology(connection.channel(), topology, [topology.retry_queue(300.0), *extra_queues])
+            delete_topology(connection.channel(), topology, [topology.retry_queue(300.0), *extra_queues], senders)
         finally:
             with contextlib.suppress(AMQPError):
                 connection.close()

@@ -6,7 +6,9 @@ in-process notifier), then the sender starts, and the provider's arrival times a
 
 from __future__ import annotations
 
+import json
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from bench import procs
@@ -17,16 +19,24 @@ from bench.profile import Profiler
 from bench.scenarios import Context
 
 
-def drain(ctx: Context, fake: FakeProvider, label: str, n: int, gap: float,
-          profile_seconds: int = 0) -> tuple[list[dict[str, Any]], dict[str, Any] | None, float]:
-    """Queue ``n`` messages, start a sender at ``gap``, return (calls, profile, sender peak RSS MB)."""
+@dataclass
+class Drained:
+    calls: list[dict[str, Any]]
+    profile: dict[str, Any] | None
+    sender_peak_rss_mb: float
+    round_trips: dict[str, Any]  # bench.counted's counts for the sender process
+
+
+def drain(ctx: Context, fake: FakeProvider, label: str, n: int, gap: float, profile_seconds: int = 0) -> Drained:
+    """Queue ``n`` messages, start a sender at ``gap`` (its database round trips counted), drain."""
     ns = namespace(label)
     s = settings(ns, gap, fake.url)
     fake.reset()
     profile = None
+    counts = ctx.log_dir / f"{label}-sender-round-trips.json"
     try:
         preload(s, n)
-        sender = procs.wanotify("sender", process_env(s), ctx.log_dir, name=f"{label}-sender")
+        sender = procs.wanotify("sender", process_env(s), ctx.log_dir, name=f"{label}-sender", round_trips=counts)
         try:
             profiler = Profiler(sender.pid, profile_seconds, ctx.out_dir, f"{label}-sender", wall=True).start() \
                 if profile_seconds else None
@@ -38,7 +48,22 @@ def drain(ctx: Context, fake: FakeProvider, label: str, n: int, gap: float,
             sender.stop()
     finally:
         delete_namespace(ns)
-    return calls, profile, round(sender.peak_rss / 2**20, 1)
+    trips = json.loads(counts.read_text()) if counts.exists() else {}
+    return Drained(calls, profile, round(sender.peak_rss / 2**20, 1), trips)
+
+
+def round_trips_per_call(drained: Drained) -> dict[str, Any]:
+    """Every round trip of the sender process over the calls it made (start-up and heartbeats
+    included, so a little above the per-call cost), and the transactions that spent them."""
+    calls = len(drained.calls)
+    total = drained.round_trips.get("round_trips")
+    per_call = round(total / calls, 2) if total and calls else None
+    by_transaction = [{**t, "per_transaction": round(t["round_trips"] / t["count"], 2)}
+                      for t in drained.round_trips.get("transactions", [])]
+    per_call_kinds = [t for t in by_transaction if calls and t["count"] >= calls * 0.9]
+    return {"db_round_trips": total, "db_round_trips_per_call": per_call, "db_transactions": by_transaction,
+            "db_per_call_transactions": " + ".join(f"{t['per_transaction']:g} ({t['first_statement'][:28]}…)"
+                                                   for t in per_call_kinds)}
 
 
 def _wait_for_calls(fake: FakeProvider, ns: str, n: int, timeout: float) -> list[dict[str, Any]]:

@@ -89,8 +89,11 @@ class Proc:
             pass
 
 
-def wanotify(role: str, env: dict[str, str], log_dir: Path, name: str | None = None) -> Proc:
-    """``python -m wanotify.ops.cli run ROLE``, returned once it consumes."""
-    proc = Proc(name or role, ["-m", "wanotify.ops.cli", "run", role], env, log_dir)
+def wanotify(role: str, env: dict[str, str], log_dir: Path, name: str | None = None,
+             round_trips: Path | None = None) -> Proc:
+    """``python -m wanotify.ops.cli run ROLE``, returned once it consumes; with ``round_trips``, its
+    PostgreSQL round trips are counted into that file (``bench.counted``)."""
+    entry = ["-m", "bench.counted", "--out", str(round_trips)] if round_trips else ["-m", "wanotify.ops.cli"]
+    proc = Proc(name or role, [*entry, "run", role], env, log_dir)
     proc.wait_for_log("consuming")
     return proc

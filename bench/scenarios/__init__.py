@@ -10,8 +10,9 @@ from typing import Any
 
 from bench.config import Sizes
 
-ORDER = ("broker_ceiling", "ingest", "pacing", "sender_rate", "idle_latency", "backlog", "celery_peer", "webhook_abuse",
-         "console_queries", "api_publish", "cluster_failover", "cluster_cost")
+ORDER = ("broker_ceiling", "ingest", "pacing", "sender_rate", "pool_scale", "idle_latency", "backlog", "million",
+         "celery_peer", "dramatiq_peer", "peer_restart", "webhook_abuse", "console_queries", "api_publish",
+         "cluster_failover", "cluster_cost")
 
 
 @dataclass
