@@ -20,6 +20,7 @@ from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import make_engine, session_factory
 from wanotify.shared.db.retry import Stopped
 from wanotify.shared.metrics import Metrics
+from wanotify.shared.senders import active_senders
 from wanotify.shared.startup import broker_config_error, check_database, database_config_error, until_available, where_database
 from wanotify.shared.template_sync import sync_forever, sync_wanted
 from wanotify.shared.urls import amqp_hosts
@@ -32,8 +33,6 @@ ROLES = ("notifier", "sender")
 async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | None = None) -> None:
     """Run the given consumers until SIGINT or SIGTERM, then stop them cleanly."""
     metrics = metrics or Metrics()
-    if "sender" in roles:
-        settings.require_provider()
     engine = make_engine(settings.database_url, pre_ping=False)
     sessions = session_factory(engine)
     stop = asyncio.Event()
@@ -46,9 +45,15 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
     metrics.gap_setting.set(settings.send_gap_seconds)
     try:
         await _wait_for_database(settings, stop)
+        if "sender" in roles:
+            await asyncio.to_thread(_require_providers, settings, sessions)
+        log.info("PostgreSQL at %s: ready", where_database(settings.database_url))
     except Stopped:
         engine.dispose()
         return
+    except BaseException:
+        engine.dispose()
+        raise
     tasks = [asyncio.create_task(_supervise(role, settings, metrics, sessions, stop), name=role) for role in roles]
     background = [asyncio.create_task(monitor_forever(settings, metrics, sessions)),
                   # status events out: one process per database publishes, the others stand by
@@ -71,11 +76,18 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         log.info("stopped")
 
 
+def _require_providers(settings: Settings, sessions) -> None:  # type: ignore[no-untyped-def]
+    """Refuse to send with no provider chosen (contract section 4): sender rows name their own
+    provider; the environment's `default` number needs WHATSAPP_PROVIDER."""
+    with sessions() as session:
+        if any(config.from_environment for config in active_senders(session, settings)):
+            settings.require_provider()
+
+
 async def _wait_for_database(settings: Settings, stop: asyncio.Event) -> None:
     where = where_database(settings.database_url)
     await until_available(lambda: asyncio.to_thread(check_database, settings.database_url), f"PostgreSQL at {where}",
                           stop, lambda exc: database_config_error(exc, where))
-    log.info("PostgreSQL at %s: ready", where)
 
 
 async def _supervise(role: str, settings: Settings, metrics: Metrics, sessions, stop: asyncio.Event) -> None:  # type: ignore[no-untyped-def]

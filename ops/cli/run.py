@@ -37,9 +37,8 @@ def _role_command(role: str) -> click.Command:
     @click.pass_context
     def command(ctx: click.Context) -> None:
         roles = list(ROLES) if role == "all" else [role]
-        if "sender" in roles:
-            settings_from(ctx).require_provider()  # never a silent default (contract section 4)
-        # A ConfigError (from here or the runner) reaches the user as one line, exit code 2 (ops.cli.errors).
+        # A sender needs a provider: sender rows name theirs, else WHATSAPP_PROVIDER must (the runner
+        # checks once the database answers). A ConfigError reaches the user as one line, exit code 2.
         asyncio.run(run_roles(settings_from(ctx), roles))
     return command
 
