@@ -1,4 +1,4 @@
-"""``python -m bench [--quick] [--only NAME[,NAME]] [--out DIR] [--profile]``"""
+"""``python -m bench [--quick] [--only NAME[,NAME]] [--out DIR] [--profile] [--readme]``"""
 
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="results folder (default bench/results)")
     parser.add_argument("--profile", action="store_true",
                         help="sample the notifier (ingest) and the sender (sender_rate, idle_latency) with py-spy")
+    parser.add_argument("--readme", action="store_true",
+                        help="write this full run's table into README.md even if --only left scenarios out")
     args = parser.parse_args(argv)
     names = [n.strip() for n in args.only.split(",") if n.strip()] or list(ORDER)
     unknown = [n for n in names if n not in ORDER]
@@ -26,7 +28,8 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.WARNING)
     from bench.runner import run_suite
 
-    results = run_suite([n for n in ORDER if n in names], args.out.resolve(), quick=args.quick, profile=args.profile)
+    results = run_suite([n for n in ORDER if n in names], args.out.resolve(), quick=args.quick, profile=args.profile,
+                        readme=args.readme)
     return 0 if not any("error" in r for r in results["scenarios"].values()) else 1
 
 

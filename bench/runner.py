@@ -21,7 +21,7 @@ from bench.scenarios import ORDER, Context, runner
 console = Console(highlight=False, width=None if sys.stdout.isatty() else 150)
 
 
-def run_suite(names: list[str], out_dir: Path, *, quick: bool, profile: bool) -> dict[str, Any]:
+def run_suite(names: list[str], out_dir: Path, *, quick: bool, profile: bool, readme: bool = False) -> dict[str, Any]:
     out_dir.mkdir(parents=True, exist_ok=True)
     sizes = QUICK if quick else FULL
     ctx = Context(sizes, out_dir, profile=profile, quick=quick)
@@ -41,12 +41,13 @@ def run_suite(names: list[str], out_dir: Path, *, quick: bool, profile: bool) ->
         # Other work on the machine (a test suite, a broker restart) blurs the numbers: keep a trace.
         result["load_avg_1m_after"] = round(os.getloadavg()[0], 2)
         ctx.done[name] = result
+        report.write_json(results, out_dir / "partial.json")  # what is done so far, should the run be cut short
         met = sum(g["met"] for g in result.get("goals", []))
         console.print(f"  done in {result['seconds']} s; goals met {met}/{len(result.get('goals', []))}")
     results["seconds"] = round(time.monotonic() - began, 1)
     _drop_database()
     results["summary"] = _summary(ctx.done)
-    _write(results, out_dir)
+    _write(results, out_dir, readme)
     report.print_report(results, console)
     return results
 
@@ -68,7 +69,7 @@ def _summary(done: dict[str, dict[str, Any]]) -> dict[str, Any]:
             "missed": [f"{name}: {g['label']}" for name, g in goals if not g["met"]]}
 
 
-def _write(results: dict[str, Any], out_dir: Path) -> None:
+def _write(results: dict[str, Any], out_dir: Path, readme: bool = False) -> None:
     stamp = datetime.now().strftime("%Y%m%d-%H%M%S") + ("-quick" if results["quick"] else "")
     report.write_json(results, out_dir / "latest.json")
     report.write_json(results, out_dir / f"run-{stamp}.json")
@@ -77,8 +78,10 @@ def _write(results: dict[str, Any], out_dir: Path) -> None:
     except Exception as exc:  # noqa: BLE001 - the numbers are already written
         console.print(f"[yellow]could not draw latest.png: {exc!r}[/]")
     console.print(f"results: {out_dir / 'latest.json'}, {out_dir / 'latest.png'}")
-    # Only a full run of every scenario into the default folder speaks for the README.
-    if not results["quick"] and set(results["scenarios"]) == set(ORDER) and out_dir == DEFAULT_OUT.resolve():
+    # Only a full run into the default folder speaks for the README: of every scenario, or of the
+    # ones chosen with --readme (the cluster scenarios need a private cluster not every machine has).
+    complete = set(results["scenarios"]) == set(ORDER) or readme
+    if not results["quick"] and complete and out_dir == DEFAULT_OUT.resolve():
         readme = Path(__file__).resolve().parent.parent / "README.md"
         if report.update_readme(results, readme, "bench/results/latest.png"):
             console.print(f"updated the benchmark section of {readme}")
