@@ -86,5 +86,5 @@ def _metrics(r: ClusterResult) -> dict[str, Any]:
         "confirmed": r.confirmed, "confirmed_not_logged": r.confirmed_not_logged, "publish_retries": r.publish_retries,
         "duplicates": r.duplicates, "kills_mid_call": r.kills_mid_call, "min_gap_s": r.min_gap_seconds,
         "drain_s": r.drain_seconds, "leader_before": r.leader_before, "leader_after": r.leader_after,
-        "problems": r.problems(),
+        "problems": r.problems(), "logs": r.logs,
     }

@@ -19,11 +19,14 @@ calls), and the shortest spacing of calls (no call earlier than the gap after th
 from __future__ import annotations
 
 import itertools
+import shutil
+import tempfile
 import threading
 import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import text
@@ -60,6 +63,7 @@ class ClusterResult(Result):
     leader_after_kill: int | None = None  # the send queues' new leader while the killed node is down
     leader_after: int | None = None
     node_events: list[str] = field(default_factory=list)
+    logs: str = ""  # where the processes' logs were kept, when the run went wrong
 
     def problems(self) -> list[str]:
         found = super().problems()
@@ -89,6 +93,28 @@ class ClusterRun(Run):
         self.confirmed: set[str] = set()
         self.action_times: dict[str, float] = {}
         self.send_queue = Topology.of(self.settings).send_queue_for("default", Priority.NORMAL)
+
+    def __call__(self) -> ClusterResult:
+        try:
+            self._run()
+        except BaseException:
+            self._keep_logs()
+            raise
+        finally:
+            self.result.resends = sum(p.log().count("died mid-call") for p in self.senders)
+            if self.result.problems():
+                self._keep_logs()
+            self.stack.close()
+        return self.result
+
+    def _keep_logs(self) -> None:
+        """Copy the processes' logs somewhere that outlives the run (they are deleted with it)."""
+        if self.result.logs:
+            return
+        folder = Path(tempfile.mkdtemp(prefix=f"wanotify-cluster-{self.result.plan}-{self.result.seed}-"))
+        for n, proc in enumerate(self.stack.procs):
+            shutil.copy(proc.log_path, folder / f"{n:02d}-{proc.name}.log")
+        self.result.logs = str(folder)
 
     def _run(self) -> None:
         self.provider.set_failure_rate(FAILURE_RATE, "5xx", seed=self.result.seed)
