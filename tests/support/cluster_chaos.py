@@ -201,7 +201,8 @@ class ClusterRun(Run):
 
 def stall_within(calls: list[dict[str, Any]], start: float, end: float) -> float:
     """The longest pause in sending that overlaps [start, end): between two consecutive calls,
-    the first before ``end`` and the second after ``start``."""
+    the first before ``end`` and the second after ``start``, counted only up to ``end`` (what
+    goes on after it is the next action's)."""
     times = sorted(c["t"] for c in calls)
-    pauses = [b - a for a, b in itertools.pairwise(times) if b > start and a < end]
+    pauses = [min(b, end) - a for a, b in itertools.pairwise(times) if b > start and a < end]
     return round(max(pauses, default=0.0), 2)
