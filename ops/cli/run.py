@@ -9,6 +9,7 @@ import click
 
 from wanotify.consumers.runner import ROLES, run_roles
 from wanotify.ops.cli.common import emit, settings_from
+from wanotify.ops.cli.copies import Copies
 from wanotify.shared.config import Settings
 from wanotify.shared.errors import ConfigError
 
@@ -35,11 +36,18 @@ def run() -> None:
 def _role_command(role: str) -> click.Command:
     @click.command(role, help=ROLE_HELP.get(role, f"The {role} consumer."))
     @click.pass_context
-    def command(ctx: click.Context) -> None:
+    def command(ctx: click.Context, processes: int = 1) -> None:
+        if processes > 1:
+            sys.exit(Copies(role, processes).run())
         roles = list(ROLES) if role == "all" else [role]
         # A sender needs a provider: sender rows name theirs, else WHATSAPP_PROVIDER must (the runner
         # checks once the database answers). A ConfigError reaches the user as one line, exit code 2.
         asyncio.run(run_roles(settings_from(ctx), roles))
+    if role == "notifier":
+        command = click.option(
+            "--processes", type=click.IntRange(1, 64), default=1, show_default=True,
+            help="Run N notifier processes (where there are cores); events may be logged slightly out of "
+                 "arrival order. Child k serves metrics on METRICS_PORT+k.")(command)
     return command
 
 
