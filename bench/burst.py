@@ -30,8 +30,9 @@ class Burst:
     profile: dict[str, Any] | None = None
 
 
-def run_burst(ctx: Context, ns: str, count: int, label: str) -> Burst:
-    notifier = procs.wanotify("notifier", process_env(settings(ns)), ctx.log_dir, name=f"{label}-notifier")
+def run_burst(ctx: Context, ns: str, count: int, label: str, processes: int = 1) -> Burst:
+    notifier = procs.wanotify("notifier", process_env(settings(ns)), ctx.log_dir, name=f"{label}-notifier",
+                              extra=("--processes", str(processes)) if processes > 1 else ())
     result_path = ctx.log_dir / f"{label}-publisher.json"
     depths = Depths(ns)
     try:

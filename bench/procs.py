@@ -90,10 +90,10 @@ class Proc:
 
 
 def wanotify(role: str, env: dict[str, str], log_dir: Path, name: str | None = None,
-             round_trips: Path | None = None) -> Proc:
-    """``python -m wanotify.ops.cli run ROLE``, returned once it consumes; with ``round_trips``, its
-    PostgreSQL round trips are counted into that file (``bench.counted``)."""
+             round_trips: Path | None = None, extra: tuple[str, ...] = ()) -> Proc:
+    """``python -m wanotify.ops.cli run ROLE [EXTRA…]``, returned once it consumes; with ``round_trips``,
+    its PostgreSQL round trips are counted into that file (``bench.counted``)."""
     entry = ["-m", "bench.counted", "--out", str(round_trips)] if round_trips else ["-m", "wanotify.ops.cli"]
-    proc = Proc(name or role, [*entry, "run", role], env, log_dir)
+    proc = Proc(name or role, [*entry, "run", role, *extra], env, log_dir)
     proc.wait_for_log("consuming")
     return proc
