@@ -1,4 +1,4 @@
-"""latest.png: the gap distribution (ours vs Celery) and the ingest rate over time."""
+"""latest.png: the gap distribution (ours vs Celery and Dramatiq) and the ingest rate over time."""
 
 from __future__ import annotations
 
@@ -27,10 +27,13 @@ def draw(results: dict[str, Any], path: Path) -> None:
 def _gaps(ax: Any, scenarios: dict[str, Any]) -> None:
     pacing = scenarios.get("pacing", {}).get("series", {})
     celery = scenarios.get("celery_peer", {}).get("series", {})
+    dramatiq = scenarios.get("dramatiq_peer", {}).get("series", {})
     gap_ms = 1000 * scenarios.get("pacing", {}).get("metrics", {}).get("fast", {}).get("gap_s", 0.05)
     sets = [("wanotify sender", pacing.get("fast_gaps_s"), "tab:blue"),
             ("Celery rate_limit, 2 workers", celery.get("workers_2_gaps_s"), "tab:red"),
-            ("Celery rate_limit, 1 worker", celery.get("workers_1_gaps_s"), "tab:orange")]
+            ("Celery rate_limit, 1 worker", celery.get("workers_1_gaps_s"), "tab:orange"),
+            ("Dramatiq BucketRateLimiter, 2 workers", dramatiq.get("bucket_gaps_s"), "tab:olive"),
+            ("Dramatiq ConcurrentRateLimiter as a mutex, 2 workers", dramatiq.get("mutex_gaps_s"), "tab:cyan")]
     bins = [i * 0.5 for i in range(0, 181)]  # 0-90 ms in 0.5 ms steps
     for label, values, colour in sets:
         if values:
@@ -56,7 +59,10 @@ def _rates(ax: Any, scenarios: dict[str, Any]) -> None:
         ingest.get("broker_ceiling_msgs_per_s")
     if ceiling:
         ax.axhline(ceiling, color="grey", linestyle="--", linewidth=1, label=f"broker ceiling {ceiling:.0f}/s")
-        ax.axhline(0.4 * ceiling, color="grey", linestyle=":", linewidth=1, label="40 % of ceiling")
+    pipe = scenarios.get("broker_ceiling", {}).get("metrics", {}).get("pipe_msgs_per_s") or \
+        ingest.get("pipe_ceiling_msgs_per_s")
+    if pipe:
+        ax.axhline(0.8 * pipe, color="grey", linestyle=":", linewidth=1, label=f"80 % of consume-and-publish ({pipe:.0f}/s)")
     ax.axhline(3000, color="black", linestyle="--", linewidth=1, label="goal 3,000/s")
     ax.set_title("Ingest: events rendered, logged and confirmed on the send queue (1 notifier)")
     ax.set_xlabel("seconds since the burst began")
