@@ -48,7 +48,7 @@ def split(shares: Sequence[tuple[Priority, int]]) -> Callable[[int], Priority]:
 
 
 def insert_rows(count: int, priority_of: Callable[[int], Priority], sender_of: Callable[[int], str],
-                priority_sql: str, sender_sql: str) -> Backlog:
+                priority_sql: str, sender_sql: str, *, vacuum: bool = False) -> Backlog:
     """``count`` queued rows in one statement; ``*_sql`` compute in SQL (over ``i``, 0-based) what
     ``priority_of`` / ``sender_of`` compute in Python, so commands can be made without reading rows back."""
     engine = make_engine(DATABASE_URL, pool_size=1)
@@ -68,6 +68,9 @@ def insert_rows(count: int, priority_of: Callable[[int], Priority], sender_of: C
             conn.execute(text("ALTER TABLE whatsapp_logs ENABLE TRIGGER whatsapp_logs_status_events"))
             conn.execute(text("SELECT setval(pg_get_serial_sequence('whatsapp_logs', 'id'), :last)"),
                          {"last": first + count - 1})
+        if vacuum:  # as autovacuum would have left a backlog that has been waiting a while
+            with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
+                conn.execute(text("VACUUM ANALYZE whatsapp_logs"))
     finally:
         engine.dispose()
     return Backlog(first, count, priority_of, sender_of)

@@ -29,6 +29,7 @@ from wanotify.producers import EventPublisher
 from wanotify.shared.config import Settings
 from wanotify.shared.monitoring import QueueProbe
 from wanotify.shared.priority import Priority
+from wanotify.shared.topology import Topology
 
 GOAL_RSS_MB = 150
 GOAL_STATUS_S = 1.0
@@ -83,9 +84,9 @@ def _queue_million(ns: str, n: int) -> dict[str, Any]:
     backlog = direct.insert_rows(
         n, direct.split(shares), direct.one_sender,
         f"CASE WHEN i < {WAITING_HIGH} THEN 'high' WHEN i < {WAITING_HIGH + normal} THEN 'normal' ELSE 'low' END",
-        "'default'")
+        "'default'", vacuum=True)
     inserted = time.monotonic() - began
-    print(f"  million: {n} rows inserted in {inserted:.1f} s; publishing their commands …", flush=True)
+    print(f"  million: {n} rows inserted (and vacuumed) in {inserted:.1f} s; publishing their commands …", flush=True)
     published = direct.publish_commands(ns, backlog, progress=lambda i: i and print(f"  million: {i} published", flush=True))
     probe = QueueProbe(AMQP_URL)
     try:
@@ -97,8 +98,6 @@ def _queue_million(ns: str, n: int) -> dict[str, Any]:
 
 
 def _send_queues(ns: str) -> list[str]:
-    from wanotify.shared.topology import Topology
-
     return Topology(ns).send_queues()
 
 

@@ -1,0 +1,45 @@
+"""The bench's own arithmetic: round trips counted per transaction, the pool's steady rate, backlog shares."""
+
+from __future__ import annotations
+
+from sqlalchemy import create_engine, event, text
+from sqlalchemy.engine import Engine
+
+from bench.counted import RoundTrips
+from bench.direct import split
+from bench.scenarios.pool_scale import NUMBERS, _steady_rate
+from wanotify.shared.priority import Priority
+
+
+def test_round_trips_are_every_statement_begin_and_commit_grouped_by_transaction():
+    counter = RoundTrips()
+    counter.install()
+    try:
+        engine = create_engine("sqlite://")
+        for _ in range(3):
+            with engine.begin() as conn:  # BEGIN, two statements, COMMIT: four round trips
+                conn.execute(text("SELECT 1"))
+                conn.execute(text("SELECT 2"))
+        engine.dispose()
+    finally:
+        for name, fn in (("begin", counter._begin), ("before_cursor_execute", counter._statement),
+                         ("commit", counter._end), ("rollback", counter._end)):
+            event.remove(Engine, name, fn)
+    snapshot = counter.snapshot()
+    assert snapshot["round_trips"] == 12
+    assert snapshot["transactions"] == [{"first_statement": "SELECT 1", "count": 3, "round_trips": 12}]
+
+
+def test_the_pool_rate_counts_only_the_window_in_which_every_number_sends():
+    # Every number calls every 0.2 s from t=0 to t=10, except that the last one starts at t=2:
+    # the window is 2..10, in which the pool makes 5 calls a second per number.
+    by_number = {f"n{i:02d}": [round(k * 0.2, 1) for k in range(51)] for i in range(NUMBERS)}
+    by_number["n49"] = [t for t in by_number["n49"] if t >= 2.0]
+    rate, window = _steady_rate(by_number)
+    assert window == 8.0
+    assert rate == NUMBERS * 5
+
+
+def test_backlog_shares_give_each_row_its_priority_in_order():
+    priority_of = split([(Priority.HIGH, 2), (Priority.NORMAL, 3), (Priority.LOW, 1)])
+    assert [priority_of(i) for i in range(6)] == [Priority.HIGH] * 2 + [Priority.NORMAL] * 3 + [Priority.LOW]
