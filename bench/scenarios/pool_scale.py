@@ -15,14 +15,17 @@ backlog of messages spread evenly over them (rows and send commands made directl
 
 from __future__ import annotations
 
+import json
 import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 from bench import direct, procs, stats
 from bench.config import AMQP_URL
 from bench.env import declare_namespace, delete_namespace, fresh_database, namespace, process_env, settings
 from bench.fake import FakeProvider
+from bench.profile import Profiler
 from bench.scenarios import Context, goal
 from wanotify.shared.db.engine import make_engine, session_factory, transaction
 from wanotify.shared.db.models import SenderRow
@@ -55,6 +58,7 @@ def run(ctx: Context) -> dict[str, Any]:
         direct.publish_commands(ns, backlog)
         sender = procs.wanotify("sender", process_env(settings(ns, GAP, fake.url), **env), ctx.log_dir,
                                 name="pool-sender", round_trips=counts)
+        profiler = Profiler(sender.pid, 6, ctx.out_dir, "pool-sender", wall=True).start() if ctx.profile else None
         try:
             calls = _drain(fake, sender, ns, NUMBERS * per_number, timeout=60 + per_number * GAP * 3)
         finally:
@@ -62,7 +66,17 @@ def run(ctx: Context) -> dict[str, Any]:
     finally:
         fake.stop()
         delete_namespace(ns, senders=senders)
-    return _report(calls, per_number, sender)
+    result = _report(calls, per_number, sender)
+    result["metrics"].update(_round_trips(counts, len(calls)))
+    if profiler is not None:
+        result["profile"] = {"sender": profiler.finish()}
+    return result
+
+
+def _round_trips(counts: Path, calls: int) -> dict[str, Any]:
+    trips = json.loads(counts.read_text()) if counts.exists() else {}
+    total = trips.get("round_trips")
+    return {"db_round_trips_per_call": round(total / calls, 2) if total and calls else None}
 
 
 def _add_numbers(provider_url: str) -> dict[str, str]:
