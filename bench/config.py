@@ -39,6 +39,7 @@ class Sizes:
     million_gap: float = 0.5
     million_live_high: int = 3
     peer_restart_gap: float = 4.0
+    dramatiq_tasks: int = 100  # its limiters retry a refused task after a back-off: ~3 calls/s, not 20
 
 
 FULL = Sizes()
@@ -57,4 +58,5 @@ QUICK = Sizes(
     pool_messages_per_number=15,
     million_messages=20_000,
     million_live_high=2,
+    dramatiq_tasks=40,
 )

@@ -2,7 +2,7 @@
 
 Dramatiq on the same RabbitMQ (queues of its own), its limiters' state in Redis, a task that
 POSTs to a fake provider process (``bench/dramatiq_app.py``), 2 worker processes (one thread
-each), the same number of tasks as Celery's run queued at once, at wanotify's 50 ms gap:
+each), ``dramatiq_tasks`` tasks queued at once, at wanotify's 50 ms gap:
 
 - ``bucket``: ``BucketRateLimiter`` (1 call per 50 ms window);
 - ``mutex``: ``ConcurrentRateLimiter(limit=1)`` held for the call and the rest of the gap.
@@ -38,10 +38,10 @@ def run(ctx: Context) -> dict[str, Any]:
     series: dict[str, Any] = {}
     goals = []
     for limiter in LIMITERS:
-        times = one_run(ctx, limiter, sizes.celery_workers, sizes.celery_tasks, gap)
-        metrics[limiter] = {"tasks": sizes.celery_tasks, **stats.pacing(times, gap)}
+        times = one_run(ctx, limiter, sizes.celery_workers, sizes.dramatiq_tasks, gap)
+        metrics[limiter] = {"tasks": sizes.dramatiq_tasks, **stats.pacing(times, gap)}
         series[f"{limiter}_gaps_s"] = stats.gaps(times)
-        goals.append(goal(f"dramatiq {limiter} ×{sizes.celery_workers}: calls sent", len(times), "==", sizes.celery_tasks))
+        goals.append(goal(f"dramatiq {limiter} ×{sizes.celery_workers}: calls sent", len(times), "==", sizes.dramatiq_tasks))
     ours = ctx.done.get("pacing", {}).get("metrics", {}).get("fast")
     if ours:
         metrics["wanotify"] = {k: ours.get(k) for k in ("calls", "early", "min_gap_ms", "calls_per_s", "efficiency")}
