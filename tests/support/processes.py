@@ -24,7 +24,11 @@ class Proc:
             [sys.executable, "-m", "wanotify.ops.cli", *args], env=env, stdout=self._log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL)
         if ready:
-            self.wait_for_log(ready)
+            try:
+                self.wait_for_log(ready)
+            except BaseException:
+                self.close()  # its log is in the error already; a process that never got ready must not outlive the test
+                raise
 
     def log(self) -> str:
         return self.log_path.read_text(errors="replace")
