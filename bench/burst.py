@@ -28,6 +28,7 @@ class Burst:
     metrics: dict[str, Any] = field(default_factory=dict)
     series: dict[str, list[Any]] = field(default_factory=dict)
     profile: dict[str, Any] | None = None
+    profiled: bool = True  # py-spy samples one process: not a --processes N parent, which only waits
 
 
 def run_burst(ctx: Context, ns: str, count: int, label: str, processes: int = 1) -> Burst:
@@ -40,7 +41,7 @@ def run_burst(ctx: Context, ns: str, count: int, label: str, processes: int = 1)
         publisher = procs.Proc(f"{label}-publisher", [
             "-m", "bench.publisher", "--amqp-url", AMQP_URL, "--namespace", ns, "--count", str(count),
             "--result", str(result_path)], os.environ.copy(), ctx.log_dir)
-        burst = Burst(notifier)
+        burst = Burst(notifier, profiled=processes == 1)
         sampled = _sample(burst, depths, publisher, count, began, ctx, label)
         publisher.wait(60)
         publisher.stop()
@@ -72,7 +73,7 @@ def _sample(burst: Burst, depths: Depths, publisher: procs.Proc, count: int, beg
         series["done"].append((round(t, 3), done))
         series["waiting"].append((round(t, 3), depths.notifier()))
         series["rss_mb"].append((round(t, 3), round(burst.notifier.rss() / 2**20, 1)))
-        if ctx.profile and profiler is None and t >= 3:
+        if ctx.profile and burst.profiled and profiler is None and t >= 3:
             seconds = int(min(20, max(3, count / 3000 - 6)))
             profiler = Profiler(burst.notifier.pid, seconds, ctx.out_dir, f"{label}-notifier").start()
         if done >= count:

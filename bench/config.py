@@ -18,7 +18,7 @@ class Sizes:
 
     broker_messages: int = 50_000
     broker_in_flight: int = 300
-    ingest_events: int = 150_000
+    ingest_events: int = 100_000  # per part: one notifier process, then two
     pacing_fast_messages: int = 200
     pacing_fast_gap: float = 0.05
     pacing_slow_messages: int = 12

@@ -51,6 +51,10 @@ def _rates(ax: Any, scenarios: dict[str, Any]) -> None:
         rate = scenarios.get(name, {}).get("series", {}).get("rate")
         if rate:
             ax.plot([t for t, _ in rate], [r for _, r in rate], color=colour, marker=".", label=f"{name}: events/s")
+    two = scenarios.get("ingest", {}).get("series", {}).get("rate_processes_2")
+    if two:
+        ax.plot([t for t, _ in two], [r for _, r in two], color="tab:olive", marker=".",
+                label="ingest, run notifier --processes 2: events/s")
     ingest = scenarios.get("ingest", {}).get("metrics", {})
     publisher_end = ingest.get("publisher_seconds")
     if publisher_end:

@@ -16,6 +16,10 @@ KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
     "ingest": [("events", "events"), ("overall events/s", "overall_events_per_s"),
                ("sustained events/s / pipe ceiling msgs/s", "sustained_events_per_s|pipe_ceiling_msgs_per_s"),
                ("share of the publish/consume ceiling", "share_of_ceiling"),
+               ("--processes 2: sustained / while publishing / after events/s",
+                "processes_2.sustained_events_per_s|processes_2.while_publishing_events_per_s|"
+                "processes_2.after_publishing_events_per_s"),
+               ("--processes 2: notifier RSS MB (both and the parent)", "processes_2.notifier_peak_rss_mb"),
                ("while publishing / after events/s", "while_publishing_events_per_s|after_publishing_events_per_s"),
                ("notifier queue peak depth", "notifier_queue_peak"),
                ("publisher events/s", "publisher_events_per_s"), ("notifier RSS MB", "notifier_peak_rss_mb")],
