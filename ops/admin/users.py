@@ -7,6 +7,7 @@ exist.
 
 from __future__ import annotations
 
+import functools
 import re
 from datetime import datetime
 from enum import IntEnum
@@ -25,7 +26,13 @@ MIN_PASSWORD = 10
 MAX_PASSWORD = 1024  # hashing a huge password is a cheap way to burn the server's CPU
 
 _hasher = PasswordHasher()
-_DUMMY_HASH = _hasher.hash("not a real password, only spent on unknown names")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A hash to verify against for unknown names (so they take as long as known ones); made on
+    first use, not at import, where it would slow down every command."""
+    return _hasher.hash("not a real password, only spent on unknown names")
 
 
 class Role(IntEnum):
@@ -94,7 +101,7 @@ def set_role(session: Session, username: str, role: Role) -> None:
 def authenticate(session: Session, username: str, password: str) -> ConsoleUser | None:
     """The user if the password is right (and its login time recorded), else None."""
     user = _find(session, username) if len(password) <= MAX_PASSWORD else None
-    if not _verify(user.password_hash if user else _DUMMY_HASH, password[:MAX_PASSWORD]) or user is None:
+    if not _verify(user.password_hash if user else _dummy_hash(), password[:MAX_PASSWORD]) or user is None:
         return None
     if _hasher.check_needs_rehash(user.password_hash):
         user.password_hash = _hasher.hash(password)

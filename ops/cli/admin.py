@@ -7,7 +7,6 @@ from pathlib import Path
 from typing import Any
 
 import click
-from alembic.util.exc import CommandError
 from sqlalchemy import select
 
 from wanotify.ops.admin import mappings as mapping_service
@@ -17,7 +16,6 @@ from wanotify.ops.admin.mappings import MappingChange
 from wanotify.ops.cli.common import db_session, emit, json_option, parse_json_object, settings_from, table
 from wanotify.shared import runtime
 from wanotify.shared.db.engine import create_database_if_missing, make_engine, session_factory, transaction
-from wanotify.shared.db.migrate import upgrade
 from wanotify.shared.db.models import Template
 from wanotify.shared.db.seed import seed_defaults
 from wanotify.shared.meta_templates import CATEGORIES
@@ -38,6 +36,11 @@ def migrate(ctx: click.Context, as_json: bool) -> None:
 
     Safe to run again: existing templates and rules are never overwritten.
     """
+    # Alembic loads here, not with every command (it is most of the command line's start-up time).
+    from alembic.util.exc import CommandError
+
+    from wanotify.shared.db.migrate import upgrade
+
     settings = settings_from(ctx)
     created = create_database_if_missing(settings.database_url)  # failures reach the user via ops.cli.errors
     try:
