@@ -113,7 +113,7 @@ def test_queue_clear_drops_waiting_messages_and_marks_their_rows_cancelled(stack
     result = json.loads(stack.cli("queue", "clear", "--yes", "--json"))
     assert result["messages_cancelled"] == 3
     assert sorted(m.status for m in messages(sessions)) == ["cancelled"] * 3 + ["sent"]
-    assert queue_depth(settings.amqp_url, Topology(settings.namespace).send_queue) == 0
+    assert sum(queue_depth(settings.amqp_url, name) for name in Topology(settings.namespace).send_queues()) == 0
     assert len(fake_provider.calls()) == 1
 
 
