@@ -117,5 +117,5 @@ def test_the_first_connection_tries_every_listed_node_before_giving_up(caplog: p
     tried = [r.getMessage() for r in caplog.records if r.name == "wanotify.shared.broker"] + [str(raised.value)]
     assert len(tried) == len(ports)
     for port in ports:
-        assert any(f"127.0.0.1:{port}" in line for line in tried), tried
+        assert any(str(port) in line for line in tried), tried
     assert not any("s3cret" in line for line in tried)
