@@ -1,9 +1,10 @@
 """The live demo: the seed system's scenario against a local fake WhatsApp provider.
 
 Five members register at the same moment. Each registration yields a welcome message
-(normal priority) and a payment link (high priority). The first message leaves at once (the
-sender was idle); from then on there is a backlog, so the payment links go first, then the
-welcomes, each call at least the gap after the previous one.
+(normal priority) and a payment link (high priority). The sender starts once the ten messages
+wait (on a busy machine the notifier could otherwise still be writing some of them when the
+first calls go), so the payment links go first, then the welcomes, each call at least the gap
+after the previous one.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from typing import Any
 import pika
 import pika.exceptions
 from rich.console import Console
+from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
 
 from wanotify.consumers.notifier.service import Notifier
@@ -29,6 +31,7 @@ from wanotify.shared import runtime
 from wanotify.shared.config import Settings, WhatsAppSettings
 from wanotify.shared.db.engine import create_database_if_missing, drop_database, make_engine, session_factory, transaction
 from wanotify.shared.db.migrate import upgrade
+from wanotify.shared.db.models import MessageLog
 from wanotify.shared.db.seed import seed_defaults
 from wanotify.shared.metrics import Metrics
 from wanotify.shared.phone import mask_phone
@@ -123,20 +126,30 @@ async def _run(settings: Settings, provider: FakeProviderServer, events: list[tu
     sessions = session_factory(engine)
     stop = asyncio.Event()
     metrics = Metrics()
-    consumers = [
-        asyncio.create_task(Notifier(settings, metrics, sessions).run(stop)),
-        asyncio.create_task(run_sender(settings, metrics, sessions, stop)),
-    ]
+    consumers = [asyncio.create_task(Notifier(settings, metrics, sessions).run(stop))]
     try:
         async with AsyncEventPublisher(settings.amqp_url, settings.namespace, source="demo") as publisher:
             console.print(f"[bold]Publishing {len(events)} events at once[/] "
                           f"(gap {settings.send_gap_seconds} s; namespace {settings.namespace})\n")
             await asyncio.gather(*(publisher.publish(kind, data) for kind, data in events))
+        await _until_logged(sessions, len(events))
+        consumers.append(asyncio.create_task(run_sender(settings, metrics, sessions, stop)))
         await asyncio.to_thread(provider.wait_for_calls, len(events), len(events) * (settings.send_gap_seconds + 5))
     finally:
         stop.set()
         await asyncio.gather(*consumers, return_exceptions=True)
         engine.dispose()
+
+
+async def _until_logged(sessions, count: int, timeout: float = 60.0) -> None:  # type: ignore[no-untyped-def]
+    """Wait until the notifier has written ``count`` messages (the sender then starts)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with sessions() as session:
+            if (session.scalar(select(func.count()).select_from(MessageLog)) or 0) >= count:
+                return
+        await asyncio.sleep(0.05)
+    raise TimeoutError(f"the notifier did not write {count} messages within {timeout:.0f} s")
 
 
 def _kind(call: dict[str, Any]) -> str:
