@@ -148,8 +148,10 @@ class Lane:
         now = time.monotonic()
         runtime_gap = self.shared.runtime().gap_seconds
         wait_left = max(self.pacer.remaining(self.gap.current(runtime_gap)), self._not_before - now)
+        last = self.pacer.last_start
         step = next_step(self.hold, leased=self._leased() and self._channel is not None,
-                         pause_left=max(0.0, self._pause_until - now), wait_left=wait_left)
+                         pause_left=max(0.0, self._pause_until - now), wait_left=wait_left, now=now,
+                         idle_for=float("inf") if last is None else now - last)
         if isinstance(step, SendNext):
             await self._send(step.held)
             return

@@ -11,12 +11,19 @@ from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 from wanotify.consumers.sender.hold import Held, Hold
+from wanotify.shared.priority import Priority
 
 T = TypeVar("T")
 
 MAX_SLEEP_SECONDS = 1.0
 # The lane claims this long before its gap ends; the call's thread waits out the rest precisely.
 LEAD_SECONDS = 0.01
+# An idle sender that receives a normal or low message waits this long for the other heads: the
+# notifier publishes a batch's messages together, one per queue, in no set order of arrival, and
+# a payment link published with a welcome must go first. Only when idle (no call for IDLE_SECONDS),
+# so a backlog at any gap is never slowed.
+SETTLE_SECONDS = 0.02
+IDLE_SECONDS = 1.0
 
 
 @dataclass(frozen=True)
@@ -30,9 +37,11 @@ class Sleep:
     why: str  # lease, idle, paused, gap
 
 
-def next_step(hold: Hold[T], *, leased: bool, pause_left: float, wait_left: float,
-              lead: float = LEAD_SECONDS, max_sleep: float = MAX_SLEEP_SECONDS) -> SendNext[T] | Sleep:
-    """``wait_left``: seconds until this sender may call again (its gap, or another process's)."""
+def next_step(hold: Hold[T], *, leased: bool, pause_left: float, wait_left: float, now: float = 0.0,
+              idle_for: float = 0.0, lead: float = LEAD_SECONDS, max_sleep: float = MAX_SLEEP_SECONDS) -> SendNext[T] | Sleep:
+    """``wait_left``: seconds until this sender may call again (its gap, or another process's);
+    ``now`` (the hold's clock) and ``idle_for`` (seconds since the last call started) decide the
+    settle wait of an idle sender."""
     if not leased:
         return Sleep(max_sleep, "lease")
     head = hold.highest()
@@ -42,5 +51,15 @@ def next_step(hold: Hold[T], *, leased: bool, pause_left: float, wait_left: floa
         return Sleep(min(pause_left, max_sleep), "paused")
     if wait_left > lead:
         return Sleep(min(wait_left - lead, max_sleep), "gap")
+    settle = _settle_left(hold, head, now, idle_for)
+    if settle > 0:
+        return Sleep(settle, "settle")
     # Chosen now, as the gap ends: a higher priority that came during the gap is already held.
     return SendNext(head)
+
+
+def _settle_left(hold: Hold[T], head: Held[T], now: float, idle_for: float) -> float:
+    if head.priority is Priority.HIGH or idle_for < IDLE_SECONDS:
+        return 0.0
+    newest = max(h.since for h in hold)
+    return max(0.0, SETTLE_SECONDS - (now - newest))

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from wanotify.consumers.sender.hold import Hold
-from wanotify.consumers.sender.schedule import LEAD_SECONDS, SendNext, Sleep, next_step
+from wanotify.consumers.sender.schedule import IDLE_SECONDS, LEAD_SECONDS, SETTLE_SECONDS, SendNext, Sleep, next_step
 from wanotify.shared.priority import Priority
 
 
@@ -54,3 +54,23 @@ def test_a_head_held_too_long_is_found_and_stopping_hands_every_head_back():
     assert [h.item for h in hold.older_than(0.5, now=1.2)] == ["old"]
     assert sorted(h.item for h in hold.take_all()) == ["new", "old"]
     assert len(hold) == 0 and hold.highest() is None
+
+
+def test_an_idle_sender_waits_a_moment_for_a_batchs_other_heads_before_sending_a_normal_one():
+    # A welcome arrives first at an idle sender; its payment link, published with it, arrives 5 ms later.
+    hold = _hold((Priority.NORMAL, "welcome"))
+    first = next_step(hold, leased=True, pause_left=0.0, wait_left=0.0, now=0.005, idle_for=60.0)
+    assert first == Sleep(SETTLE_SECONDS - 0.005, "settle")
+    hold.put(Priority.HIGH, "payment link", 0.005)
+    chosen = next_step(hold, leased=True, pause_left=0.0, wait_left=0.0, now=0.006, idle_for=60.0)
+    assert isinstance(chosen, SendNext) and chosen.held.item == "payment link"  # high never waits
+
+
+def test_the_settle_wait_ends_and_never_slows_a_sender_that_is_working_through_a_backlog():
+    hold = _hold((Priority.LOW, "low"))
+    settled = next_step(hold, leased=True, pause_left=0.0, wait_left=0.0, now=SETTLE_SECONDS, idle_for=60.0)
+    assert isinstance(settled, SendNext)
+    # its last call started a moment ago (a backlog at gap 0): no settle wait
+    busy = next_step(_hold((Priority.LOW, "next")), leased=True, pause_left=0.0, wait_left=0.0, now=0.001,
+                     idle_for=IDLE_SECONDS / 10)
+    assert isinstance(busy, SendNext)
