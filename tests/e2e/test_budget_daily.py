@@ -4,33 +4,17 @@ and sends them then."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from datetime import datetime
 from typing import Any
 
-import pytest
-from sqlalchemy import delete
-
 from tests.support.db import messages
-from tests.support.pool import JITTER
+from tests.support.pool import JITTER, fresh_recipients
 from tests.support.processes import wait_until
-from wanotify.shared.db.engine import transaction
-from wanotify.shared.db.models import Recipient, SenderContact
 
 LIMIT = 5
 WINDOW = 30.0  # DAILY_LIMIT_WINDOW_SECONDS: a "day" of 30 s (long enough for status to see all five under load)
 
-
-@pytest.fixture
-def fresh_recipients(sessions) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Recipients and counted contacts outlive a test (they are not per namespace): start and end empty."""
-    def empty() -> None:
-        with transaction(sessions) as session:
-            for model in (SenderContact, Recipient):
-                session.execute(delete(model))
-    empty()
-    yield
-    empty()
+__all__ = ["fresh_recipients"]  # the fixture, used by name
 
 
 def message(i: int) -> dict[str, Any]:

@@ -2,31 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from typing import Any
 
-import pytest
-from sqlalchemy import delete
-
 from tests.e2e.scenario import gaps
-from tests.support.pool import JITTER
-from wanotify.shared.db.engine import transaction
-from wanotify.shared.db.models import Recipient, SenderContact
+from tests.support.pool import JITTER, fresh_recipients
 
 INTERVAL = 2.0
 GAP = 0.2
 
-
-@pytest.fixture
-def fresh_recipients(sessions) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Recipients and counted contacts outlive a test (they are not per namespace): start and end empty."""
-    def empty() -> None:
-        with transaction(sessions) as session:
-            for model in (SenderContact, Recipient):
-                session.execute(delete(model))
-    empty()
-    yield
-    empty()
+__all__ = ["fresh_recipients"]  # the fixture, used by name
 
 
 def message(phone: str, text: str) -> dict[str, Any]:

@@ -36,6 +36,18 @@ def numbers_cleanup(sessions) -> Iterator[None]:  # type: ignore[no-untyped-def]
             session.execute(delete(model))
 
 
+@pytest.fixture
+def fresh_recipients(sessions) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Recipients and counted contacts outlive a test (they are not per namespace): start and end empty."""
+    def empty() -> None:
+        with transaction(sessions) as session:
+            for model in (SenderContact, Recipient):
+                session.execute(delete(model))
+    empty()
+    yield
+    empty()
+
+
 def number_of(call: dict[str, Any]) -> str:
     """The sender a Cloud API call came from: its phone_number_id is in the path."""
     return str(call["path"]).split("/")[-2].removeprefix("pn-")
