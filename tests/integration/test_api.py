@@ -7,7 +7,6 @@ read back from the notifier's queue (no notifier runs here: the e2e tests run th
 from __future__ import annotations
 
 import json
-import threading
 import time
 import uuid
 from collections.abc import Iterator
@@ -23,10 +22,9 @@ from prometheus_client import CollectorRegistry
 from sqlalchemy import text
 
 from tests.support.broker import MANAGEMENT, queue_depth
+from tests.support.web import serve
 from wanotify.ops.admin.api_keys import create_key, revoke_key
-from wanotify.ops.web.app import create_app
 from wanotify.ops.web.limits import Limits
-from wanotify.ops.web.server import build_server, listen
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import Attempt, MessageLog, WebhookReceipt
@@ -39,20 +37,8 @@ MEMBER = {"member_id": "M-1", "name": "Budi", "phone": "08114040707"}
 @contextmanager
 def serve_api(settings: Settings, registry: CollectorRegistry | None = None) -> Iterator[str]:
     """The api part alone on a free port; yields its base URL."""
-    sock = listen("127.0.0.1", 0)
-    limits = Limits()
-    server = build_server(create_app(settings, ["api"], limits, registry or CollectorRegistry()), limits)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    finally:
-        server.should_exit = True
-        thread.join(20)
+    with serve(settings, Limits(), registry or CollectorRegistry(), parts=("api",)) as served:
+        yield served.base
 
 
 @pytest.fixture

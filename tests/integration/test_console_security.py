@@ -4,7 +4,6 @@ server, CSRF on every POST, the cookie's flags and lifetime, headers, the login 
 from __future__ import annotations
 
 import re
-import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,13 +17,12 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from tests.browser.server import PASSWORD, add_users
 from tests.conftest import SESSION_ID
+from tests.support.web import serve
 from wanotify.ops.admin.users import Role, add_user, set_password
-from wanotify.ops.web.app import create_app
 from wanotify.ops.web.console.kit import ConsoleRoute
 from wanotify.ops.web.console.part import check, pages
 from wanotify.ops.web.console.security import COOKIE, IDLE_SECONDS, MAX_AGE_SECONDS
 from wanotify.ops.web.limits import Limits
-from wanotify.ops.web.server import build_server, listen
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import session_factory, transaction
 from wanotify.shared.db.models import AuditEntry, ConsoleUser
@@ -45,18 +43,8 @@ def serving(amqp_url: str, database_url: str) -> Iterator[str]:
     """The console alone, served by uvicorn in a thread on a free port."""
     settings = Settings.from_env({}).with_(amqp_url=amqp_url, database_url=database_url, web_secret_key=SECRET,
                                            namespace=f"wt{SESSION_ID}-console")
-    limits = Limits()
-    sock = listen("127.0.0.1", 0)
-    server = build_server(create_app(settings, ["console"], limits, CollectorRegistry()), limits)
-    thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
-    thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started:
-        assert thread.is_alive() and time.monotonic() < deadline, "the server did not start"
-        time.sleep(0.01)
-    yield f"http://127.0.0.1:{sock.getsockname()[1]}"
-    server.should_exit = True
-    thread.join(20)
+    with serve(settings, Limits(), CollectorRegistry(), parts=("console",)) as served:
+        yield served.base
 
 
 def anonymous(base_url: str) -> tuple[requests.Session, str]:

@@ -41,17 +41,23 @@ class Served:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}{PATH}"
+        return f"{self.base}{PATH}"
+
+    @property
+    def base(self) -> str:
+        return f"http://{self.host}:{self.port}"
 
     def connect(self, timeout: float = 10.0) -> socket.socket:
         return socket.create_connection((self.host, self.port), timeout=timeout)
 
 
 @contextmanager
-def serve(settings: Settings, limits: Limits, registry: CollectorRegistry | None = None) -> Iterator[Served]:
-    """``create_app(settings)`` served by uvicorn on a free port of 127.0.0.1 until the block ends."""
+def serve(settings: Settings, limits: Limits, registry: CollectorRegistry | None = None,
+          parts: tuple[str, ...] = ("webhook",)) -> Iterator[Served]:
+    """``create_app(settings)`` with ``parts`` served by uvicorn on a free port of 127.0.0.1 until
+    the block ends."""
     sock = listen("127.0.0.1", 0)
-    server = build_server(create_app(settings, ["webhook"], limits, registry), limits)
+    server = build_server(create_app(settings, list(parts), limits, registry), limits)
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
     deadline = time.monotonic() + 10
