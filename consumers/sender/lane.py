@@ -84,6 +84,7 @@ class Lane:
         self._lease_until = 0.0  # monotonic: our lease is surely ours until then
         self._pause_until = 0.0  # monotonic: the sender's pause, as last read
         self._not_before = 0.0  # monotonic: another process's gap, or a claim still in progress
+        self._last_sent: tuple[Priority, float] | None = None  # the last head settled: its priority, when
         self._wake = asyncio.Event()
         self._closing = False
         self._channel: AbstractChannel | None = None
@@ -151,7 +152,7 @@ class Lane:
         last = self.pacer.last_start
         step = next_step(self.hold, leased=self._leased() and self._channel is not None,
                          pause_left=max(0.0, self._pause_until - now), wait_left=wait_left, now=now,
-                         idle_for=float("inf") if last is None else now - last)
+                         idle_for=float("inf") if last is None else now - last, last_sent=self._last_sent)
         if isinstance(step, SendNext):
             await self._send(step.held)
             return
@@ -233,6 +234,7 @@ class Lane:
             settlement = await self._handle_counted(message, command)
         if await self.shared.settler.apply(message, command, settlement):
             self.hold.remove(held)
+            self._last_sent = (held.priority, time.monotonic())
 
     async def _handle_counted(self, message: AbstractIncomingMessage, command: SendCommand) -> Settlement:
         in_flight = self.shared.in_flight

@@ -12,6 +12,7 @@ from typing import Generic, TypeVar
 
 from wanotify.consumers.sender.hold import Held, Hold
 from wanotify.shared.priority import Priority
+from wanotify.shared.topology import PRIORITY_ORDER
 
 T = TypeVar("T")
 
@@ -21,7 +22,9 @@ LEAD_SECONDS = 0.01
 # An idle sender that receives a normal or low message waits this long for the other heads: the
 # notifier publishes a batch's messages together, one per queue, in no set order of arrival, and
 # a payment link published with a welcome must go first. Only when idle (no call for IDLE_SECONDS),
-# so a backlog at any gap is never slowed.
+# so a backlog at any gap is never slowed. Likewise, right after sending a head, a lower priority
+# waits this long for the broker to hand over that queue's next head (prefetch 1: the next comes
+# only once the last is acked), so a run of high messages is not cut by a held normal one.
 SETTLE_SECONDS = 0.02
 IDLE_SECONDS = 1.0
 
@@ -38,10 +41,12 @@ class Sleep:
 
 
 def next_step(hold: Hold[T], *, leased: bool, pause_left: float, wait_left: float, now: float = 0.0,
-              idle_for: float = 0.0, lead: float = LEAD_SECONDS, max_sleep: float = MAX_SLEEP_SECONDS) -> SendNext[T] | Sleep:
+              idle_for: float = 0.0, last_sent: tuple[Priority, float] | None = None, lead: float = LEAD_SECONDS,
+              max_sleep: float = MAX_SLEEP_SECONDS) -> SendNext[T] | Sleep:
     """``wait_left``: seconds until this sender may call again (its gap, or another process's);
-    ``now`` (the hold's clock) and ``idle_for`` (seconds since the last call started) decide the
-    settle wait of an idle sender."""
+    ``now`` (the hold's clock), ``idle_for`` (seconds since the last call started) and
+    ``last_sent`` (the priority of the head sent last, and when it was settled) decide the settle
+    waits."""
     if not leased:
         return Sleep(max_sleep, "lease")
     head = hold.highest()
@@ -51,7 +56,7 @@ def next_step(hold: Hold[T], *, leased: bool, pause_left: float, wait_left: floa
         return Sleep(min(pause_left, max_sleep), "paused")
     if wait_left > lead:
         return Sleep(min(wait_left - lead, max_sleep), "gap")
-    settle = _settle_left(hold, head, now, idle_for)
+    settle = max(_settle_left(hold, head, now, idle_for), _refill_left(head, now, last_sent))
     if settle > 0:
         return Sleep(settle, "settle")
     # Chosen now, as the gap ends: a higher priority that came during the gap is already held.
@@ -63,3 +68,13 @@ def _settle_left(hold: Hold[T], head: Held[T], now: float, idle_for: float) -> f
         return 0.0
     newest = max(h.since for h in hold)
     return max(0.0, SETTLE_SECONDS - (now - newest))
+
+
+def _refill_left(head: Held[T], now: float, last_sent: tuple[Priority, float] | None) -> float:
+    """How long a lower priority still waits for the queue just sent from to hand over its next head."""
+    if last_sent is None:
+        return 0.0
+    priority, settled_at = last_sent
+    if PRIORITY_ORDER.index(head.priority) <= PRIORITY_ORDER.index(priority):
+        return 0.0
+    return max(0.0, SETTLE_SECONDS - (now - settled_at))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from wanotify.consumers.sender.hold import Hold
 from wanotify.consumers.sender.schedule import IDLE_SECONDS, LEAD_SECONDS, SETTLE_SECONDS, SendNext, Sleep, next_step
 from wanotify.shared.priority import Priority
@@ -74,3 +76,25 @@ def test_the_settle_wait_ends_and_never_slows_a_sender_that_is_working_through_a
     busy = next_step(_hold((Priority.LOW, "next")), leased=True, pause_left=0.0, wait_left=0.0, now=0.001,
                      idle_for=IDLE_SECONDS / 10)
     assert isinstance(busy, SendNext)
+
+
+def test_right_after_a_high_message_a_held_normal_one_waits_for_the_high_queues_next_head():
+    # The broker hands over a queue's next head only once the last is acked: a moment after it.
+    hold = _hold((Priority.NORMAL, "welcome"))
+    just_after = next_step(hold, leased=True, pause_left=0.0, wait_left=0.0, now=10.005, idle_for=0.01,
+                           last_sent=(Priority.HIGH, 10.0))
+    assert isinstance(just_after, Sleep) and just_after.why == "settle"
+    assert just_after.seconds == pytest.approx(SETTLE_SECONDS - 0.005)
+    hold.put(Priority.HIGH, "next payment link", 10.006)
+    chosen = next_step(hold, leased=True, pause_left=0.0, wait_left=0.0, now=10.006, idle_for=0.01,
+                       last_sent=(Priority.HIGH, 10.0))
+    assert isinstance(chosen, SendNext) and chosen.held.item == "next payment link"
+    # the high queue was empty after all: the normal one goes once the wait is over
+    hold.remove(chosen.held)
+    later = next_step(hold, leased=True, pause_left=0.0, wait_left=0.0, now=10.001 + SETTLE_SECONDS, idle_for=0.01,
+                      last_sent=(Priority.HIGH, 10.0))
+    assert isinstance(later, SendNext) and later.held.item == "welcome"
+    # and a run of one priority never waits
+    same = next_step(hold, leased=True, pause_left=0.0, wait_left=0.0, now=10.001, idle_for=0.01,
+                     last_sent=(Priority.NORMAL, 10.0))
+    assert isinstance(same, SendNext)
