@@ -21,6 +21,8 @@ import os
 import requests
 from celery import Celery
 
+from bench.peer_call import post_text
+
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672//")
 QUEUE = os.environ.get("BENCH_CELERY_QUEUE", "wanotify-bench.celery")
 RATE = os.environ.get("BENCH_CELERY_RATE", "20/s")
@@ -39,12 +41,4 @@ _session = requests.Session()
 
 @app.task(name="bench.send_whatsapp", rate_limit=RATE)
 def send_whatsapp(to: str, body: str) -> str | None:
-    response = _session.post(
-        f"{PROVIDER_URL}/v21.0/bench/messages",
-        json={"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text",
-              "text": {"preview_url": False, "body": body}},
-        headers={"Authorization": "Bearer bench"},
-        timeout=5,
-    )
-    response.raise_for_status()
-    return response.json()["messages"][0]["id"]
+    return post_text(_session, PROVIDER_URL, to, body)

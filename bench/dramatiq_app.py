@@ -30,6 +30,8 @@ from dramatiq.brokers.rabbitmq import RabbitmqBroker
 from dramatiq.rate_limits import BucketRateLimiter, ConcurrentRateLimiter
 from dramatiq.rate_limits.backends import RedisBackend
 
+from bench.peer_call import post_text
+
 AMQP_URL = os.environ.get("BENCH_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/")
 REDIS_URL = os.environ.get("BENCH_REDIS_URL", "redis://127.0.0.1:6379/0")
 QUEUE = os.environ.get("BENCH_DRAMATIQ_QUEUE", "wanotify-bench.dramatiq")
@@ -46,21 +48,10 @@ limiter = (BucketRateLimiter(backend, f"{QUEUE}-bucket", limit=1, bucket=GAP_MS)
 _session = requests.Session()
 
 
-def _post(to: str, body: str) -> None:
-    response = _session.post(
-        f"{PROVIDER_URL}/v21.0/bench/messages",
-        json={"messaging_product": "whatsapp", "recipient_type": "individual", "to": to, "type": "text",
-              "text": {"preview_url": False, "body": body}},
-        headers={"Authorization": "Bearer bench"},
-        timeout=5,
-    )
-    response.raise_for_status()
-
-
 @dramatiq.actor(queue_name=QUEUE, max_retries=100_000, min_backoff=GAP_MS, max_backoff=GAP_MS * 4)
 def send_whatsapp(to: str, body: str) -> None:
     with limiter.acquire():
         started = time.monotonic()
-        _post(to, body)
+        post_text(_session, PROVIDER_URL, to, body)
         if LIMITER == "mutex":
             time.sleep(max(0.0, GAP_MS / 1000 - (time.monotonic() - started)))
