@@ -5,7 +5,17 @@ from __future__ import annotations
 from collections import defaultdict
 
 from tests.e2e.scenario import requested
-from tests.support.pool import JITTER, add_numbers, calls_by_number, label, min_gaps, number_of, numbers_cleanup, pinned
+from tests.support.pool import (
+    JITTER,
+    add_numbers,
+    assert_high_went_next,
+    calls_by_number,
+    high_during_a_gap,
+    label,
+    min_gaps,
+    number_of,
+    numbers_cleanup,
+)
 
 __all__ = ["numbers_cleanup"]  # the fixture, used by name
 
@@ -45,18 +55,11 @@ def test_on_a_pool_number_a_high_message_arriving_during_the_gap_goes_next(
     env = add_numbers(sessions, fake_provider.url, ["a", "b"], 1.0)
     stack.start("notifier")
     stack.start("sender", **env)
-    for i in range(3):
-        publisher.publish("notification.requested", pinned(i, "a", "low"))
-    for i in range(3, 6):
-        publisher.publish("notification.requested", pinned(i, "a", "normal"))
-    fake_provider.wait_for_calls(2, timeout=20)
     # When a high-priority message for that number arrives during a gap
-    publisher.publish("notification.requested", pinned(9, "a", "high"))
-    calls = fake_provider.wait_for_calls(7, timeout=30)
+    calls = high_during_a_gap(publisher, fake_provider, "a")
     order = [label(c) for c in calls]
     print("order:", order)
     # Then it is the very next call, and the rest go by priority, first in first out within one
-    assert order[2] == "high-9"
-    assert order[3:] == [p for p in ["normal-3", "normal-4", "normal-5", "low-0", "low-1", "low-2"] if p not in order[:2]]
+    assert_high_went_next(order)
     assert {number_of(c) for c in calls} == {"a"}
     assert min(min_gaps(calls).values()) >= 1.0 - JITTER

@@ -6,7 +6,7 @@ from collections.abc import Iterator
 
 import pytest
 
-from tests.support.pool import JITTER, add_numbers, label, min_gaps, numbers_cleanup, pinned
+from tests.support.pool import JITTER, add_numbers, assert_high_went_next, high_during_a_gap, label, min_gaps, numbers_cleanup
 from tests.support.processes import wait_until
 from wanotify.producers.publisher import EventPublisher
 from wanotify.shared.config import Settings
@@ -33,18 +33,11 @@ def test_on_quorum_queues_a_high_message_arriving_during_the_gap_goes_next(
     env = add_numbers(sessions, fake_provider.url, ["a"], 1.0) | {"QUEUE_TYPE": "quorum"}
     stack.start("notifier", QUEUE_TYPE="quorum")
     sender = stack.start("sender", **env)
-    for i in range(3):
-        quorum_publisher.publish("notification.requested", pinned(i, "a", "low"))
-    for i in range(3, 6):
-        quorum_publisher.publish("notification.requested", pinned(i, "a", "normal"))
-    fake_provider.wait_for_calls(2, timeout=20)
     # When a high-priority message arrives during a gap
-    quorum_publisher.publish("notification.requested", pinned(9, "a", "high"))
-    calls = fake_provider.wait_for_calls(7, timeout=30)
+    calls = high_during_a_gap(quorum_publisher, fake_provider, "a")
     order = [label(c) for c in calls]
     print("order on quorum queues:", order)
     # Then it goes next, and the rest by priority, first in first out within one
-    assert order[2] == "high-9"
-    assert order[3:] == [p for p in ["normal-3", "normal-4", "normal-5", "low-0", "low-1", "low-2"] if p not in order[:2]]
+    assert_high_went_next(order)
     assert min(min_gaps(calls).values()) >= 1.0 - JITTER
     wait_until(lambda: sender.log().count(" sent ") == 7, 10, "seven sends recorded")

@@ -73,3 +73,21 @@ def pinned(i: int, sender: str, priority: str = "normal") -> dict[str, Any]:
 def label(call: dict[str, Any]) -> str:
     """The ``priority-i`` a test_message call carries in its text."""
     return str(call["body"]).split("(")[1].split(")")[0]
+
+
+def high_during_a_gap(publisher, fake_provider, number: str) -> list[dict[str, Any]]:  # type: ignore[no-untyped-def]
+    """Three low and three normal messages for ``number``, then, once two calls went, a high one
+    during the gap; returns the seven calls."""
+    for i in range(3):
+        publisher.publish("notification.requested", pinned(i, number, "low"))
+    for i in range(3, 6):
+        publisher.publish("notification.requested", pinned(i, number, "normal"))
+    fake_provider.wait_for_calls(2, timeout=20)
+    publisher.publish("notification.requested", pinned(9, number, "high"))
+    return list(fake_provider.wait_for_calls(7, timeout=30))
+
+
+def assert_high_went_next(order: list[str]) -> None:
+    """The high message was the very next call; the rest by priority, first in first out within one."""
+    assert order[2] == "high-9"
+    assert order[3:] == [p for p in ["normal-3", "normal-4", "normal-5", "low-0", "low-1", "low-2"] if p not in order[:2]]
