@@ -52,9 +52,10 @@ node_env() {
   export RABBITMQ_SERVER_ERL_ARGS="-kernel inet_dist_use_interface {127,0,0,1}"
 }
 
+# Every rabbitmqctl call is bounded: one that hangs on a wedged node must not hang the caller.
 ctl() {
   local n=$1; shift
-  (node_env "$n" && "$SBIN/rabbitmqctl" -n "$(node_name "$n")" "$@")
+  (node_env "$n" && timeout "${CTL_TIMEOUT:-60}" "$SBIN/rabbitmqctl" -n "$(node_name "$n")" "$@")
 }
 
 prepare_node() {
@@ -78,10 +79,16 @@ alive() {
   [ -n "$state" ] && [ "$state" != Z ] && [ "$state" != X ]
 }
 
+# A live Erlang VM of this cluster (its -home is the cluster's): after a reboot a stale pid file
+# may name an unrelated process, which must be neither trusted nor killed.
+ours() {
+  alive "$1" && tr '\0' ' ' <"/proc/$1/cmdline" 2>/dev/null | grep -q -- "-home $CLUSTER_DIR/home "
+}
+
 node_pid() {
   local file
   file="$(node_dir "$1")/pid"
-  [ -s "$file" ] && alive "$(cat "$file")" && cat "$file"
+  [ -s "$file" ] && ours "$(cat "$file")" && cat "$file"
 }
 
 kill_node() {
@@ -102,8 +109,9 @@ start_node() {
 
 wait_node() {
   local n=$1
-  for _ in $(seq 1 120); do
-    if ctl "$n" await_startup --timeout 5 >/dev/null 2>&1; then return 0; fi
+  local deadline=$((SECONDS + 60))
+  while [ "$SECONDS" -lt "$deadline" ]; do
+    if CTL_TIMEOUT=10 ctl "$n" await_startup --timeout 5 >/dev/null 2>&1; then return 0; fi
     sleep 0.5
   done
   die "node $(node_name "$n") did not start within a minute: see $(node_dir "$n")/log and start.out"
@@ -123,8 +131,8 @@ stop_node() {
   local n=$1 pid
   pid=$(node_pid "$n" || true)
   [ -n "$pid" ] || return 0
-  ctl "$n" stop >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null || true
-  for _ in $(seq 1 60); do alive "$pid" || return 0; sleep 0.5; done
+  CTL_TIMEOUT=20 ctl "$n" stop >/dev/null 2>&1 || kill -KILL "$pid" 2>/dev/null || true
+  for _ in $(seq 1 30); do alive "$pid" || return 0; sleep 0.5; done
   kill -KILL "$pid" 2>/dev/null || true
 }
 
@@ -136,6 +144,11 @@ urls() {
 
 case "${1:-}" in
   start)
+    # Nothing of ours running: whatever the folder holds is left by a run that died (pid files,
+    # a half-joined cluster's data), so start from nothing.
+    running=0
+    for n in "${NODES[@]}"; do node_pid "$n" >/dev/null && running=1; done
+    [ "$running" = 1 ] || rm -rf "$CLUSTER_DIR"
     for n in "${NODES[@]}"; do start_node "$n"; done
     for n in 2 3; do join_node "$n"; done
     echo "cluster up: $(urls)" >&2
