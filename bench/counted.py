@@ -1,7 +1,9 @@
 """``python -m bench.counted --out FILE run ROLE``: the product's CLI, with its PostgreSQL round trips counted.
 
 Every statement a SQLAlchemy engine sends is one round trip; so are the ``BEGIN`` psycopg2 sends
-before a transaction's first statement and its ``COMMIT`` or ``ROLLBACK``. Listeners on the
+before a transaction's first statement and its ``COMMIT`` or ``ROLLBACK``, but only when they
+really go to the server: an autocommit connection sends no ``BEGIN``, and a commit or rollback
+with no transaction open sends nothing (psycopg2's transaction status tells). Listeners on the
 ``Engine`` class count them in the process under test (no product code changes) and group them
 by transaction, named after the transaction's first statement (its first 70 characters), so the
 bench can say both "round trips per call" and which transaction spends them. The counts are
@@ -18,6 +20,7 @@ from collections import Counter
 from pathlib import Path
 from typing import Any
 
+from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
 
@@ -31,29 +34,40 @@ class RoundTrips:
         self._lock = threading.Lock()
 
     def install(self) -> None:
-        event.listen(Engine, "begin", self._begin)
-        event.listen(Engine, "before_cursor_execute", self._statement)
-        event.listen(Engine, "commit", self._end)
-        event.listen(Engine, "rollback", self._end)
+        for name, listener in self._listeners():
+            event.listen(Engine, name, listener)
 
-    def _begin(self, conn: Any) -> None:
-        with self._lock:
-            self._open[id(conn)] = (None, 1)  # psycopg2 sends BEGIN with the first statement, in a round trip of its own
-            self.total += 1
+    def uninstall(self) -> None:
+        for name, listener in self._listeners():
+            event.remove(Engine, name, listener)
 
-    def _statement(self, conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
+    def _listeners(self) -> list[tuple[str, Any]]:
+        return [("before_cursor_execute", self._statement), ("commit", self._end), ("rollback", self._end)]
+
+    def _statement(self, conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
+        dbapi = cursor.connection
+        trips = 1 + (not dbapi.autocommit and dbapi.info.transaction_status == TRANSACTION_STATUS_IDLE)  # + BEGIN
         with self._lock:
-            self.total += 1
-            kind, trips = self._open.get(id(conn), (None, 0))
-            self._open[id(conn)] = (kind or " ".join(statement.split())[:70], trips + 1)
+            self.total += trips
+            kind, so_far = self._open.get(id(conn), (None, 0))
+            kind = kind or " ".join(statement.split())[:70]
+            if dbapi.autocommit:  # the statement is a transaction of its own
+                self._close(kind, so_far + trips)
+            else:
+                self._open[id(conn)] = (kind, so_far + trips)
 
     def _end(self, conn: Any) -> None:
+        dbapi = conn.connection.dbapi_connection
+        sent = int(dbapi is not None and dbapi.info.transaction_status != TRANSACTION_STATUS_IDLE)
         with self._lock:
-            self.total += 1
-            kind, trips = self._open.pop(id(conn), (None, 0))
-            kind = kind or "(empty transaction)"
-            self.transactions[kind] += 1
-            self.trips_by_kind[kind] += trips + 1
+            self.total += sent
+            kind, so_far = self._open.pop(id(conn), (None, 0))
+            if kind is not None or sent:
+                self._close(kind or "(empty transaction)", so_far + sent)
+
+    def _close(self, kind: str, trips: int) -> None:
+        self.transactions[kind] += 1
+        self.trips_by_kind[kind] += trips
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

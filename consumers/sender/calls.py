@@ -19,7 +19,7 @@ from wanotify.consumers.providers import OutgoingMessage, Provider, SendResult
 from wanotify.consumers.providers.classify import NeedsTemplate
 from wanotify.consumers.sender import store
 from wanotify.consumers.sender.choice import AsTemplate, Refusal, Text
-from wanotify.consumers.sender.outcomes import CallRecord
+from wanotify.consumers.sender.outcomes import CallRecord, SingleCall
 from wanotify.consumers.sender.pacing import Pacer
 from wanotify.shared.errors import PermanentError
 from wanotify.shared.messages import SendCommand
@@ -86,7 +86,7 @@ class Caller:
         step.outcome = self._call(step.sent)
 
 
-def call_record(command: SendCommand, step: Step, last_start: float | None,
+def call_record(command: SendCommand, step: Step, sender: str, last_start: float | None,
                 note_started: Callable[[Session], None]) -> CallRecord:
     """How to record the step's call(s): the attempt row (split in two when the text was refused
     and the template went), and ``note_started`` in the same transaction."""
@@ -102,4 +102,5 @@ def call_record(command: SendCommand, step: Step, last_start: float | None,
         note_started(session)
         return attempt_id
 
-    return CallRecord(open_record, "template" if template else "text", template)
+    single = SingleCall(claim.attempt_id, sender, last_start) if refused is None and last_start is not None else None
+    return CallRecord(open_record, "template" if template else "text", template, single)

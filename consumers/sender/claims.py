@@ -4,14 +4,15 @@ so a lane's decisions can be tested with a fake instead of a database."""
 from __future__ import annotations
 
 import abc
+import time
 from collections.abc import Callable
 
 from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.consumers.sender import store
 from wanotify.consumers.sender.choice import Rules
-from wanotify.consumers.sender.gate import Gate
-from wanotify.consumers.sender.outcomes import CallRecord
+from wanotify.consumers.sender.gate import BudgetGate, Gate
+from wanotify.consumers.sender.outcomes import CallRecord, SingleCall
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.messages import SendCommand
@@ -45,6 +46,8 @@ class PgClaimStore(ClaimStore):
         self.sender_id = sender_id
         self.gate = gate
         self.runtime = runtime
+        # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
+        self.autocommit = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
 
     def claim(self, command: SendCommand, config: SenderConfig, gap: float, local_remaining: Callable[[float], float],
               in_flight: Callable[[int], bool], rules: Rules) -> store.Claim:
@@ -59,7 +62,19 @@ class PgClaimStore(ClaimStore):
             self.gate.started(session, recipient, seconds_ago)
 
     def record_sent(self, command: SendCommand, recipient: str, call: CallRecord, provider_id: str | None) -> None:
+        if call.single is not None and (self.gate is None or isinstance(self.gate, BudgetGate)):
+            self._record_single(command, recipient, call, call.single, provider_id)
+            return
         with transaction(self.sessions) as session:
             store.record_sent(session, command, call.open(session), provider_id, call.sent_as)
             if self.gate is not None:
                 self.gate.delivered(session, recipient)
+
+    def _record_single(self, command: SendCommand, recipient: str, call: CallRecord, single: SingleCall,
+                       provider_id: str | None) -> None:
+        """The usual success in one round trip: one statement on an autocommit connection."""
+        sent = store.PlainSend(command.log_id, single.attempt_id, provider_id, call.sent_as, self.settings.namespace,
+                               single.sender, self.sender_id, recipient, time.monotonic() - single.started,
+                               budgeted=self.gate is not None)
+        with self.autocommit.connect() as connection:
+            store.record_plain_send(connection, sent)

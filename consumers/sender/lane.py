@@ -309,7 +309,7 @@ class Lane:
             if gap is not None:
                 metrics.send_gap.labels(self.name).observe(gap)
         metrics.provider_call_duration.labels("error" if isinstance(outcome, Exception) else "ok").observe(step.duration)
-        call = call_record(command, step, self.pacer.last_start,
+        call = call_record(command, step, self.name, self.pacer.last_start,
                            lambda session: self._note_call_started(session, claim.recipient))
         if isinstance(outcome, Exception):
             return await self.shared.outcomes.failed(self.name, command, claim, _as_send_error(outcome), call)

@@ -45,6 +45,16 @@ class CallRecord:
     open: Callable[[Session], int]
     sent_as: str  # "text" or "template"
     template: TemplateCall | None = None  # the approved template sent, if one was
+    single: SingleCall | None = None  # set when one call was made: its success is one statement
+
+
+@dataclass(frozen=True)
+class SingleCall:
+    """The usual step: one call, not split into a refused text and a template."""
+
+    attempt_id: int
+    sender: str
+    started: float  # time.monotonic() at the call's start
 
 
 class Outcomes:

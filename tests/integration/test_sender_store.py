@@ -5,18 +5,25 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
+from bench.counted import RoundTrips
 from tests.support.db import messages
-from wanotify.consumers.sender import liveness, store
+from wanotify.consumers.sender import budget, liveness, store
+from wanotify.consumers.sender.claims import PgClaimStore
+from wanotify.consumers.sender.gate import BudgetGate
+from wanotify.consumers.sender.outcomes import CallRecord, SingleCall
 from wanotify.shared.db.engine import transaction
-from wanotify.shared.db.models import MessageLog, SenderProcess, SenderState, Status
+from wanotify.shared.db.models import Attempt, MessageLog, Recipient, SenderContact, SenderProcess, SenderState, Status
 from wanotify.shared.messages import SendCommand
 from wanotify.shared.priority import Priority
 from wanotify.shared.runtime import load
+from wanotify.shared.senders import environment_sender
 
 
 def _state(sessions, namespace: str) -> SenderState:  # type: ignore[no-untyped-def]
@@ -138,3 +145,44 @@ def test_a_failure_with_nul_characters_and_an_overlong_code_is_recorded(sessions
     [stored] = messages(sessions)
     assert stored.status == "failed" and stored.last_error is not None and stored.last_error.startswith("badreply")
     assert len(stored.last_error) == store.ERROR_CHARS and stored.error_code == ("meta_" + "9" * 80)[:40]
+
+
+# --- the usual success is recorded in one round trip ------------------------------------------
+
+def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_to_the_actual_start(
+        sessions, settings):
+    gate = BudgetGate(settings)
+    row = _pending_row(sessions, "me")
+    with transaction(sessions) as session:
+        session.execute(update(MessageLog).where(MessageLog.id == row.id).values(status=Status.QUEUED, attempts=0))
+        budget.lock_recipient(session, row.recipient).pair_backoff_level = 2
+    command = SendCommand(row.id, 1, Priority.NORMAL, str(row.event_id), row.template)
+    with transaction(sessions) as session:
+        claim = store.claim(session, command, settings, "me", lambda gap: 0.0, 0.025, lambda s: load(s, settings),
+                            lambda log_id: False, pool=store.Pool(gate=gate, config=environment_sender(settings)))
+    assert isinstance(claim, store.Go)
+    planned = _state(sessions, settings.namespace).last_call_at
+    assert planned is not None
+    time.sleep(0.3)  # the call starts late: 0.25 s after its planned start
+    record = CallRecord(lambda session: claim.attempt_id, "text", single=SingleCall(claim.attempt_id, "default",
+                                                                                     time.monotonic() - 0.05))
+    trips = RoundTrips()
+    trips.install()
+    try:
+        PgClaimStore(settings, sessions, "me", gate, lambda: load(sessions(), settings)).record_sent(
+            command, row.recipient, record, "wamid.one")
+    finally:
+        trips.uninstall()
+
+    assert trips.total == 1, trips.snapshot()
+    started = _state(sessions, settings.namespace).last_call_at
+    assert started is not None and started >= planned + timedelta(seconds=0.2)
+    with sessions() as session:
+        recipient = session.get(Recipient, row.recipient)
+        contact = session.get(SenderContact, ("default", row.recipient))
+        attempt = session.get(Attempt, claim.attempt_id)
+        logged = session.get(MessageLog, row.id)
+    assert recipient is not None and recipient.last_call_at == started and recipient.pair_backoff_level == 0
+    assert contact is not None and contact.first_at == started
+    assert attempt is not None and attempt.outcome == "sent" and attempt.finished_at is not None
+    assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.one"

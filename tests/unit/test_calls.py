@@ -61,7 +61,7 @@ def test_a_refused_text_is_resent_once_as_the_template_one_gap_later() -> None:
     assert second_at - first_at >= GAP
     assert isinstance(step.outcome, SendResult) and step.text_refused is not None
     assert step.template_gap is not None and step.template_gap >= GAP
-    assert call_record(COMMAND, step, None, lambda s: None).sent_as == "template"
+    assert call_record(COMMAND, step, "default", None, lambda s: None).sent_as == "template"
 
 
 def test_a_refused_text_without_a_usable_template_fails_with_the_reason_there_is_none() -> None:
@@ -71,7 +71,7 @@ def test_a_refused_text_without_a_usable_template_fails_with_the_reason_there_is
     assert len(provider.sent) == 1
     assert isinstance(step.outcome, PermanentError) and step.outcome.code == "no_approved_template"
     assert str(step.outcome).endswith("map one with wanotify templates set payment_link")
-    assert call_record(COMMAND, step, None, lambda s: None).sent_as == "text"
+    assert call_record(COMMAND, step, "default", None, lambda s: None).sent_as == "text"
 
 
 def test_a_template_or_a_plain_text_is_called_once_whatever_the_answer() -> None:
