@@ -189,11 +189,28 @@ class SqlLedger(Ledger):
 
 
 def lock_recipient(session: Session, phone: str) -> Recipient:
-    """The recipient's row, locked for this transaction (created on first contact)."""
-    session.execute(insert(Recipient).values(phone=phone).on_conflict_do_nothing(index_elements=[Recipient.phone]))
-    query = (select(Recipient).where(Recipient.phone == phone).with_for_update()
-             .execution_options(populate_existing=True))
-    return session.scalars(query).one()
+    """The recipient's row, locked for this transaction (created on first contact).
+
+    A claim locks it to check the budget and again to count the call: the second time it is
+    taken from the session, where the first left it, so it costs no round trip. The usual
+    recipient exists already, so the lock is one statement; only a new one is inserted first."""
+    transaction, locked = session.info.get(_LOCKED_RECIPIENTS, (None, {}))
+    if transaction is not session.get_transaction():
+        locked = {}
+        session.info[_LOCKED_RECIPIENTS] = (session.get_transaction(), locked)
+    if phone not in locked:
+        query = (select(Recipient).where(Recipient.phone == phone).with_for_update()
+                 .execution_options(populate_existing=True))
+        row = session.scalars(query).one_or_none()
+        if row is None:
+            session.execute(insert(Recipient).values(phone=phone)
+                            .on_conflict_do_nothing(index_elements=[Recipient.phone]))
+            row = session.scalars(query).one()
+        locked[phone] = row
+    return locked[phone]
+
+
+_LOCKED_RECIPIENTS = "wanotify.locked_recipients"  # session.info: (transaction, {phone: locked row})
 
 
 def check(session: Session, *, sender: SenderConfig, recipient: str, priority: Priority, now: datetime,

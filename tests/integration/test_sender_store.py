@@ -10,7 +10,7 @@ import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import update
+from sqlalchemy import event, update
 
 from bench.counted import RoundTrips
 from tests.support.db import messages
@@ -186,3 +186,41 @@ def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_
     assert contact is not None and contact.first_at == started
     assert attempt is not None and attempt.outcome == "sent" and attempt.finished_at is not None
     assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.one"
+
+
+def test_a_claim_locks_its_recipient_once_and_inserts_the_row_only_for_a_new_recipient(sessions, settings):
+    def claim_statements(row: MessageLog) -> list[str]:
+        statements: list[str] = []
+
+        def seen(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
+            statements.append(" ".join(statement.split()))
+
+        command = SendCommand(row.id, 1, Priority.NORMAL, str(row.event_id), row.template)
+        engine = sessions.kw["bind"]
+        event.listen(engine, "before_cursor_execute", seen)
+        try:
+            with transaction(sessions) as session:
+                claim = store.claim(session, command, settings, "me", lambda gap: 0.0, 0.025,
+                                    lambda s: load(s, settings), lambda log_id: False,
+                                    pool=store.Pool(gate=BudgetGate(settings), config=environment_sender(settings)))
+        finally:
+            event.remove(engine, "before_cursor_execute", seen)
+        assert isinstance(claim, store.Go)
+        return [s for s in statements  # the recipient's lock and creation (its update is the count)
+                if s.startswith(("SELECT recipients", "INSERT INTO recipients"))]
+
+    phone = f"+62811{uuid.uuid4().int % 10**7:07d}"
+
+    def queued() -> MessageLog:
+        row = _pending_row(sessions, "nobody")
+        with transaction(sessions) as session:
+            session.execute(update(MessageLog).where(MessageLog.id == row.id).values(
+                status=Status.QUEUED, attempts=0, recipient=phone))
+        row.recipient = phone
+        return row
+
+    first = claim_statements(queued())
+    assert [s.split(" ")[0] for s in first] == ["SELECT", "INSERT", "SELECT"], first  # new: created, then locked
+    again = claim_statements(queued())
+    assert [s.split(" ")[0] for s in again] == ["SELECT"], again  # known: locked once for the check and the count
+    assert again[0].endswith("FOR UPDATE")
