@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from sqlalchemy import create_engine, event, text
-from sqlalchemy.engine import Engine
+from sqlalchemy import create_engine, text
 
 from bench.counted import RoundTrips
 from bench.direct import split
@@ -11,23 +10,27 @@ from bench.scenarios.pool_scale import NUMBERS, _steady_rate
 from wanotify.shared.priority import Priority
 
 
-def test_round_trips_are_every_statement_begin_and_commit_grouped_by_transaction():
+def test_round_trips_are_what_psycopg2_sends_grouped_by_transaction(database_url: str):
     counter = RoundTrips()
     counter.install()
     try:
-        engine = create_engine("sqlite://")
+        engine = create_engine(database_url)
         for _ in range(3):
             with engine.begin() as conn:  # BEGIN, two statements, COMMIT: four round trips
                 conn.execute(text("SELECT 1"))
                 conn.execute(text("SELECT 2"))
+        with engine.connect() as conn:  # nothing sent: no transaction was opened
+            conn.commit()
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # no BEGIN, no COMMIT
+            conn.execute(text("SELECT 3"))
+            conn.commit()
         engine.dispose()
     finally:
-        for name, fn in (("begin", counter._begin), ("before_cursor_execute", counter._statement),
-                         ("commit", counter._end), ("rollback", counter._end)):
-            event.remove(Engine, name, fn)
+        counter.uninstall()
     snapshot = counter.snapshot()
-    assert snapshot["round_trips"] == 12
-    assert snapshot["transactions"] == [{"first_statement": "SELECT 1", "count": 3, "round_trips": 12}]
+    assert snapshot["round_trips"] == 13
+    assert snapshot["transactions"] == [{"first_statement": "SELECT 1", "count": 3, "round_trips": 12},
+                                        {"first_statement": "SELECT 3", "count": 1, "round_trips": 1}]
 
 
 def test_the_pool_rate_counts_only_the_window_in_which_every_number_sends():
