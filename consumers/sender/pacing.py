@@ -80,8 +80,12 @@ class Pacer:
         if self._durations:
             self.jitter.add(duration - fastest)
         self._durations.append(duration)
-        # The margin already covers a delay this small; only a larger one pushes the next call back.
-        self._slot_base = self._last_start + max(0.0, duration - fastest - self.jitter.margin())
+        # A delay within the margin is covered by it. A larger one pushes the next call back by all
+        # of it, and the margin still applies on top: how a slow round trip split between the
+        # request and the answer is unknown, and the fastest call was itself a little jittery, so
+        # the provider may have seen the request later than "duration - fastest" suggests.
+        delay = duration - fastest
+        self._slot_base = self._last_start + (delay if delay > self.jitter.margin() else 0.0)
 
 
 class GapDraw:
