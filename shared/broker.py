@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import logging
 import random
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aio_pika
@@ -90,6 +91,9 @@ class SendQueuePublisher:
         self._channel = channel
         self._topology = topology
         self._declared: set[str] = set()
+        # Run once before a delay queue's first declare: the sender converts a queue of that
+        # name left with other arguments by an earlier release (``consumers/sender/upgrade.py``).
+        self.prepare_delay_queue: Callable[[QueueSpec], Awaitable[None]] | None = None
 
     async def declare(self, senders: tuple[str, ...] = ()) -> None:
         await declare_topology_async(self._channel, self._topology, senders)
@@ -118,14 +122,21 @@ class SendQueuePublisher:
 
     async def _publish_delayed(self, command: SendCommand, spec: QueueSpec) -> str:
         if spec.name not in self._declared:
+            if self.prepare_delay_queue is not None:
+                await self.prepare_delay_queue(spec)
             await self._channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
             self._declared.add(spec.name)
-        await self.declare_sender(command.sender)
-        target = self._topology.send_queue_for(command.sender, command.priority)
-        await self._publish(command.encode(), spec.name, command, {RETURN_HEADER: target})
+        await self.publish_to_delay_queue(command, spec.name)
         return spec.name
 
-    async def publish_dead(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None:
+    async def publish_to_delay_queue(self, command: SendCommand, queue: str) -> None:
+        """Publish ``command`` to a declared delay queue, with the header that returns it to its send queue."""
+        await self.declare_sender(command.sender)
+        target = self._topology.send_queue_for(command.sender, command.priority)
+        await self._publish(command.encode(), queue, command, {RETURN_HEADER: target})
+
+    async def publish_raw(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None:
+        """A message as it is (a dead letter, a copy being moved), persistent and confirmed, to ``queue``."""
         message = aio_pika.Message(
             body,
             headers=headers,

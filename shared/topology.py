@@ -112,6 +112,11 @@ class Topology:
         return [self.send_queue_for(sender, p) for p in PRIORITY_ORDER]
 
     @property
+    def legacy_send_queue(self) -> str:
+        """The one send queue of the release before the sender pool (``wanotify.consumers.sender.upgrade``)."""
+        return f"{self.namespace}.send"
+
+    @property
     def send_dead_queue(self) -> str:
         return f"{self.namespace}.send.dead"
 

@@ -241,7 +241,7 @@ class Notifier:
         log.warning("parked event %s (%s): %s", parked.event_id or "?", parked.reason, parked.detail,
                     extra={"event_id": parked.event_id, "reason": parked.reason, "dead_id": dead_id})
         headers = {REASON_HEADER: parked.reason, DETAIL_HEADER: parked.detail[:1000], DEAD_ID_HEADER: dead_id}
-        await self._publisher.publish_dead(self.topology.events_dead_queue, plan.body, headers, parked.event_id)
+        await self._publisher.publish_raw(self.topology.events_dead_queue, plan.body, headers, parked.event_id)
 
     async def _ack(self, batch: list[AbstractIncomingMessage]) -> None:
         # Batches are settled in delivery order, so one multiple-ack settles a whole batch,

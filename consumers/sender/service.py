@@ -32,6 +32,7 @@ from wanotify.consumers.sender.gate import Gate
 from wanotify.consumers.sender.lane import Lane, Shared
 from wanotify.consumers.sender.outcomes import Outcomes
 from wanotify.consumers.sender.settle import Settler
+from wanotify.consumers.sender.upgrade import LegacyQueues
 from wanotify.shared.broker import SendQueuePublisher, confirmed_channel, connect
 from wanotify.shared.config import Settings
 from wanotify.shared.db.copies import ScheduledCopy, failed_copies, forget_schedule
@@ -74,6 +75,7 @@ class Sender:
         self._runtime = RuntimeSettings(**env_defaults(settings))
         self._last_renewal = time.monotonic()
         self._publisher: SendQueuePublisher | None = None
+        self._legacy: LegacyQueues | None = None
         self._shared: Shared | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -106,6 +108,9 @@ class Sender:
         channel = await confirmed_channel(connection, prefetch=1)
         self._publisher = SendQueuePublisher(channel, self.topology)
         await self._publisher.declare()
+        self._legacy = LegacyQueues(connection, self._publisher, self.topology)
+        self._publisher.prepare_delay_queue = self._legacy.prepare
+        await self._legacy.move_waiting()
         self._shared = Shared(self.settings, self.metrics, self.sessions, self.sender_id, connection,
                               Settler(self._publisher, self.topology.send_dead_queue, self.metrics),
                               Outcomes(self.settings, self.metrics, self.sessions, self.gate),
@@ -228,11 +233,14 @@ class Sender:
     # --- the retry sweep ---------------------------------------------------------------------
 
     async def _sweep_forever(self) -> None:
-        """The safety net under delayed retry: republish retries whose copy never came back."""
+        """The safety net under delayed retry: republish retries whose copy never came back, and
+        move what an earlier release's retry queues returned to its send queue."""
         while True:
             await asyncio.sleep(self.settings.retry_sweep_seconds)
             try:
                 await self.sweep_once()
+                assert self._legacy is not None
+                await self._legacy.move_waiting()
             except Exception as exc:  # noqa: BLE001 - the rows stay overdue: the next sweep takes them
                 log.warning("recovery sweep failed (%s: %s); the next sweep tries again", type(exc).__name__, exc)
 

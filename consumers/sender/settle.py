@@ -84,7 +84,7 @@ class Publisher(Protocol):
 
     async def publish_defer(self, command: SendCommand, wait_seconds: float) -> float: ...
 
-    async def publish_dead(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None: ...
+    async def publish_raw(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None: ...
 
 
 class Settler:
@@ -122,7 +122,7 @@ class Settler:
             headers: dict[str, Any] = {REASON_HEADER: settlement.reason, DETAIL_HEADER: settlement.detail[:1000]}
             if command is not None:
                 headers[ATTEMPT_HEADER] = command.attempt
-            await self.publisher.publish_dead(self.dead_queue, delivery.body, headers, delivery.message_id)
+            await self.publisher.publish_raw(self.dead_queue, delivery.body, headers, delivery.message_id)
             self.metrics.messages_dead.labels(settlement.reason).inc()
 
 

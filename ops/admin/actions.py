@@ -191,7 +191,7 @@ class Admin:
             if message is None:
                 break
             if not take(message):
-                await self.publisher.publish_dead(queue_name, message.body, dict(message.headers or {}),
+                await self.publisher.publish_raw(queue_name, message.body, dict(message.headers or {}),
                                                   message.message_id)
             else:
                 taken += 1

@@ -85,7 +85,7 @@ class FakePublisher(SendQueuePublisher):
         self.published.append(("defer", command.attempt, wait_seconds))
         return wait_seconds
 
-    async def publish_dead(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None:
+    async def publish_raw(self, queue: str, body: bytes, headers: dict[str, Any], message_id: str | None) -> None:
         self._check()
         self.published.append(("dead", queue, headers))
 
