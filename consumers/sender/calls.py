@@ -34,6 +34,7 @@ class Step:
     """What one claim-and-call step did."""
 
     claim: store.Claim
+    ready_at: float = 0.0  # time.monotonic() when the call's thread began to wait for the slot
     since_previous: float | None = None  # since the start of this sender's previous call
     duration: float = 0.0
     outcome: SendResult | Exception | None = None  # None: no call was made
@@ -56,9 +57,10 @@ class Caller:
         """Wait for the slot, then call (and resend as the template if Meta asks for one)."""
         outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template, self.language,
                                    claim.form.call if isinstance(claim.form, AsTemplate) else None)
-        since_previous = self.pacer.wait_for_slot(claim.gap_seconds, time.monotonic() + claim.external_wait)
+        ready_at = time.monotonic()
+        since_previous = self.pacer.wait_for_slot(claim.gap_seconds, ready_at + claim.external_wait)
         started = time.monotonic()
-        step = Step(claim, since_previous, outcome=self._call(outgoing), sent=outgoing)
+        step = Step(claim, ready_at, since_previous, outcome=self._call(outgoing), sent=outgoing)
         fallback = claim.form.fallback if isinstance(claim.form, Text) else None
         if isinstance(step.outcome, NeedsTemplate) and fallback is not None:
             self._instead_of_text(step, claim, fallback)

@@ -33,9 +33,10 @@ from wanotify.consumers.sender.calls import Caller, Step, call_record
 from wanotify.consumers.sender.choice import Rules
 from wanotify.consumers.sender.claims import ClaimStore
 from wanotify.consumers.sender.hold import MAX_AGE_SECONDS, Held, Hold
+from wanotify.consumers.sender.jitter import JitterEstimate
 from wanotify.consumers.sender.outcomes import Outcomes
 from wanotify.consumers.sender.pacing import GapDraw, Pacer
-from wanotify.consumers.sender.schedule import SendNext, next_step
+from wanotify.consumers.sender.schedule import LEAD_SECONDS, MAX_LEAD_SECONDS, SendNext, next_step
 from wanotify.consumers.sender.settle import Ack, Defer, Keep, Requeue, Settlement, Settler
 from wanotify.shared.config import Settings
 from wanotify.shared.db.retry import Stopped, record_durably, run_db
@@ -77,6 +78,11 @@ class Lane:
         self.topology = Topology.of(shared.settings)
         self.rules = Rules.of(shared.settings, provider.name)
         self.pacer = Pacer()
+        # How long a send takes from the schedule's choice to the call's thread waiting for the
+        # slot (the claim, and two thread hand-offs): the lane claims that much ahead of the slot.
+        self._preparation = JitterEstimate(LEAD_SECONDS, window=200, min_samples=10, quantile=0.99,
+                                           floor=LEAD_SECONDS, ceiling=MAX_LEAD_SECONDS)
+        self._chosen_at = 0.0  # monotonic: when the schedule chose the head being sent
         self.caller = Caller(provider, self.pacer, shared.settings.default_language)
         self.gap = _gap_draw(config)
         self.hold: Hold[AbstractIncomingMessage] = Hold()
@@ -152,8 +158,10 @@ class Lane:
         last = self.pacer.last_start
         step = next_step(self.hold, leased=self._leased() and self._channel is not None,
                          pause_left=max(0.0, self._pause_until - now), wait_left=wait_left, now=now,
-                         idle_for=float("inf") if last is None else now - last, last_sent=self._last_sent)
+                         idle_for=float("inf") if last is None else now - last, last_sent=self._last_sent,
+                         lead=self._lead())
         if isinstance(step, SendNext):
+            self._chosen_at = now
             await self._send(step.held)
             return
         await self._sleep_until_woken(step.seconds)
@@ -266,8 +274,14 @@ class Lane:
                         extra=command.log_fields())
             self.shared.metrics.ambiguous_calls.inc()
         step = await asyncio.get_running_loop().run_in_executor(self._executor, self.caller.call, command, claim)
+        self._preparation.add(step.ready_at - self._chosen_at)
         self.gap.called()
         return await self._after_call(command, step)
+
+    def _lead(self) -> float:
+        """How long before its slot the lane claims: what preparing a call took (its 99th
+        percentile, plus a millisecond), so the call is ready as the slot opens."""
+        return min(MAX_LEAD_SECONDS, self._preparation.margin() + 0.001)
 
     def _in_flight_elsewhere(self, command: SendCommand) -> Callable[[int], bool]:
         """Whether another delivery of this message is still being handled in this process."""

@@ -17,8 +17,10 @@ from wanotify.shared.topology import PRIORITY_ORDER
 T = TypeVar("T")
 
 MAX_SLEEP_SECONDS = 1.0
-# The lane claims this long before its gap ends; the call's thread waits out the rest precisely.
+# The lane claims at least this long before its gap ends; the call's thread waits out the rest
+# precisely. The lane lengthens it to what its claims take (``Lane._lead``), up to MAX_LEAD_SECONDS.
 LEAD_SECONDS = 0.01
+MAX_LEAD_SECONDS = 0.04  # below the 50 ms ahead of its slot that a claim accepts
 # An idle sender that receives a normal or low message waits this long for the other heads: the
 # notifier publishes a batch's messages together, one per queue, in no set order of arrival, and
 # a payment link published with a welcome must go first. Only when idle (no call for IDLE_SECONDS),

@@ -130,3 +130,26 @@ def test_the_paused_gauge_is_per_number():
     registry = lane.shared.metrics.registry
     assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a"}) == 1
     assert registry.get_sample_value("wanotify_sender_paused", {"sender": "b"}) == 0
+
+
+class SlowClaimStore(FakeClaimStore):
+    def __init__(self, seconds: float, *claims: store.Claim) -> None:
+        super().__init__(*claims)
+        self.seconds = seconds
+
+    def claim(self, *args, **kwargs) -> store.Claim:  # type: ignore[no-untyped-def]
+        time.sleep(self.seconds)
+        return super().claim(*args, **kwargs)
+
+
+def test_the_lane_claims_as_far_ahead_of_its_slot_as_preparing_a_call_takes():
+    from wanotify.consumers.sender.schedule import MAX_LEAD_SECONDS
+
+    go = store.Go("+628114040707", "Halo", "welcome", 0.0, RUNTIME, attempt_id=1, ambiguous=False, gap=0.0)
+    lane, provider = _lane(SlowClaimStore(0.02, *[go] * 12), SenderConfig("a", "meta", gap_min_seconds=0.0))
+    assert lane._lead() < 0.02  # before any call: the default lead
+    for _ in range(12):
+        lane._chosen_at = time.monotonic()  # as the schedule does when it picks a head
+        _handle(lane)
+    assert len(provider.sent) == 12
+    assert 0.02 < lane._lead() <= MAX_LEAD_SECONDS  # claims take 20 ms: the lane claims earlier than that
