@@ -62,6 +62,8 @@ class PgClaimStore(ClaimStore):
             self.gate.started(session, recipient, seconds_ago)
 
     def record_sent(self, command: SendCommand, recipient: str, call: CallRecord, provider_id: str | None) -> None:
+        # The one statement does what BudgetGate's ``started`` and ``delivered`` do; another gate
+        # (a test's) keeps the transaction, where its own methods run.
         if call.single is not None and (self.gate is None or isinstance(self.gate, BudgetGate)):
             self._record_single(command, recipient, call, call.single, provider_id)
             return
