@@ -80,15 +80,17 @@ class LegacyQueues:
         try:
             await channel.declare_queue(hold, durable=True, arguments={"x-queue-type": "classic"})
         finally:
-            await channel.close()
+            await _close(channel)
         kept = await self._drain(spec.name, lambda message: self._raw(message, hold))
         channel = await self.connection.channel()
         try:
             old = await channel.get_queue(spec.name, ensure=False)
-            await old.delete(if_unused=False, if_empty=True)  # a copy that came in meanwhile: refused, tried again later
+            # A copy that came in meanwhile (an old sender still running) makes the broker refuse:
+            # the retry that needed the queue fails, and its message is tried again later.
+            await old.delete(if_unused=False, if_empty=True)
             await channel.declare_queue(spec.name, durable=True, arguments=spec.arguments)
         finally:
-            await channel.close()
+            await _close(channel)
         log.warning("converted %s to this release's arguments (%d waiting copies kept)", spec.name, kept)
 
     async def _drain(self, name: str, move: Move, delete_after: bool = False) -> int:
