@@ -9,14 +9,13 @@ from typing import Any
 
 import pika
 from pika.exceptions import ChannelClosedByBroker
-from sqlalchemy import case, func, select
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from wanotify.shared.db.models import MessageLog, Status
+from wanotify.shared.priority import Priority
 from wanotify.shared.topology import Topology
 from wanotify.shared.urls import amqp_urls
-
-PRIORITY_ORDER = case({"high": 0, "normal": 1, "low": 2}, value=MessageLog.priority, else_=3)
 
 
 @dataclass(frozen=True)
@@ -96,13 +95,24 @@ def waiting_by_priority(session: Session) -> dict[str, int]:
     return dict(zip(priorities, row, strict=True))
 
 
+def next_queued(session: Session, limit: int) -> list[MessageLog]:
+    """The queued messages that go next: by priority, then first in first out.
+
+    One index range per priority (``ix_whatsapp_logs_status_priority``), not one sort of every
+    queued message: with a million waiting, that sort took a quarter of a second."""
+    rows: list[MessageLog] = []
+    for priority in Priority:
+        if len(rows) < limit:
+            rows += session.scalars(select(MessageLog).where(MessageLog.status == Status.QUEUED,
+                                                             MessageLog.priority == priority)
+                                    .order_by(MessageLog.queued_at, MessageLog.id).limit(limit - len(rows)))
+    return rows
+
+
 def next_messages(session: Session, limit: int = 5) -> list[dict[str, Any]]:
-    """The messages the sender takes next: by priority, then first in first out."""
-    rows = session.scalars(
-        select(MessageLog).where(MessageLog.status == Status.QUEUED)
-        .order_by(PRIORITY_ORDER, MessageLog.queued_at, MessageLog.id).limit(limit)
-    )
-    return [{"id": m.id, "priority": m.priority, "template": m.template, "queued_at": m.queued_at} for m in rows]
+    """The messages the sender takes next, as ``status`` lists them."""
+    return [{"id": m.id, "priority": m.priority, "template": m.template, "queued_at": m.queued_at}
+            for m in next_queued(session, limit)]
 
 
 def drain_seconds(backlog: int, gap_seconds: float) -> float:

@@ -17,9 +17,8 @@ from sqlalchemy.orm import Session
 from wanotify.ops.admin import activity, status
 from wanotify.shared.config import Settings
 from wanotify.shared.db.models import MessageLog, SenderProcess, Status
-from wanotify.shared.monitoring import QueueProbe, drain_seconds, monitored_queues, waiting_by_priority
+from wanotify.shared.monitoring import QueueProbe, drain_seconds, monitored_queues, next_queued, waiting_by_priority
 from wanotify.shared.phone import mask_phone
-from wanotify.shared.priority import Priority
 from wanotify.shared.runtime import load
 from wanotify.shared.topology import Topology
 
@@ -72,15 +71,9 @@ def upcoming(session: Session, first_at: datetime | None, gap: float, now: datet
              limit: int = NEXT) -> list[dict[str, Any]]:
     """The next messages to go out (by priority, then first in first out), each with its ETA.
 
-    One index range per priority instead of one sort of every queued message. The ETA
-    assumes one call per gap from the next slot on (None while the sender is paused by hand).
+    The ETA assumes one call per gap from the next slot on (None while the sender is paused by hand).
     """
-    rows: list[MessageLog] = []
-    for priority in Priority:
-        if len(rows) < limit:
-            rows += session.scalars(select(MessageLog).where(MessageLog.status == Status.QUEUED,
-                                                             MessageLog.priority == priority)
-                                    .order_by(MessageLog.queued_at, MessageLog.id).limit(limit - len(rows)))
+    rows = next_queued(session, limit)
     etas = [None if first_at is None else first_at + timedelta(seconds=i * gap) for i in range(len(rows))]
     return [{"id": m.id, "template": m.template, "priority": m.priority, "recipient": mask_phone(m.recipient),
              "queued_at": m.queued_at, "eta": eta, "eta_in_seconds": _seconds_after(eta, now)}
