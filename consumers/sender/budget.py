@@ -31,8 +31,8 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from sqlalchemy import case, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy import Update, case, func, select, update
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
 # The daily-limit arithmetic is shared with status and the drain estimate.
@@ -222,20 +222,30 @@ def check(session: Session, *, sender: SenderConfig, recipient: str, priority: P
 
 
 def commit(session: Session, *, sender: SenderConfig, recipient: str, planned: datetime, settings: Settings) -> None:
-    """Record a call planned at ``planned``: the recipient's interval runs from it, and the
-    recipient is counted against the sender's daily limit (unless their customer-service window
-    is open); a contact counted before the window began starts a new count at ``planned``."""
+    """Record a call planned at ``planned`` (``counting``'s statements, run one by one)."""
+    for statement in counting(session, sender=sender, recipient=recipient, planned=planned, settings=settings):
+        session.execute(statement)
+
+
+def counting(session: Session, *, sender: SenderConfig, recipient: str, planned: datetime,
+             settings: Settings) -> list[Update | Insert]:
+    """The statements that record a call planned at ``planned``: the recipient's interval runs
+    from it, and the recipient is counted against the sender's daily limit (unless their
+    customer-service window is open); a contact counted before the window began starts a new
+    count at ``planned``. The claim runs them inside its one write statement."""
     row = lock_recipient(session, recipient)
-    if row.last_call_at is None or row.last_call_at < planned:
-        row.last_call_at = planned
+    statements: list[Update | Insert] = [
+        update(Recipient).where(Recipient.phone == recipient).values(
+            last_call_at=func.greatest(func.coalesce(Recipient.last_call_at, planned), planned))]
     if in_customer_window(row.last_inbound_at, planned, settings.customer_window_seconds):
-        return
+        return statements
     window_start = planned - timedelta(seconds=settings.daily_window_seconds)
     stmt = insert(SenderContact).values(sender=sender.name, recipient=recipient, first_at=planned)
-    session.execute(stmt.on_conflict_do_update(
+    statements.append(stmt.on_conflict_do_update(
         index_elements=[SenderContact.sender, SenderContact.recipient],
         set_={"first_at": case((SenderContact.first_at <= window_start, stmt.excluded.first_at),
                                else_=SenderContact.first_at)}))
+    return statements
 
 
 def call_started(session: Session, recipient: str, seconds_ago: float) -> None:

@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from sqlalchemy import Connection, Update, and_, func, select, update
-from sqlalchemy.dialects.postgresql import insert
+from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.sender import lease, liveness
@@ -149,20 +149,33 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     if wait > lead:
         return Wait(wait)
     planned = now + timedelta(seconds=wait)
+    counting: list[Update | Insert] = []
     if pool.gate is not None and pool.config is not None:
         not_due = pool.gate.check(session, pool.config, row.recipient, command.priority, now)
         if not_due is not None:
             row.held_until, row.held_reason = now + timedelta(seconds=not_due.seconds), clean(not_due.reason, HELD_CHARS)
             return Deferred(not_due.seconds, not_due.reason)
-        pool.gate.commit(session, pool.config, row.recipient, planned)
-        row.held_until, row.held_reason = None, None
-    state.sender_id, state.last_call_at = sender_id, planned
-    row.status, row.attempts, row.updated_at, row.claimed_by = Status.PENDING, command.attempt, now, sender_id
-    attempt = Attempt(log_id=row.id, attempt=command.attempt, started_at=planned)
-    session.add(attempt)
-    session.flush()
-    return Go(row.recipient, row.body, row.template, external, runtime, attempt.id, ambiguous=verdict, form=form,
+        counting = pool.gate.commit(session, pool.config, row.recipient, planned)
+    attempt_id = _mark_claimed(session, command, state, row.id, sender_id, planned, now, counting)
+    return Go(row.recipient, row.body, row.template, external, runtime, attempt_id, ambiguous=verdict, form=form,
               gap=pool.gap)
+
+
+def _mark_claimed(session: Session, command: SendCommand, state: SenderState, log_id: int, sender_id: str,
+                  planned: datetime, now: datetime, counting: list[Update | Insert]) -> int:
+    """Everything a claim that goes writes, as one statement (one round trip, not five): the
+    number's last call (planned), the row ``pending`` and ours, the budget's count, and the
+    attempt, whose id it returns. The rows are already locked by the claim."""
+    parts = [statement.cte(f"count_{i}") for i, statement in enumerate(counting)]
+    parts.append(update(SenderState).where(SenderState.namespace == state.namespace, SenderState.sender == state.sender)
+                 .values(sender_id=sender_id, last_call_at=planned).cte("state"))
+    parts.append(update(MessageLog).where(MessageLog.id == log_id).values(
+        status=Status.PENDING, attempts=command.attempt, updated_at=now, claimed_by=sender_id, held_until=None,
+        held_reason=None).cte("log"))
+    attempt = (insert(Attempt).values(log_id=log_id, attempt=command.attempt, started_at=planned)
+               .returning(Attempt.id).add_cte(*parts))
+    attempt_id: int = session.scalar(attempt)  # type: ignore[assignment]
+    return attempt_id
 
 
 def _lock_row(session: Session, log_id: int) -> tuple[MessageLog | None, Facts | None]:

@@ -190,7 +190,9 @@ def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_
     assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.one"
 
 
-def test_a_claim_locks_its_recipient_once_and_inserts_the_row_only_for_a_new_recipient(sessions, settings):
+def test_a_claim_locks_its_recipient_once_inserts_it_only_when_new_and_writes_in_one_statement(sessions, settings):
+    writes: list[list[str]] = []
+
     def claim_statements(row: MessageLog) -> list[str]:
         statements: list[str] = []
 
@@ -208,6 +210,8 @@ def test_a_claim_locks_its_recipient_once_and_inserts_the_row_only_for_a_new_rec
         finally:
             event.remove(engine, "before_cursor_execute", seen)
         assert isinstance(claim, store.Go)
+        writes.append([s for s in statements  # beside the rows created on first use
+                       if not s.startswith(("SELECT", "INSERT INTO recipients", "INSERT INTO sender_state"))])
         return [s for s in statements  # the recipient's lock and creation (its update is the count)
                 if s.startswith(("SELECT recipients", "INSERT INTO recipients"))]
 
@@ -226,3 +230,6 @@ def test_a_claim_locks_its_recipient_once_and_inserts_the_row_only_for_a_new_rec
     again = claim_statements(queued())
     assert [s.split(" ")[0] for s in again] == ["SELECT"], again  # known: locked once for the check and the count
     assert again[0].endswith("FOR UPDATE")
+    # and each claim wrote once: the number, the row, the budget's count and the attempt together
+    assert [len(w) for w in writes] == [1, 1], writes
+    assert all(w[0].startswith("WITH") and "INSERT INTO whatsapp_attempts" in w[0] for w in writes)

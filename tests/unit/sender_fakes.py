@@ -124,8 +124,9 @@ class FakeGate(Gate):
               now: datetime) -> NotDue | None:
         return self.not_due
 
-    def commit(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> None:
+    def commit(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> list[Any]:
         self.committed.append((config.name, recipient, planned))
+        return []
 
     def pair_rate_hit(self, session: Session, recipient: str, now: datetime) -> float:
         return self.pair_rate_seconds
