@@ -88,7 +88,8 @@ class Sender:
         try:
             await self._start_lanes(connection, stop)
             heartbeat = asyncio.create_task(self._heartbeat_forever())
-            tasks = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._refresh_forever())]
+            tasks = [asyncio.create_task(self._sweep_forever()), asyncio.create_task(self._refresh_forever()),
+                     asyncio.create_task(self._move_legacy())]
             await stop.wait()
         finally:
             # Also when starting failed half way: no lane may outlive its connection.
@@ -110,7 +111,6 @@ class Sender:
         await self._publisher.declare()
         self._legacy = LegacyQueues(connection, self._publisher, self.topology)
         self._publisher.prepare_delay_queue = self._legacy.prepare
-        await self._legacy.move_waiting()
         self._shared = Shared(self.settings, self.metrics, self.sessions, self.sender_id, connection,
                               Settler(self._publisher, self.topology.send_dead_queue, self.metrics),
                               Outcomes(self.settings, self.metrics, self.sessions, self.gate),
@@ -231,6 +231,15 @@ class Sender:
             fn(session, self.sender_id)
 
     # --- the retry sweep ---------------------------------------------------------------------
+
+    async def _move_legacy(self) -> None:
+        """At start, beside the lanes (a big old backlog takes a while): what an earlier release left waiting."""
+        assert self._legacy is not None
+        try:
+            await self._legacy.move_waiting()
+        except Exception as exc:  # noqa: BLE001 - the sweep tries again
+            log.warning("could not move the earlier release's waiting messages yet (%s: %s); the recovery sweep "
+                        "tries again", type(exc).__name__, exc)
 
     async def _sweep_forever(self) -> None:
         """The safety net under delayed retry: republish retries whose copy never came back, and

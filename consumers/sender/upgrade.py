@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 HOLD_SUFFIX = ".upgrading"
 UNDECODABLE = "undecodable"  # the dead-letter reason of a copy that is not a send command
 Move = Callable[[AbstractIncomingMessage], Awaitable[None]]
+PROGRESS_EVERY = 10_000  # a big old backlog says how far it has got
 
 
 class LegacyQueues:
@@ -107,6 +108,8 @@ class LegacyQueues:
                 await move(message)
                 await message.ack()
                 moved += 1
+                if moved % PROGRESS_EVERY == 0:
+                    log.info("%s: %d moved so far", name, moved)
             if delete_after:
                 await queue.delete(if_unused=False, if_empty=True)
         finally:
