@@ -27,25 +27,32 @@ def add_numbers(sessions, provider_url: str, names: list[str], gap: float) -> di
     return {f"TOKEN_{name.upper()}": f"token-{name}" for name in names}
 
 
-@pytest.fixture
-def numbers_cleanup(sessions) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Sender rows, contacts and recipients are not emptied between tests: this test's go afterwards."""
-    yield
+def _empty(sessions, *models: type) -> None:  # type: ignore[no-untyped-def]
     with transaction(sessions) as session:
-        for model in (SenderContact, SenderRow, Recipient):
+        for model in models:
             session.execute(delete(model))
 
 
+# Both stop the test's processes before they empty the tables (``Stack.close`` may run twice): a
+# notifier still routing locks recipients in its batch's order, deadlocked with the DELETE, and
+# the rows it left spoiled the next test on the same database.
+
 @pytest.fixture
-def fresh_recipients(sessions) -> Iterator[None]:  # type: ignore[no-untyped-def]
-    """Recipients and counted contacts outlive a test (they are not per namespace): start and end empty."""
-    def empty() -> None:
-        with transaction(sessions) as session:
-            for model in (SenderContact, Recipient):
-                session.execute(delete(model))
-    empty()
+def numbers_cleanup(sessions, stack) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Sender rows, contacts and recipients are not per namespace: start and end without them."""
+    _empty(sessions, SenderContact, SenderRow, Recipient)
     yield
-    empty()
+    stack.close()
+    _empty(sessions, SenderContact, SenderRow, Recipient)
+
+
+@pytest.fixture
+def fresh_recipients(sessions, stack) -> Iterator[None]:  # type: ignore[no-untyped-def]
+    """Recipients and counted contacts outlive a test (they are not per namespace): start and end empty."""
+    _empty(sessions, SenderContact, Recipient)
+    yield
+    stack.close()
+    _empty(sessions, SenderContact, Recipient)
 
 
 def number_of(call: dict[str, Any]) -> str:
