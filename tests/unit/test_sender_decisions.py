@@ -177,3 +177,14 @@ def test_a_changed_sender_row_reaches_its_lane_from_the_next_call_on():
     assert 2.0 <= lane.gap.current(10.0) <= 3.0
     lane.reconfigure(SenderConfig("a", "fake"))
     assert lane.gap.current(10.0) == 10.0  # no gap of its own: the runtime gap
+
+
+def test_a_successor_keeps_half_a_second_more_than_the_gap_after_another_processs_last_call():
+    # The other process stored its planned start; killed mid-call, it may have started well after it.
+    from wanotify.consumers.sender.store import _external_wait
+    from wanotify.shared.db.models import SenderState
+
+    now = datetime.now(UTC)
+    state = SenderState(namespace="ns", sender="a", sender_id="gone", last_call_at=now - timedelta(seconds=0.2))
+    assert abs(_external_wait(state, now, 1.0, "me") - (0.8 + 0.5)) < 1e-6
+    assert _external_wait(state, now, 1.0, "gone") == 0.0  # its own calls: paced by its own clock
