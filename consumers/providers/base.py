@@ -56,11 +56,16 @@ class Provider(Protocol):
     def close(self) -> None: ...
 
 
-def build_session(extra_headers: dict[str, str] | None = None) -> requests.Session:
-    """A pooled session that never retries on its own.
+def build_session(url: str, extra_headers: dict[str, str] | None = None) -> requests.Session:
+    """A pooled session for calls to ``url`` that never retries on its own.
 
     Retries belong to the queues (with delays, counters and a dead-letter end); a hidden
     urllib3 retry would send duplicates and skew the gap between messages.
+
+    What the environment says about ``url`` (``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``,
+    a ``.netrc`` entry) is read here, once: requests would otherwise read it on every call, which
+    cost about as much CPU as the rest of the call. A change to those variables takes effect when
+    the sender restarts, like every other setting.
     """
     no_retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False)
     adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=no_retries)
@@ -70,6 +75,10 @@ def build_session(extra_headers: dict[str, str] | None = None) -> requests.Sessi
     session.headers.update({"Accept": "application/json", "User-Agent": "wanotify"})
     if extra_headers:
         session.headers.update(extra_headers)
+    environment = session.merge_environment_settings(url, {}, None, None, None)
+    session.proxies, session.verify, session.cert = environment["proxies"], environment["verify"], environment["cert"]
+    session.auth = requests.utils.get_netrc_auth(url)
+    session.trust_env = False
     return session
 
 

@@ -115,7 +115,7 @@ class GatewayProvider:
         self._api_key = settings.api_key
         self._sender = settings.sender
         self._timeout = timeouts(settings.timeout_seconds)
-        self._session = build_session()
+        self._session = build_session(self.url)
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send ``message``; raises TransientError / PermanentError on failure."""

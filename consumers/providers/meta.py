@@ -42,7 +42,7 @@ class MetaCloudProvider:
         version = settings.api_version.strip("/")
         self.url = f"{base}/{version}/{settings.phone_number_id}/messages"
         self._timeout = timeouts(settings.timeout_seconds)
-        self._session = build_session({"Authorization": f"Bearer {settings.access_token}"})
+        self._session = build_session(self.url, {"Authorization": f"Bearer {settings.access_token}"})
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send ``message`` (its approved template if it carries one, else its text); raises
