@@ -28,10 +28,12 @@ with an in-memory fake.
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
+from functools import cache
+from typing import Any
 
-from sqlalchemy import Update, case, func, select, update
+from sqlalchemy import Select, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
@@ -199,18 +201,25 @@ def lock_recipient(session: Session, phone: str) -> Recipient:
         locked = {}
         session.info[_LOCKED_RECIPIENTS] = (session.get_transaction(), locked)
     if phone not in locked:
-        query = (select(Recipient).where(Recipient.phone == phone).with_for_update()
-                 .execution_options(populate_existing=True))
-        row = session.scalars(query).one_or_none()
+        query = _recipient_lock()
+        row = session.scalars(query, {"phone": phone}).one_or_none()
         if row is None:
             session.execute(insert(Recipient).values(phone=phone)
                             .on_conflict_do_nothing(index_elements=[Recipient.phone]))
-            row = session.scalars(query).one()
+            row = session.scalars(query, {"phone": phone}).one()
         locked[phone] = row
     return locked[phone]
 
 
 _LOCKED_RECIPIENTS = "wanotify.locked_recipients"  # session.info: (transaction, {phone: locked row})
+
+
+# The claim's statements are built once, with bound parameters: building and keying a statement
+# on every claim cost more CPU than running it.
+@cache
+def _recipient_lock() -> Select[tuple[Recipient]]:
+    return (select(Recipient).where(Recipient.phone == bindparam("phone")).with_for_update()
+            .execution_options(populate_existing=True))
 
 
 def check(session: Session, *, sender: SenderConfig, recipient: str, priority: Priority, now: datetime,
@@ -221,31 +230,52 @@ def check(session: Session, *, sender: SenderConfig, recipient: str, priority: P
                   customer_window=settings.customer_window_seconds)
 
 
+@dataclass(frozen=True)
+class Counting:
+    """The statements that count a call, and their parameters (names prefixed ``count_``, so
+    the claim can run them beside its own statements in one)."""
+
+    statements: tuple[Update | Insert, ...] = ()
+    params: dict[str, Any] = field(default_factory=dict)
+
+
 def commit(session: Session, *, sender: SenderConfig, recipient: str, planned: datetime, settings: Settings) -> None:
     """Record a call planned at ``planned`` (``counting``'s statements, run one by one)."""
-    for statement in counting(session, sender=sender, recipient=recipient, planned=planned, settings=settings):
-        session.execute(statement)
+    counted = counting(session, sender=sender, recipient=recipient, planned=planned, settings=settings)
+    for statement in counted.statements:
+        session.execute(statement, counted.params)
 
 
 def counting(session: Session, *, sender: SenderConfig, recipient: str, planned: datetime,
-             settings: Settings) -> list[Update | Insert]:
-    """The statements that record a call planned at ``planned``: the recipient's interval runs
-    from it, and the recipient is counted against the sender's daily limit (unless their
-    customer-service window is open); a contact counted before the window began starts a new
-    count at ``planned``. The claim runs them inside its one write statement."""
+             settings: Settings) -> Counting:
+    """What records a call planned at ``planned``: the recipient's interval runs from it, and the
+    recipient is counted against the sender's daily limit (unless their customer-service window
+    is open); a contact counted before the window began starts a new count at ``planned``. The
+    claim runs the statements inside its one write statement."""
     row = lock_recipient(session, recipient)
-    statements: list[Update | Insert] = [
-        update(Recipient).where(Recipient.phone == recipient).values(
-            last_call_at=func.greatest(func.coalesce(Recipient.last_call_at, planned), planned))]
+    params: dict[str, Any] = {"count_recipient": recipient, "count_planned": planned}
     if in_customer_window(row.last_inbound_at, planned, settings.customer_window_seconds):
-        return statements
+        return Counting((_interval_from_planned(),), params)
     window_start = planned - timedelta(seconds=settings.daily_window_seconds)
-    stmt = insert(SenderContact).values(sender=sender.name, recipient=recipient, first_at=planned)
-    statements.append(stmt.on_conflict_do_update(
+    return Counting((_interval_from_planned(), _contact_counted()),
+                    params | {"count_sender": sender.name, "count_window_start": window_start})
+
+
+@cache
+def _interval_from_planned() -> Update:
+    planned = bindparam("count_planned")
+    return update(Recipient).where(Recipient.phone == bindparam("count_recipient")).values(
+        last_call_at=func.greatest(func.coalesce(Recipient.last_call_at, planned), planned))
+
+
+@cache
+def _contact_counted() -> Insert:
+    stmt = insert(SenderContact).values(sender=bindparam("count_sender"), recipient=bindparam("count_recipient"),
+                                        first_at=bindparam("count_planned"))
+    return stmt.on_conflict_do_update(
         index_elements=[SenderContact.sender, SenderContact.recipient],
-        set_={"first_at": case((SenderContact.first_at <= window_start, stmt.excluded.first_at),
-                               else_=SenderContact.first_at)}))
-    return statements
+        set_={"first_at": case((SenderContact.first_at <= bindparam("count_window_start"), stmt.excluded.first_at),
+                               else_=SenderContact.first_at)})
 
 
 def call_started(session: Session, recipient: str, seconds_ago: float) -> None:

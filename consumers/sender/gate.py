@@ -14,8 +14,6 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
-from sqlalchemy import Update
-from sqlalchemy.dialects.postgresql import Insert
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.sender import budget
@@ -39,7 +37,7 @@ class Gate(abc.ABC):
         """None when the message may go now; else how long it must wait, and why."""
 
     @abc.abstractmethod
-    def commit(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> list[Update | Insert]:
+    def count(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> budget.Counting:
         """The statements that count the call about to be made (planned to start at ``planned``):
         the claim runs them in its one write, beside its own."""
 
@@ -69,7 +67,7 @@ class BudgetGate(Gate):
             return NotDue(verdict.seconds, verdict.reason)
         return None
 
-    def commit(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> list[Update | Insert]:
+    def count(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> budget.Counting:
         return budget.counting(session, sender=config, recipient=recipient, planned=planned, settings=self.settings)
 
     def pair_rate_hit(self, session: Session, recipient: str, now: datetime) -> float:

@@ -27,13 +27,15 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Update, and_, func, select, update
+from sqlalchemy import Connection, Interval, Select, Update, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.sender import lease, liveness
+from wanotify.consumers.sender.budget import Counting
 from wanotify.consumers.sender.choice import Facts, Form, Refusal, Rules, Text, choose
 from wanotify.shared import recipients
 from wanotify.shared.config import Settings
@@ -149,49 +151,52 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     if wait > lead:
         return Wait(wait)
     planned = now + timedelta(seconds=wait)
-    counting: list[Update | Insert] = []
+    counting = Counting()
     if pool.gate is not None and pool.config is not None:
         not_due = pool.gate.check(session, pool.config, row.recipient, command.priority, now)
         if not_due is not None:
             row.held_until, row.held_reason = now + timedelta(seconds=not_due.seconds), clean(not_due.reason, HELD_CHARS)
             return Deferred(not_due.seconds, not_due.reason)
-        counting = pool.gate.commit(session, pool.config, row.recipient, planned)
+        counting = pool.gate.count(session, pool.config, row.recipient, planned)
     attempt_id = _mark_claimed(session, command, state, row.id, sender_id, planned, now, counting)
     return Go(row.recipient, row.body, row.template, external, runtime, attempt_id, ambiguous=verdict, form=form,
               gap=pool.gap)
 
 
 def _mark_claimed(session: Session, command: SendCommand, state: SenderState, log_id: int, sender_id: str,
-                  planned: datetime, now: datetime, counting: list[Update | Insert]) -> int:
+                  planned: datetime, now: datetime, counting: Counting) -> int:
     """Everything a claim that goes writes, as one statement (one round trip, not five): the
     number's last call (planned), the row ``pending`` and ours, the budget's count, and the
-    attempt, whose id it returns. The rows are already locked by the claim."""
-    parts = [statement.cte(f"count_{i}") for i, statement in enumerate(counting)]
-    parts.append(update(SenderState).where(SenderState.namespace == state.namespace, SenderState.sender == state.sender)
-                 .values(sender_id=sender_id, last_call_at=planned).cte("state"))
-    parts.append(update(MessageLog).where(MessageLog.id == log_id).values(
-        status=Status.PENDING, attempts=command.attempt, updated_at=now, claimed_by=sender_id, held_until=None,
-        held_reason=None).cte("log"))
-    attempt = (insert(Attempt).values(log_id=log_id, attempt=command.attempt, started_at=planned)
-               .returning(Attempt.id).add_cte(*parts))
-    attempt_id: int = session.scalar(attempt)  # type: ignore[assignment]
+    attempt, whose id it returns. The rows are already locked by the claim. It runs on the
+    session's connection as a plain statement: the ORM has nothing to keep in step here.
+    Parameter names are prefixed: a name that matches a column of the statement's table would
+    be taken for a value of that column."""
+    params = counting.params | {
+        "claim_namespace": state.namespace, "claim_sender": state.sender, "claim_sender_id": sender_id,
+        "claim_planned": planned, "claim_now": now, "claim_log_id": log_id, "claim_attempt": command.attempt}
+    attempt_id: int = session.connection().execute(_claimed_write(counting.statements), params).scalar_one()
     return attempt_id
+
+
+@cache
+def _claimed_write(counting: tuple[Update | Insert, ...]) -> Insert:
+    """The claim's write for one set of budget statements (there are few: built once each)."""
+    parts = [statement.cte(f"count_{i}") for i, statement in enumerate(counting)]
+    parts.append(update(SenderState)
+                 .where(SenderState.namespace == bindparam("claim_namespace"),
+                        SenderState.sender == bindparam("claim_sender"))
+                 .values(sender_id=bindparam("claim_sender_id"), last_call_at=bindparam("claim_planned")).cte("state"))
+    parts.append(update(MessageLog).where(MessageLog.id == bindparam("claim_log_id")).values(
+        status=Status.PENDING, attempts=bindparam("claim_attempt"), updated_at=bindparam("claim_now"),
+        claimed_by=bindparam("claim_sender_id"), held_until=None, held_reason=None).cte("log"))
+    return (insert(Attempt).values(log_id=bindparam("claim_log_id"), attempt=bindparam("claim_attempt"),
+                                   started_at=bindparam("claim_planned"))
+            .returning(Attempt.id).add_cte(*parts))
 
 
 def _lock_row(session: Session, log_id: int) -> tuple[MessageLog | None, Facts | None]:
     """Lock the message's row and read, in the same statement, what choosing its form needs."""
-    query = (
-        select(MessageLog, Template.meta_name, Template.meta_language, Template.meta_category,
-               Template.meta_params, MetaTemplate.status, Recipient.last_inbound_at, Recipient.opted_out_at)
-        .outerjoin(Template, Template.key == MessageLog.template)
-        .outerjoin(MetaTemplate, and_(MetaTemplate.name == Template.meta_name,
-                                      MetaTemplate.language == Template.meta_language))
-        .outerjoin(Recipient, Recipient.phone == MessageLog.recipient)
-        .where(MessageLog.id == log_id)
-        .with_for_update(of=MessageLog)
-        .execution_options(populate_existing=True)
-    )
-    found = session.execute(query).first()
+    found = session.execute(_row_lock(), {"log_id": log_id}).first()
     if found is None:
         return None, None
     row, name, language, category, params, status, last_inbound_at, opted_out_at = found
@@ -202,14 +207,36 @@ def _lock_row(session: Session, log_id: int) -> tuple[MessageLog | None, Facts |
 
 def _lock_state(session: Session, namespace: str, sender: str) -> tuple[SenderState, datetime]:
     """Lock this sender's state row (created on first use) and read the database clock."""
-    query = (select(SenderState, func.clock_timestamp())
-             .where(SenderState.namespace == namespace, SenderState.sender == sender)
-             .with_for_update(of=SenderState).execution_options(populate_existing=True))
-    found = session.execute(query).first()
+    key = {"namespace": namespace, "sender": sender}
+    found = session.execute(_state_lock(), key).first()
     if found is None:
         lease.ensure_rows(session, namespace, [sender])
-        found = session.execute(query).one()
+        found = session.execute(_state_lock(), key).one()
     return found[0], found[1]
+
+
+# The claim's reads are built once, with bound parameters: building and keying the statements
+# on every claim cost more CPU than running them.
+@cache
+def _row_lock() -> Select[Any]:
+    return (
+        select(MessageLog, Template.meta_name, Template.meta_language, Template.meta_category,
+               Template.meta_params, MetaTemplate.status, Recipient.last_inbound_at, Recipient.opted_out_at)
+        .outerjoin(Template, Template.key == MessageLog.template)
+        .outerjoin(MetaTemplate, and_(MetaTemplate.name == Template.meta_name,
+                                      MetaTemplate.language == Template.meta_language))
+        .outerjoin(Recipient, Recipient.phone == MessageLog.recipient)
+        .where(MessageLog.id == bindparam("log_id"))
+        .with_for_update(of=MessageLog)
+        .execution_options(populate_existing=True)
+    )
+
+
+@cache
+def _state_lock() -> Select[Any]:
+    return (select(SenderState, func.clock_timestamp())
+            .where(SenderState.namespace == bindparam("namespace"), SenderState.sender == bindparam("sender"))
+            .with_for_update(of=SenderState).execution_options(populate_existing=True))
 
 
 def _copy_verdict(row: MessageLog | None, command: SendCommand) -> Stale | bool:
@@ -310,24 +337,40 @@ def record_plain_send(connection: Connection, sent: PlainSend) -> None:
     do, as one statement: PostgreSQL runs it atomically on an autocommit connection, so the
     success of the common call costs one round trip instead of nine. Every part reads the rows
     as they were before it (one snapshot), which is what the separate statements relied on."""
-    started = select((func.clock_timestamp() - timedelta(seconds=sent.started_ago)).label("at")).cte("started")
+    connection.execute(_plain_send(sent.budgeted), {
+        "sent_started_ago": timedelta(seconds=sent.started_ago), "sent_namespace": sent.namespace,
+        "sent_sender": sent.sender,
+        "sent_sender_id": sent.sender_id, "sent_recipient": sent.recipient, "sent_attempt_id": sent.attempt_id,
+        "sent_log_id": sent.log_id, "sent_provider_message_id": clean(sent.provider_message_id, PROVIDER_ID_CHARS),
+        "sent_form": sent.sent_as or None})
+
+
+@cache
+def _plain_send(budgeted: bool) -> Update:
+    started_ago = bindparam("sent_started_ago", type_=Interval)
+    started = select((func.clock_timestamp() - started_ago).label("at")).cte("started")
     at = select(started.c.at).scalar_subquery()
     state = (update(SenderState)
-             .where(SenderState.namespace == sent.namespace, SenderState.sender == sent.sender,
-                    SenderState.sender_id == sent.sender_id)
+             .where(SenderState.namespace == bindparam("sent_namespace"), SenderState.sender == bindparam("sent_sender"),
+                    SenderState.sender_id == bindparam("sent_sender_id"))
              .values(last_call_at=func.greatest(SenderState.last_call_at, at)).cte("state"))
     parts = [started, state]
-    if sent.budgeted:
-        planned = select(Recipient.last_call_at).where(Recipient.phone == sent.recipient).scalar_subquery()
+    if budgeted:
+        recipient = bindparam("sent_recipient")
+        planned = select(Recipient.last_call_at).where(Recipient.phone == recipient).scalar_subquery()
         parts.append(update(SenderContact)
-                     .where(SenderContact.recipient == sent.recipient, SenderContact.first_at == planned)
+                     .where(SenderContact.recipient == recipient, SenderContact.first_at == planned)
                      .values(first_at=func.greatest(SenderContact.first_at, at)).cte("contact"))
-        parts.append(update(Recipient).where(Recipient.phone == sent.recipient)
+        parts.append(update(Recipient).where(Recipient.phone == recipient)
                      .values(last_call_at=func.greatest(Recipient.last_call_at, at), pair_backoff_level=0)
                      .cte("recipient"))
-    parts.append(update(Attempt).where(Attempt.id == sent.attempt_id)
+    parts.append(update(Attempt).where(Attempt.id == bindparam("sent_attempt_id"))
                  .values(finished_at=func.now(), outcome="sent", error=None, error_code=None).cte("attempt"))
-    connection.execute(_mark_sent(sent.log_id, sent.provider_message_id, sent.sent_as).add_cte(*parts))
+    now = func.now()
+    return (update(MessageLog).where(MessageLog.id == bindparam("sent_log_id")).values(
+        status=Status.SENT, provider_message_id=bindparam("sent_provider_message_id"), sent_at=now, updated_at=now,
+        last_error=None, error_code=None, next_attempt_at=None,
+        sent_as=func.coalesce(bindparam("sent_form"), MessageLog.sent_as)).add_cte(*parts))
 
 
 def record_failure(session: Session, command: SendCommand, attempt_id: int, status: Status, error: str,

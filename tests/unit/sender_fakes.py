@@ -8,7 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from wanotify.consumers.sender import store
+from wanotify.consumers.sender import budget, store
 from wanotify.consumers.sender.choice import Rules
 from wanotify.consumers.sender.claims import ClaimStore
 from wanotify.consumers.sender.gate import Gate, NotDue
@@ -124,9 +124,9 @@ class FakeGate(Gate):
               now: datetime) -> NotDue | None:
         return self.not_due
 
-    def commit(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> list[Any]:
+    def count(self, session: Session, config: SenderConfig, recipient: str, planned: datetime) -> budget.Counting:
         self.committed.append((config.name, recipient, planned))
-        return []
+        return budget.Counting()
 
     def pair_rate_hit(self, session: Session, recipient: str, now: datetime) -> float:
         return self.pair_rate_seconds
