@@ -196,10 +196,7 @@ def lock_recipient(session: Session, phone: str) -> Recipient:
     A claim locks it to check the budget and again to count the call: the second time it is
     taken from the session, where the first left it, so it costs no round trip. The usual
     recipient exists already, so the lock is one statement; only a new one is inserted first."""
-    transaction, locked = session.info.get(_LOCKED_RECIPIENTS, (None, {}))
-    if transaction is not session.get_transaction():
-        locked = {}
-        session.info[_LOCKED_RECIPIENTS] = (session.get_transaction(), locked)
+    locked = _locked(session)
     if phone not in locked:
         query = _recipient_lock()
         row = session.scalars(query, {"phone": phone}).one_or_none()
@@ -209,6 +206,20 @@ def lock_recipient(session: Session, phone: str) -> Recipient:
             row = session.scalars(query, {"phone": phone}).one()
         locked[phone] = row
     return locked[phone]
+
+
+def locked_already(session: Session, row: Recipient) -> None:
+    """``row`` was locked for this transaction by another statement (the claim's read)."""
+    _locked(session)[row.phone] = row
+
+
+def _locked(session: Session) -> dict[str, Recipient]:
+    """The recipients' rows locked in the session's current transaction, by phone."""
+    transaction, locked = session.info.get(_LOCKED_RECIPIENTS, (None, {}))
+    if transaction is not session.get_transaction():
+        locked = {}
+        session.info[_LOCKED_RECIPIENTS] = (session.get_transaction(), locked)
+    return locked
 
 
 _LOCKED_RECIPIENTS = "wanotify.locked_recipients"  # session.info: (transaction, {phone: locked row})

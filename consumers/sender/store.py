@@ -34,7 +34,7 @@ from sqlalchemy import Connection, Interval, Select, Update, and_, bindparam, fu
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
-from wanotify.consumers.sender import lease, liveness
+from wanotify.consumers.sender import budget, lease, liveness
 from wanotify.consumers.sender.budget import Counting
 from wanotify.consumers.sender.choice import Facts, Form, Refusal, Rules, Text, choose
 from wanotify.shared import recipients
@@ -195,14 +195,20 @@ def _claimed_write(counting: tuple[Update | Insert, ...]) -> Insert:
 
 
 def _lock_row(session: Session, log_id: int) -> tuple[MessageLog | None, Facts | None]:
-    """Lock the message's row and read, in the same statement, what choosing its form needs."""
+    """Lock the message's row and its recipient's, and read, in the same statement, what
+    choosing its form needs; the budget then finds the recipient already locked. A recipient
+    without a row yet (first contact) gets one first."""
     found = session.execute(_row_lock(), {"log_id": log_id}).first()
     if found is None:
+        session.connection().execute(_first_contact(), {"log_id": log_id})  # a plain statement: no ORM bulk insert
+        found = session.execute(_row_lock(), {"log_id": log_id}).first()
+    if found is None:
         return None, None
-    row, name, language, category, params, status, last_inbound_at, opted_out_at = found
+    row, name, language, category, params, status, recipient = found
+    budget.locked_already(session, recipient)
     return row, Facts(row.recipient, row.template, row.event_type, row.priority, row.variables,
-                      Mapping.from_columns(name, language, category, params), status, last_inbound_at,
-                      opted_out_at)
+                      Mapping.from_columns(name, language, category, params), status, recipient.last_inbound_at,
+                      recipient.opted_out_at)
 
 
 def _lock_state(session: Session, namespace: str, sender: str) -> tuple[SenderState, datetime]:
@@ -221,15 +227,23 @@ def _lock_state(session: Session, namespace: str, sender: str) -> tuple[SenderSt
 def _row_lock() -> Select[Any]:
     return (
         select(MessageLog, Template.meta_name, Template.meta_language, Template.meta_category,
-               Template.meta_params, MetaTemplate.status, Recipient.last_inbound_at, Recipient.opted_out_at)
+               Template.meta_params, MetaTemplate.status, Recipient)
         .outerjoin(Template, Template.key == MessageLog.template)
         .outerjoin(MetaTemplate, and_(MetaTemplate.name == Template.meta_name,
                                       MetaTemplate.language == Template.meta_language))
-        .outerjoin(Recipient, Recipient.phone == MessageLog.recipient)
+        .join(Recipient, Recipient.phone == MessageLog.recipient)
         .where(MessageLog.id == bindparam("log_id"))
-        .with_for_update(of=MessageLog)
+        .with_for_update(of=[MessageLog, Recipient])
         .execution_options(populate_existing=True)
     )
+
+
+@cache
+def _first_contact() -> Insert:
+    """The message's recipient gets a row (no-op if the message is gone or the row exists)."""
+    message = select(MessageLog.recipient).where(MessageLog.id == bindparam("log_id"))
+    return (insert(Recipient).from_select([Recipient.phone], message)
+            .on_conflict_do_nothing(index_elements=[Recipient.phone]))
 
 
 @cache

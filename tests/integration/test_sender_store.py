@@ -190,7 +190,8 @@ def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_
     assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.one"
 
 
-def test_a_claim_locks_its_recipient_once_inserts_it_only_when_new_and_writes_in_one_statement(sessions, settings):
+def test_a_claim_locks_its_recipient_with_the_message_inserts_it_only_when_new_and_writes_in_one_statement(
+        sessions, settings):
     writes: list[list[str]] = []
 
     def claim_statements(row: MessageLog) -> list[str]:
@@ -213,7 +214,7 @@ def test_a_claim_locks_its_recipient_once_inserts_it_only_when_new_and_writes_in
         writes.append([s for s in statements  # beside the rows created on first use
                        if not s.startswith(("SELECT", "INSERT INTO recipients", "INSERT INTO sender_state"))])
         return [s for s in statements  # the recipient's lock and creation (its update is the count)
-                if s.startswith(("SELECT recipients", "INSERT INTO recipients"))]
+                if s.startswith(("SELECT recipients", "INSERT INTO recipients")) or s.endswith("recipients")]
 
     phone = f"+62811{uuid.uuid4().int % 10**7:07d}"
 
@@ -226,10 +227,12 @@ def test_a_claim_locks_its_recipient_once_inserts_it_only_when_new_and_writes_in
         return row
 
     first = claim_statements(queued())
-    assert [s.split(" ")[0] for s in first] == ["SELECT", "INSERT", "SELECT"], first  # new: created, then locked
+    # new: the message's read finds no recipient to lock; it is created, and the read made again
+    assert [s.split(" ")[0] for s in first] == ["SELECT", "INSERT", "SELECT"], first
+    assert all(s.endswith("FOR UPDATE OF whatsapp_logs, recipients") for s in (first[0], first[2]))
     again = claim_statements(queued())
-    assert [s.split(" ")[0] for s in again] == ["SELECT"], again  # known: locked once for the check and the count
-    assert again[0].endswith("FOR UPDATE")
+    # known: locked by the message's own read, once for the check and the count
+    assert len(again) == 1 and again[0].endswith("FOR UPDATE OF whatsapp_logs, recipients"), again
     # and each claim wrote once: the number, the row, the budget's count and the attempt together
     assert [len(w) for w in writes] == [1, 1], writes
     assert all(w[0].startswith("WITH") and "INSERT INTO whatsapp_attempts" in w[0] for w in writes)
