@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import Select, Update, bindparam, case, func, select, update
+from sqlalchemy import BindParameter, Select, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
@@ -228,7 +228,7 @@ _LOCKED_RECIPIENTS = "wanotify.locked_recipients"  # session.info: (transaction,
 # The claim's statements are built once, with bound parameters: building and keying a statement
 # on every claim cost more CPU than running it.
 @cache
-def _recipient_lock() -> Select[tuple[Recipient]]:
+def _recipient_lock() -> Select[Recipient]:
     return (select(Recipient).where(Recipient.phone == bindparam("phone")).with_for_update()
             .execution_options(populate_existing=True))
 
@@ -274,7 +274,7 @@ def counting(session: Session, *, sender: SenderConfig, recipient: str, planned:
 
 @cache
 def _interval_from_planned() -> Update:
-    planned = bindparam("count_planned")
+    planned: BindParameter[datetime] = bindparam("count_planned")
     return update(Recipient).where(Recipient.phone == bindparam("count_recipient")).values(
         last_call_at=func.greatest(func.coalesce(Recipient.last_call_at, planned), planned))
 
@@ -289,7 +289,7 @@ def _contact_counted() -> Insert:
                                else_=SenderContact.first_at)})
 
 
-def call_started(session: Session, recipient: str, seconds_ago: float) -> None:
+def call_started(session: Session, sender: str, recipient: str, seconds_ago: float) -> None:
     """Move the recipient's last call from its planned start to its actual start, on the database
     clock, when that is later: a call that started late (a slow first connection, a busy host)
     would otherwise let the next message to the recipient come early by as much. The contact the
@@ -299,8 +299,12 @@ def call_started(session: Session, recipient: str, seconds_ago: float) -> None:
     after the moment ``seconds_ago`` was measured."""
     started = session.scalar(select(func.clock_timestamp() - timedelta(seconds=seconds_ago)))  # once, for both rows
     planned = select(Recipient.last_call_at).where(Recipient.phone == recipient).scalar_subquery()
-    # The contact this call counted (its first_at is the planned start) starts its window then too.
-    session.execute(update(SenderContact).where(SenderContact.recipient == recipient, SenderContact.first_at == planned)
+    # The contact this call counted (its first_at is the planned start) starts its window then
+    # too. It is ``sender``'s: the table's key is (sender, recipient), and the recipient alone
+    # would scan every sender's contacts.
+    session.execute(update(SenderContact)
+                    .where(SenderContact.sender == sender, SenderContact.recipient == recipient,
+                           SenderContact.first_at == planned)
                     .values(first_at=func.greatest(SenderContact.first_at, started)))
     session.execute(update(Recipient).where(Recipient.phone == recipient).values(
         last_call_at=func.greatest(Recipient.last_call_at, started)))

@@ -14,7 +14,7 @@ from wanotify.consumers.sender.choice import Rules
 from wanotify.consumers.sender.gate import BudgetGate, Gate
 from wanotify.consumers.sender.outcomes import CallRecord, SingleCall
 from wanotify.shared.config import Settings
-from wanotify.shared.db.engine import transaction
+from wanotify.shared.db.engine import autocommit_twin, transaction
 from wanotify.shared.messages import SendCommand
 from wanotify.shared.runtime import RuntimeSettings
 from wanotify.shared.senders import SenderConfig
@@ -47,7 +47,7 @@ class PgClaimStore(ClaimStore):
         self.gate = gate
         self.runtime = runtime
         # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
-        self.autocommit = sessions.kw["bind"].execution_options(isolation_level="AUTOCOMMIT")
+        self.autocommit = autocommit_twin(sessions.kw["bind"])
 
     def claim(self, command: SendCommand, config: SenderConfig, gap: float, local_remaining: Callable[[float], float],
               in_flight: Callable[[int], bool], rules: Rules) -> store.Claim:
@@ -59,7 +59,7 @@ class PgClaimStore(ClaimStore):
     def call_started(self, session: Session, sender: str, recipient: str, seconds_ago: float) -> None:
         store.note_call_started(session, self.settings.namespace, self.sender_id, seconds_ago, sender=sender)
         if self.gate is not None:  # the recipient interval counts from the actual start too
-            self.gate.started(session, recipient, seconds_ago)
+            self.gate.started(session, sender, recipient, seconds_ago)
 
     def record_sent(self, command: SendCommand, recipient: str, call: CallRecord, provider_id: str | None) -> None:
         # The one statement does what BudgetGate's ``started`` and ``delivered`` do; another gate

@@ -49,8 +49,9 @@ class Gate(abc.ABC):
     def delivered(self, session: Session, recipient: str) -> None:
         """A call to ``recipient`` went through (the pair-rate back-off starts over)."""
 
-    def started(self, session: Session, recipient: str, seconds_ago: float) -> None:  # noqa: B027 - optional
-        """The call to ``recipient`` actually started ``seconds_ago`` (later than planned, perhaps)."""
+    def started(self, session: Session, sender: str, recipient: str, seconds_ago: float) -> None:  # noqa: B027
+        """``sender``'s call to ``recipient`` actually started ``seconds_ago`` (later than planned,
+        perhaps). Optional: a gate that counts nothing has nothing to move."""
 
 
 class BudgetGate(Gate):
@@ -76,5 +77,5 @@ class BudgetGate(Gate):
     def delivered(self, session: Session, recipient: str) -> None:
         budget.pair_rate_cleared(session, recipient)
 
-    def started(self, session: Session, recipient: str, seconds_ago: float) -> None:
-        budget.call_started(session, recipient, seconds_ago)
+    def started(self, session: Session, sender: str, recipient: str, seconds_ago: float) -> None:
+        budget.call_started(session, sender, recipient, seconds_ago)

@@ -30,9 +30,10 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import Connection, Interval, Select, Update, and_, bindparam, func, select, update
+from sqlalchemy import BindParameter, Connection, Interval, Select, Update, and_, bindparam, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
+from sqlalchemy.sql.dml import ReturningInsert
 
 from wanotify.consumers.sender import budget, lease, liveness
 from wanotify.consumers.sender.budget import Counting
@@ -179,7 +180,7 @@ def _mark_claimed(session: Session, command: SendCommand, state: SenderState, lo
 
 
 @cache
-def _claimed_write(counting: tuple[Update | Insert, ...]) -> Insert:
+def _claimed_write(counting: tuple[Update | Insert, ...]) -> ReturningInsert[int]:
     """The claim's write for one set of budget statements (there are few: built once each)."""
     parts = [statement.cte(f"count_{i}") for i, statement in enumerate(counting)]
     parts.append(update(SenderState)
@@ -370,10 +371,11 @@ def _plain_send(budgeted: bool) -> Update:
              .values(last_call_at=func.greatest(SenderState.last_call_at, at)).cte("state"))
     parts = [started, state]
     if budgeted:
-        recipient = bindparam("sent_recipient")
+        recipient: BindParameter[str] = bindparam("sent_recipient")
         planned = select(Recipient.last_call_at).where(Recipient.phone == recipient).scalar_subquery()
         parts.append(update(SenderContact)
-                     .where(SenderContact.recipient == recipient, SenderContact.first_at == planned)
+                     .where(SenderContact.sender == bindparam("sent_sender"), SenderContact.recipient == recipient,
+                            SenderContact.first_at == planned)
                      .values(first_at=func.greatest(SenderContact.first_at, at)).cte("contact"))
         parts.append(update(Recipient).where(Recipient.phone == recipient)
                      .values(last_call_at=func.greatest(Recipient.last_call_at, at), pair_backoff_level=0)

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
+from weakref import WeakKeyDictionary
 
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -23,6 +24,24 @@ def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True)
     """
     return create_engine(database_url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True,
                          hide_parameters=True)
+
+
+def autocommit_twin(engine: Engine) -> Engine:
+    """An engine to ``engine``'s database whose connections stay in autocommit mode, where one
+    statement is one transaction: no BEGIN or COMMIT round trips around it. Made once per
+    engine and disposed with it. (``execution_options(isolation_level="AUTOCOMMIT")`` on the
+    engine itself would share its pool, and every connection handed back would cost a round
+    trip to set its isolation level back.)"""
+    twin = _TWINS.get(engine)
+    if twin is None:
+        twin = create_engine(engine.url, pool_size=engine.pool.size(),  # type: ignore[attr-defined]
+                             isolation_level="AUTOCOMMIT", future=True, hide_parameters=True)
+        _TWINS[engine] = twin
+        event.listen(engine, "engine_disposed", lambda _engine: twin.dispose())
+    return twin
+
+
+_TWINS: WeakKeyDictionary[Engine, Engine] = WeakKeyDictionary()
 
 
 def session_factory(engine: Engine) -> sessionmaker[Session]:

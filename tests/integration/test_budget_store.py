@@ -147,7 +147,7 @@ def test_a_call_that_started_late_counts_from_its_actual_start(sessions, budget_
     assert _first_at(sessions, who, to) == planned
     # the call really started 0.2 s ago, 0.8 s after its planned start
     with transaction(sessions) as session:
-        budget.call_started(session, to, seconds_ago=0.2)
+        budget.call_started(session, who.name, to, seconds_ago=0.2)
     with sessions() as session:
         row = session.get(Recipient, to)
         assert row is not None and row.last_call_at is not None
@@ -156,7 +156,7 @@ def test_a_call_that_started_late_counts_from_its_actual_start(sessions, budget_
     assert _first_at(sessions, who, to) == moved  # the daily window counts from the actual start too
     # an estimate older than the record changes nothing
     with transaction(sessions) as session:
-        budget.call_started(session, to, seconds_ago=30)
+        budget.call_started(session, who.name, to, seconds_ago=30)
     with sessions() as session:
         row = session.get(Recipient, to)
         assert row is not None and row.last_call_at == moved
