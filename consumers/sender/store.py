@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BindParameter, Connection, Interval, Select, Update, and_, bindparam, func, select, update
+from sqlalchemy import BindParameter, Connection, Interval, Select, Update, and_, bindparam, func, select, true, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
@@ -127,10 +127,9 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     an earlier copy of the same message; ``rules`` how it may go (default: text, no window);
     ``pool`` which number sends it, under which lease and budget."""
     pool = pool or Pool()
-    state, now = _lock_state(session, settings.namespace, pool.sender)
+    state, now, row, facts = _lock(session, settings.namespace, pool.sender, command.log_id)
     if pool.require_lease and not lease.holds(state, sender_id, now):
         return Wait(lease.RENEW_SECONDS, why="lease")
-    row, facts = _lock_row(session, command.log_id)
     verdict = _copy_verdict(row, command)
     if isinstance(verdict, Stale):
         return verdict
@@ -195,21 +194,28 @@ def _claimed_write(counting: tuple[Update | Insert, ...]) -> ReturningInsert[int
             .returning(Attempt.id).add_cte(*parts))
 
 
-def _lock_row(session: Session, log_id: int) -> tuple[MessageLog | None, Facts | None]:
-    """Lock the message's row and its recipient's, and read, in the same statement, what
-    choosing its form needs; the budget then finds the recipient already locked. A recipient
-    without a row yet (first contact) gets one first."""
-    found = session.execute(_row_lock(), {"log_id": log_id}).first()
-    if found is None:
-        session.connection().execute(_first_contact(), {"log_id": log_id})  # a plain statement: no ORM bulk insert
-        found = session.execute(_row_lock(), {"log_id": log_id}).first()
-    if found is None:
-        return None, None
-    row, name, language, category, params, status, recipient = found
+def _lock(session: Session, namespace: str, sender: str,
+          log_id: int) -> tuple[SenderState, datetime, MessageLog | None, Facts | None]:
+    """Lock the number's state row, the message's row and its recipient's, in that order and in
+    one statement, and read the database clock and what choosing the message's form needs; the
+    budget then finds the recipient already locked. The first call from a number, or to a
+    recipient, makes the missing row first (a message that does not exist leaves its part None)."""
+    key = {"namespace": namespace, "sender": sender, "log_id": log_id}
+    found = session.execute(_locking_read(), key).first()
+    if found is None:  # a first contact, most likely
+        session.connection().execute(_first_contact(), key)  # a plain statement: no ORM bulk insert
+        found = session.execute(_locking_read(), key).first()
+    if found is None:  # the number's first call ever
+        lease.ensure_rows(session, namespace, [sender])
+        found = session.execute(_locking_read(), key).first()
+    if found is None:  # no such message
+        state, now = _lock_state(session, namespace, sender)
+        return state, now, None, None
+    state, now, row, name, language, category, params, status, recipient = found
     budget.locked_already(session, recipient)
-    return row, Facts(row.recipient, row.template, row.event_type, row.priority, row.variables,
-                      Mapping.from_columns(name, language, category, params), status, recipient.last_inbound_at,
-                      recipient.opted_out_at)
+    return state, now, row, Facts(row.recipient, row.template, row.event_type, row.priority, row.variables,
+                                  Mapping.from_columns(name, language, category, params), status,
+                                  recipient.last_inbound_at, recipient.opted_out_at)
 
 
 def _lock_state(session: Session, namespace: str, sender: str) -> tuple[SenderState, datetime]:
@@ -225,16 +231,21 @@ def _lock_state(session: Session, namespace: str, sender: str) -> tuple[SenderSt
 # The claim's reads are built once, with bound parameters: building and keying the statements
 # on every claim cost more CPU than running them.
 @cache
-def _row_lock() -> Select[Any]:
+def _locking_read() -> Select[Any]:
+    # PostgreSQL locks the rows in the order FOR UPDATE OF names them: the number's state row
+    # first, as every claim does, so two claims never wait on each other in opposite orders.
     return (
-        select(MessageLog, Template.meta_name, Template.meta_language, Template.meta_category,
-               Template.meta_params, MetaTemplate.status, Recipient)
+        select(SenderState, func.clock_timestamp(), MessageLog, Template.meta_name, Template.meta_language,
+               Template.meta_category, Template.meta_params, MetaTemplate.status, Recipient)
+        .select_from(SenderState)
+        .join(MessageLog, true())
         .outerjoin(Template, Template.key == MessageLog.template)
         .outerjoin(MetaTemplate, and_(MetaTemplate.name == Template.meta_name,
                                       MetaTemplate.language == Template.meta_language))
         .join(Recipient, Recipient.phone == MessageLog.recipient)
-        .where(MessageLog.id == bindparam("log_id"))
-        .with_for_update(of=[MessageLog, Recipient])
+        .where(SenderState.namespace == bindparam("namespace"), SenderState.sender == bindparam("sender"),
+               MessageLog.id == bindparam("log_id"))
+        .with_for_update(of=[SenderState, MessageLog, Recipient])
         .execution_options(populate_existing=True)
     )
 

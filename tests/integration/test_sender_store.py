@@ -5,16 +5,17 @@ from __future__ import annotations
 import os
 import socket
 import subprocess
+import threading
 import time
 import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, update
+from sqlalchemy import event, select, update
 
 from bench.counted import RoundTrips
 from tests.support.db import messages
-from wanotify.consumers.sender import budget, liveness, store
+from wanotify.consumers.sender import budget, lease, liveness, store
 from wanotify.consumers.sender.claims import PgClaimStore
 from wanotify.consumers.sender.gate import BudgetGate
 from wanotify.consumers.sender.outcomes import CallRecord, SingleCall
@@ -222,6 +223,8 @@ def test_a_claim_locks_its_recipient_with_the_message_inserts_it_only_when_new_a
                 if s.startswith(("SELECT recipients", "INSERT INTO recipients")) or s.endswith("recipients")]
 
     phone = f"+62811{uuid.uuid4().int % 10**7:07d}"
+    with transaction(sessions) as session:  # the number has called before: only the recipient is new
+        lease.ensure_rows(session, settings.namespace, ["default"])
 
     def queued() -> MessageLog:
         row = _pending_row(sessions, "nobody")
@@ -234,10 +237,10 @@ def test_a_claim_locks_its_recipient_with_the_message_inserts_it_only_when_new_a
     first = claim_statements(queued())
     # new: the message's read finds no recipient to lock; it is created, and the read made again
     assert [s.split(" ")[0] for s in first] == ["SELECT", "INSERT", "SELECT"], first
-    assert all(s.endswith("FOR UPDATE OF whatsapp_logs, recipients") for s in (first[0], first[2]))
+    assert all(s.endswith("FOR UPDATE OF sender_state, whatsapp_logs, recipients") for s in (first[0], first[2]))
     again = claim_statements(queued())
     # known: locked by the message's own read, once for the check and the count
-    assert len(again) == 1 and again[0].endswith("FOR UPDATE OF whatsapp_logs, recipients"), again
+    assert len(again) == 1 and again[0].endswith("FOR UPDATE OF sender_state, whatsapp_logs, recipients"), again
     # and each claim wrote once: the number, the row, the budget's count and the attempt together
     assert [len(w) for w in writes] == [1, 1], writes
     assert all(w[0].startswith("WITH") and "INSERT INTO whatsapp_attempts" in w[0] for w in writes)
@@ -264,3 +267,30 @@ def test_recording_a_success_finds_the_call_s_contact_by_the_table_s_key(session
     plan = _plan(sessions, str(compiled), compiled.construct_params(params))
     contact = plan[plan.index("CTE contact"):plan.index("CTE recipient")]
     assert any("Index Cond" in line and "(sender)::text =" in line for line in contact.splitlines()), contact
+
+
+def test_a_claim_locks_the_number_before_the_message(sessions, settings):
+    # Every claim takes the number's row first, so two claims never hold each other's next row.
+    row = _pending_row(sessions, "nobody")
+    with transaction(sessions) as session:  # the number's row and the recipient's exist
+        lease.ensure_rows(session, settings.namespace, ["default"])
+        budget.lock_recipient(session, row.recipient)
+    holder = sessions()
+    holder.execute(select(MessageLog).where(MessageLog.id == row.id).with_for_update())  # the message is busy
+    claiming = threading.Thread(target=_claim_copy, args=(sessions, settings, row), daemon=True)
+    try:
+        claiming.start()
+        deadline = time.monotonic() + 10
+        state_locked = False
+        while not state_locked and time.monotonic() < deadline and claiming.is_alive():
+            time.sleep(0.05)
+            with transaction(sessions) as probe:  # the claim, waiting for the message, holds the number
+                state_locked = probe.execute(
+                    select(SenderState.sender).where(SenderState.namespace == settings.namespace)
+                    .with_for_update(skip_locked=True)).first() is None
+        assert state_locked
+    finally:
+        holder.rollback()
+        holder.close()
+        claiming.join(10)
+    assert not claiming.is_alive()
