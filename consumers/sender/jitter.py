@@ -1,14 +1,9 @@
-"""How late a call may reach the provider, estimated from this process's own calls.
+"""A high percentile of recent delays, as a margin that follows the machine.
 
-A call's round trip beyond the fastest recent one is the delay we can see: thread hand-offs,
-the GIL, the provider picking the request up. Its 99.9th percentile over the last calls is the
-margin the pacer adds to every gap, so that a call which reaches the provider early by the
-usual jitter still keeps the gap there, and a quiet machine does not pay a fixed millisecond
-per call that a loaded one would need.
-
-Until enough calls have been seen the margin is ``default`` (a safe constant); it is always
-kept between ``floor`` (the clock and spin-wait resolution) and ``ceiling`` (a slow provider's
-outliers are covered by the pacer's own push-back, not by a margin on every call).
+The lane uses it for how long preparing a call takes (the claim and two thread hand-offs: see
+``Lane._lead``), so it claims that far ahead of the slot: a quiet machine does not pay a fixed
+lead that a loaded one would need. Until enough samples have been seen the estimate is
+``default`` (a safe constant); it is always kept between ``floor`` and ``ceiling``.
 """
 
 from __future__ import annotations
@@ -30,7 +25,7 @@ class JitterEstimate:
         self._ceiling = ceiling
 
     def add(self, delay: float) -> None:
-        """One call's delay beyond the fastest recent round trip (seconds, >= 0)."""
+        """One sample (seconds, >= 0)."""
         delay = max(0.0, delay)
         self._order.append(delay)
         bisect.insort(self._sorted, delay)

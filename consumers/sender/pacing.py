@@ -8,30 +8,31 @@ gap at the provider double, in 3 of 6 runs. So the gap counts from the previous 
 its request had surely arrived by then, and the next one cannot arrive before it is sent. A
 call therefore starts at least its round trip plus the gap after the previous one started.
 
-Every call also aims a small margin past the gap: the 99.9th percentile of the measured
-round-trip jitter (``jitter.JitterEstimate``: each call's round trip beyond the fastest recent
-one), ``SAFETY_MARGIN`` until enough calls were seen, as room for the provider's clock, which
-is not ours.
+No margin for jitter is needed on top: however late the previous request arrived, it was
+before its answer came back, and however fast the next one travels, it leaves after it is sent,
+so the two arrivals are at least the gap apart on any clock that runs at our clock's rate. (An
+earlier margin, the 99.9th percentile of the round trips' jitter, guarded the estimate of the
+arrival; it added up to 3 ms to every gap here and kept nothing the end does not keep.) What is
+left is the provider's clock, which is not ours: a quartz clock free-running off by up to
+``CLOCK_RATE_TOLERANCE`` slow would measure a gap that much shorter, so every gap is stretched
+by that fraction (2 ms on 10 s, 10 µs on 50 ms).
 """
 
 from __future__ import annotations
 
 import time
-from collections import deque
 from collections.abc import Callable
 
-from wanotify.consumers.sender.jitter import JitterEstimate
-
-SAFETY_MARGIN = 0.001  # the margin before the jitter has been measured
+# Two free-running quartz clocks differ in rate by up to about 100 ppm each (NTP-disciplined
+# ones by far less): 200 ppm covers both ends.
+CLOCK_RATE_TOLERANCE = 200e-6
 
 
 class Pacer:
-    def __init__(self, clock: Callable[[], float] = time.monotonic, window: int = 20) -> None:
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
         self._clock = clock
         self._last_start: float | None = None
-        self._slot_base: float | None = None  # when the previous call most likely reached the provider
-        self._durations: deque[float] = deque(maxlen=window)
-        self.jitter = JitterEstimate(SAFETY_MARGIN)
+        self._slot_base: float | None = None  # the previous call's end: its request had arrived by then
 
     @property
     def last_start(self) -> float | None:
@@ -42,7 +43,7 @@ class Pacer:
         """Seconds until this process may start its next call."""
         if self._slot_base is None:
             return 0.0
-        return max(0.0, self._slot_base + gap + self.jitter.margin() - self._clock())
+        return max(0.0, self._slot_base + stretched(gap) - self._clock())
 
     def wait_for_slot(self, gap: float, not_before: float = 0.0) -> float | None:
         """Block until both our gap has passed and ``not_before``; mark the start; return the
@@ -73,12 +74,13 @@ class Pacer:
         """Record that the call started last has returned (successfully or not)."""
         if self._last_start is None:
             return
-        duration = self._clock() - self._last_start
-        if self._durations:
-            self.jitter.add(duration - min([*self._durations, duration]))
-        self._durations.append(duration)
         # The request had arrived by the time its answer came back: the gap counts from here.
-        self._slot_base = self._last_start + duration
+        self._slot_base = self._clock()
+
+
+def stretched(gap: float) -> float:
+    """``gap`` on our clock such that a clock slower than ours by the tolerance still measures ``gap``."""
+    return gap / (1 - CLOCK_RATE_TOLERANCE)
 
 
 class GapDraw:

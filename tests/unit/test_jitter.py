@@ -1,9 +1,8 @@
-"""The pacer's margin: the 99.9th percentile of the measured arrival jitter, not a constant."""
+"""A margin from a high percentile of recent delays (the lane's lead), not a constant."""
 
 from __future__ import annotations
 
 from wanotify.consumers.sender.jitter import JitterEstimate
-from wanotify.consumers.sender.pacing import SAFETY_MARGIN, Pacer
 
 
 def test_before_enough_calls_the_margin_is_the_safe_default():
@@ -38,26 +37,3 @@ def test_the_margin_stays_between_floor_and_ceiling():
         high.add(0.5)
     assert low.margin() == 0.0001
     assert high.margin() == 0.003
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 100.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
-def test_the_pacer_aims_the_measured_margin_past_the_gap():
-    # Calls of 2.0 ms and now and then 2.2 ms: the jitter is 0.2 ms, so after enough calls the
-    # next call waits the gap plus 0.2 ms, not the default millisecond.
-    clock = Clock()
-    pacer = Pacer(clock)
-    for i in range(60):
-        pacer.mark_start()
-        clock.now += 0.0022 if i % 10 == 5 else 0.002
-        pacer.mark_end()
-        clock.now += 0.05
-    assert abs(pacer.jitter.margin() - 0.0002) < 1e-9
-    assert abs(pacer.remaining(1.0) - (1.0 + 0.0002 - 0.05)) < 1e-9  # from the last call's end, 50 ms ago
-    assert pacer.jitter.margin() < SAFETY_MARGIN

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from wanotify.consumers.sender.pacing import SAFETY_MARGIN, Pacer
+from wanotify.consumers.sender.pacing import CLOCK_RATE_TOLERANCE, Pacer, stretched
 
 
 class Clock:
@@ -25,16 +25,39 @@ def test_the_next_call_waits_for_the_gap_from_the_previous_calls_end():
         clock.now += 0.002
         pacer.mark_end()
     clock.now += 3
-    assert abs(pacer.remaining(10) - (10 + SAFETY_MARGIN - 3)) < 1e-9
+    assert abs(pacer.remaining(10) - (stretched(10) - 3)) < 1e-9
 
 
-def test_after_the_very_first_call_the_gap_and_the_margin_count_from_its_end():
+def test_after_the_very_first_call_the_gap_counts_from_its_end():
     clock = Clock()
     pacer = Pacer(clock)
     pacer.mark_start()
     clock.now += 0.005
     pacer.mark_end()
-    assert abs(pacer.remaining(1.0) - (1.0 + SAFETY_MARGIN)) < 1e-9
+    assert abs(pacer.remaining(1.0) - stretched(1.0)) < 1e-9
+
+
+def test_a_provider_clock_running_slow_by_the_tolerance_still_measures_the_whole_gap():
+    # Its clock loses 200 ppm against ours: our 10 s gap plus the stretch is 10 s on its clock.
+    clock = Clock()
+    pacer = Pacer(clock)
+    pacer.mark_start()
+    pacer.mark_end()
+    ours = pacer.remaining(10.0)
+    assert ours * (1 - CLOCK_RATE_TOLERANCE) >= 10.0 - 1e-9
+    assert ours - 10.0 < 0.0021  # and it costs 2 ms on 10 s
+
+
+def test_round_trips_that_vary_add_nothing_to_the_gap():
+    # Calls of 2 ms and now and then 5 ms: the gap still counts from each call's end, no more.
+    clock = Clock()
+    pacer = Pacer(clock)
+    for i in range(60):
+        pacer.mark_start()
+        clock.now += 0.005 if i % 10 == 5 else 0.002
+        pacer.mark_end()
+        clock.now += 0.01
+    assert abs(pacer.remaining(0.05) - (stretched(0.05) - 0.01)) < 1e-9
 
 
 def test_however_a_slow_round_trip_split_the_next_call_arrives_at_least_the_gap_after_the_previous():
@@ -55,7 +78,7 @@ def test_however_a_slow_round_trip_split_the_next_call_arrives_at_least_the_gap_
     arrived = slow_start + 0.0068
     next_start = clock.now + pacer.remaining(1.0)
     assert start is not None and next_start + 0.0001 - arrived >= 1.0
-    assert abs(next_start - (slow_start + 0.007 + 1.0 + pacer.jitter.margin())) < 1e-9
+    assert abs(next_start - (slow_start + 0.007 + stretched(1.0))) < 1e-9
 
 
 def test_wait_for_slot_returns_the_time_since_the_previous_start():
