@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Any, Protocol
+from functools import partial
+from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import requests
@@ -56,6 +57,21 @@ class Provider(Protocol):
     def close(self) -> None: ...
 
 
+@runtime_checkable
+class Preparing(Protocol):
+    """A provider that can do a call's work ahead of its slot (building the payload and the HTTP
+    request), so the call leaves as the slot opens: ``prepare(message)()`` is ``send(message)``."""
+
+    def prepare(self, message: OutgoingMessage) -> Callable[[], SendResult]: ...
+
+
+def prepared_call(provider: Provider, message: OutgoingMessage) -> Callable[[], SendResult]:
+    """The call that sends ``message``, prepared as far as ``provider`` can ahead of time."""
+    if isinstance(provider, Preparing):
+        return provider.prepare(message)
+    return partial(provider.send, message)
+
+
 def build_session(url: str, extra_headers: dict[str, str] | None = None) -> requests.Session:
     """A pooled session for calls to ``url`` that never retries on its own.
 
@@ -103,15 +119,20 @@ def describe_target(method: str, url: str) -> str:
     return f"{method} {parts.netloc}{parts.path}"
 
 
-def perform(session: requests.Session, method: str, url: str, *, timeout: tuple[float, float],
-            **kwargs: Any) -> requests.Response:
-    """Send one request; network failures become ``TransientError`` with a secret-free message."""
+def prepare_request(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.PreparedRequest:
+    """The request, encoded and with the session's headers, ready for ``perform``."""
+    return session.prepare_request(requests.Request(method, url, **kwargs))
+
+
+def perform(session: requests.Session, request: requests.PreparedRequest, *,
+            timeout: tuple[float, float]) -> requests.Response:
+    """Send one prepared request; network failures become ``TransientError`` with a secret-free message."""
     try:
         # No redirects: following one would turn a POST into a GET and hide a wrong base URL.
-        return session.request(method, url, timeout=timeout, allow_redirects=False, **kwargs)
+        return session.send(request, timeout=timeout, allow_redirects=False)
     except requests.RequestException as exc:
         # ``from None``: the requests exception text holds the full URL, query string included.
-        raise classify_network_error(exc, describe_target(method, url)) from None
+        raise classify_network_error(exc, describe_target(request.method or "", request.url or "")) from None
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:

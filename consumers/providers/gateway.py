@@ -8,8 +8,9 @@ read success and the message id from the reply. The defaults match MPWA:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, fields
+from functools import partial
 from typing import Any
 
 import requests
@@ -20,6 +21,7 @@ from wanotify.consumers.providers.base import (
     build_session,
     json_or_none,
     perform,
+    prepare_request,
     redact,
     require_http_url,
     timeouts,
@@ -119,8 +121,15 @@ class GatewayProvider:
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send ``message``; raises TransientError / PermanentError on failure."""
-        response = perform(self._session, self.shape.method, self.url, timeout=self._timeout,
-                           **self.request_arguments(message))
+        return self.prepare(message)()
+
+    def prepare(self, message: OutgoingMessage) -> Callable[[], SendResult]:
+        """The request built now; the returned call sends it (``send``, in two steps)."""
+        return partial(self._call, prepare_request(self._session, self.shape.method, self.url,
+                                                   **self.request_arguments(message)))
+
+    def _call(self, request: requests.PreparedRequest) -> SendResult:
+        response = perform(self._session, request, timeout=self._timeout)
         payload = json_or_none(response)
         if not 200 <= response.status_code < 300:
             detail = self._clean(reason_text(payload) or response.text)

@@ -7,7 +7,11 @@ adapter only shapes the request and sorts the answer.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from functools import partial
 from typing import Any
+
+from requests import PreparedRequest
 
 from wanotify.consumers.providers.base import (
     OutgoingMessage,
@@ -15,6 +19,7 @@ from wanotify.consumers.providers.base import (
     build_session,
     json_or_none,
     perform,
+    prepare_request,
     require_http_url,
     timeouts,
 )
@@ -47,7 +52,15 @@ class MetaCloudProvider:
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send ``message`` (its approved template if it carries one, else its text); raises
         TransientError / PermanentError on failure."""
-        response = perform(self._session, "POST", self.url, timeout=self._timeout, json=message_payload(message))
+        return self.prepare(message)()
+
+    def prepare(self, message: OutgoingMessage) -> Callable[[], SendResult]:
+        """The request built now; the returned call sends it (``send``, in two steps)."""
+        return partial(self._call, message, prepare_request(self._session, "POST", self.url,
+                                                           json=message_payload(message)))
+
+    def _call(self, message: OutgoingMessage, request: PreparedRequest) -> SendResult:
+        response = perform(self._session, request, timeout=self._timeout)
         payload = json_or_none(response)
         if not 200 <= response.status_code < 300:
             raise classify_meta_error(response.status_code, payload, response.headers)

@@ -12,10 +12,12 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
+from functools import partial
 
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.providers import OutgoingMessage, Provider, SendResult
+from wanotify.consumers.providers.base import prepared_call
 from wanotify.consumers.providers.classify import NeedsTemplate
 from wanotify.consumers.sender import store
 from wanotify.consumers.sender.choice import AsTemplate, Refusal, Text
@@ -58,18 +60,25 @@ class Caller:
         outgoing = OutgoingMessage(command.log_id, claim.recipient, claim.body, claim.template, self.language,
                                    claim.form.call if isinstance(claim.form, AsTemplate) else None)
         ready_at = time.monotonic()
+        call = self._prepare(outgoing)  # before the slot: the request leaves as it opens
         since_previous = self.pacer.wait_for_slot(claim.gap_seconds, ready_at + claim.external_wait)
         started = time.monotonic()
-        step = Step(claim, ready_at, since_previous, outcome=self._call(outgoing), sent=outgoing)
+        step = Step(claim, ready_at, since_previous, outcome=self._call(call), sent=outgoing)
         fallback = claim.form.fallback if isinstance(claim.form, Text) else None
         if isinstance(step.outcome, NeedsTemplate) and fallback is not None:
             self._instead_of_text(step, claim, fallback)
         step.duration = time.monotonic() - started
         return step
 
-    def _call(self, outgoing: OutgoingMessage) -> SendResult | Exception:
+    def _prepare(self, outgoing: OutgoingMessage) -> Callable[[], SendResult]:
         try:
-            outcome: SendResult | Exception = self.provider.send(outgoing)
+            return prepared_call(self.provider, outgoing)
+        except Exception as exc:  # noqa: BLE001 - the call then fails as a send would, when it is made
+            return partial(_raise, exc)
+
+    def _call(self, call: Callable[[], SendResult]) -> SendResult | Exception:
+        try:
+            outcome: SendResult | Exception = call()
         except Exception as exc:  # noqa: BLE001 - sorted by class by the caller
             outcome = exc
         self.pacer.mark_end()
@@ -84,8 +93,13 @@ class Caller:
             return
         log.info("text to %s refused (131047): sending its approved template instead", mask_phone(step.sent.recipient))
         step.text_refused, step.sent = refused, replace(step.sent, template_call=fallback)
+        call = self._prepare(step.sent)
         step.template_gap = self.pacer.wait_for_slot(claim.gap_seconds)
-        step.outcome = self._call(step.sent)
+        step.outcome = self._call(call)
+
+
+def _raise(exc: Exception) -> SendResult:
+    raise exc
 
 
 def call_record(command: SendCommand, step: Step, sender: str, last_start: float | None,

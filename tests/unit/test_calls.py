@@ -80,3 +80,35 @@ def test_a_template_or_a_plain_text_is_called_once_whatever_the_answer() -> None
         step = Caller(provider, Pacer(), "id").call(COMMAND, go(form))
         assert len(provider.sent) == 1 and isinstance(step.outcome, NeedsTemplate)
         assert provider.sent[0][1].template_call == (TEMPLATE if isinstance(form, AsTemplate) else None)
+
+
+class PreparingProvider(ScriptedProvider):
+    """Builds each request ahead of its call (``prepare``), remembering when it did."""
+
+    def __init__(self, *outcomes: Exception | None, failing_prepare: Exception | None = None) -> None:
+        super().__init__(*outcomes)
+        self.prepared_at: list[float] = []
+        self.failing_prepare = failing_prepare
+
+    def prepare(self, message: OutgoingMessage):  # type: ignore[no-untyped-def]
+        if self.failing_prepare is not None:
+            raise self.failing_prepare
+        self.prepared_at.append(time.monotonic())
+        return lambda: self.send(message)
+
+
+def test_the_request_is_built_before_the_slot_opens_and_sent_as_it_opens() -> None:
+    provider = PreparingProvider(None, None)
+    caller = Caller(provider, Pacer(), "id")
+    caller.call(COMMAND, go(Text()))
+    opened = time.monotonic() + GAP  # the second call's slot opens one gap after the first's end
+    caller.call(COMMAND, go(Text()))
+    (_, _), (sent_at, _) = provider.sent
+    assert provider.prepared_at[1] < opened - GAP / 2  # built at once, not after the wait
+    assert sent_at >= provider.prepared_at[1] + GAP / 2
+
+
+def test_a_request_that_cannot_be_built_fails_like_the_call_would_without_calling() -> None:
+    provider = PreparingProvider(failing_prepare=PermanentError("cannot encode", code="internal"))
+    step = Caller(provider, Pacer(), "id").call(COMMAND, go(Text()))
+    assert isinstance(step.outcome, PermanentError) and provider.sent == []
