@@ -21,6 +21,8 @@ from datetime import datetime
 
 from sqlalchemy import Connection, Engine, text
 
+from wanotify.shared.db.engine import autocommit_twin
+
 # pg_advisory_lock key of the status relay ("WASTAT"): advisory locks are per database, so
 # this means one active relay per wanotify database.
 RELAY_LOCK_KEY = 0x57_41_53_54_41_54
@@ -48,7 +50,9 @@ class StatusOutboxStore:
     """Blocking database calls of the relay; made from worker threads, one at a time."""
 
     def __init__(self, engine: Engine) -> None:
-        self._engine = engine
+        # Every call is one statement: on an autocommit connection it is its own transaction,
+        # with no BEGIN and COMMIT round trips around it (the commits below then send nothing).
+        self._engine = autocommit_twin(engine)
         self._holder: Connection | None = None
 
     @property

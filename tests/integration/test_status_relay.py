@@ -170,3 +170,25 @@ def test_a_relay_whose_broker_connection_is_closed_reconnects_and_loses_nothing(
     # Then every change arrived, in order per message
     events = listener.wait_for(lambda got: len(first_of_each(got)) >= 12, 20, "twelve events")
     assert statuses_by_message(events) == {i: ["queued", "sent"] for i in ids}
+
+
+def test_the_relay_s_reads_and_marks_are_one_round_trip_each(settings, sessions):
+    from bench.counted import RoundTrips
+    from wanotify.consumers.status.store import StatusOutboxStore
+
+    engine = make_engine(settings.database_url, pre_ping=False)
+    store = StatusOutboxStore(engine)
+    log_message(sessions, ["queued"])
+    trips = RoundTrips()
+    try:
+        assert store.try_acquire()
+        trips.install()
+        try:
+            rows = store.pending(10)
+            store.mark_published([row.id for row in rows])
+        finally:
+            trips.uninstall()
+        assert rows and trips.total == 2, trips.snapshot()  # no BEGIN or COMMIT around either
+    finally:
+        store.release()
+        engine.dispose()
