@@ -39,7 +39,7 @@ def run(ctx: Context) -> dict[str, Any]:
                 goal(f"{part} ({gap:g} s): early calls", result["early"], "==", 0),
                 goal(f"{part} ({gap:g} s): efficiency", result["efficiency"], ">=", GOAL_EFFICIENCY),
             ]
-            if part == "fast":  # the 10 s part has too few calls for a median, and the margin's estimate starts at 20
+            if part == "fast":  # the 10 s part has too few calls for a meaningful median
                 goals.append(goal(f"{part} ({gap:g} s): lateness p50 (ms)", result.get("lateness_p50_ms"), "<=",
                                   GOAL_LATENESS_P50_MS))
     finally:
