@@ -329,16 +329,23 @@ PROVIDER_ID_CHARS = 200  # the provider_message_id column
 
 def record_sent(session: Session, command: SendCommand, attempt_id: int, provider_message_id: str | None,
                 sent_as: str | None = None) -> None:
-    session.execute(_mark_sent(command.log_id, provider_message_id, sent_as))
+    session.connection().execute(_mark_sent(), _sent_params(command.log_id, provider_message_id, sent_as))
     _finish_attempt(session, attempt_id, "sent", None, None)
 
 
-def _mark_sent(log_id: int, provider_message_id: str | None, sent_as: str | None) -> Update:
+@cache
+def _mark_sent() -> Update:
+    """The message's row once a call for it went through (``_sent_params`` binds it)."""
     now = func.now()
-    return update(MessageLog).where(MessageLog.id == log_id).values(
-        status=Status.SENT, provider_message_id=clean(provider_message_id, PROVIDER_ID_CHARS), sent_at=now,
-        updated_at=now, last_error=None, error_code=None, next_attempt_at=None,
-        **({"sent_as": sent_as} if sent_as else {}))
+    return update(MessageLog).where(MessageLog.id == bindparam("sent_log_id")).values(
+        status=Status.SENT, provider_message_id=bindparam("sent_provider_message_id"), sent_at=now, updated_at=now,
+        last_error=None, error_code=None, next_attempt_at=None,
+        sent_as=func.coalesce(bindparam("sent_form"), MessageLog.sent_as))
+
+
+def _sent_params(log_id: int, provider_message_id: str | None, sent_as: str | None) -> dict[str, Any]:
+    return {"sent_log_id": log_id, "sent_provider_message_id": clean(provider_message_id, PROVIDER_ID_CHARS),
+            "sent_form": sent_as or None}
 
 
 @dataclass(frozen=True)
@@ -363,12 +370,10 @@ def record_plain_send(connection: Connection, sent: PlainSend) -> None:
     do, as one statement: PostgreSQL runs it atomically on an autocommit connection, so the
     success of the common call costs one round trip instead of nine. Every part reads the rows
     as they were before it (one snapshot), which is what the separate statements relied on."""
-    connection.execute(_plain_send(sent.budgeted), {
+    connection.execute(_plain_send(sent.budgeted), _sent_params(sent.log_id, sent.provider_message_id, sent.sent_as) | {
         "sent_started_ago": timedelta(seconds=sent.started_ago), "sent_namespace": sent.namespace,
-        "sent_sender": sent.sender,
-        "sent_sender_id": sent.sender_id, "sent_recipient": sent.recipient, "sent_attempt_id": sent.attempt_id,
-        "sent_log_id": sent.log_id, "sent_provider_message_id": clean(sent.provider_message_id, PROVIDER_ID_CHARS),
-        "sent_form": sent.sent_as or None})
+        "sent_sender": sent.sender, "sent_sender_id": sent.sender_id, "sent_recipient": sent.recipient,
+        "sent_attempt_id": sent.attempt_id})
 
 
 @cache
@@ -393,11 +398,7 @@ def _plain_send(budgeted: bool) -> Update:
                      .cte("recipient"))
     parts.append(update(Attempt).where(Attempt.id == bindparam("sent_attempt_id"))
                  .values(finished_at=func.now(), outcome="sent", error=None, error_code=None).cte("attempt"))
-    now = func.now()
-    return (update(MessageLog).where(MessageLog.id == bindparam("sent_log_id")).values(
-        status=Status.SENT, provider_message_id=bindparam("sent_provider_message_id"), sent_at=now, updated_at=now,
-        last_error=None, error_code=None, next_attempt_at=None,
-        sent_as=func.coalesce(bindparam("sent_form"), MessageLog.sent_as)).add_cte(*parts))
+    return _mark_sent().add_cte(*parts)
 
 
 def record_failure(session: Session, command: SendCommand, attempt_id: int, status: Status, error: str,
