@@ -65,11 +65,12 @@ class Preparing(Protocol):
     def prepare(self, message: OutgoingMessage) -> Callable[[], SendResult]: ...
 
 
-def prepared_call(provider: Provider, message: OutgoingMessage) -> Callable[[], SendResult]:
-    """The call that sends ``message``, prepared as far as ``provider`` can ahead of time."""
+def preparer(provider: Provider) -> Callable[[OutgoingMessage], Callable[[], SendResult]]:
+    """How ``provider``'s calls are prepared ahead of their slot, as far as it can: decided once
+    per provider (a runtime protocol check is too slow to repeat on every call)."""
     if isinstance(provider, Preparing):
-        return provider.prepare(message)
-    return partial(provider.send, message)
+        return provider.prepare
+    return lambda message: partial(provider.send, message)
 
 
 def build_session(url: str, extra_headers: dict[str, str] | None = None) -> requests.Session:

@@ -17,7 +17,7 @@ from functools import partial
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.providers import OutgoingMessage, Provider, SendResult
-from wanotify.consumers.providers.base import prepared_call
+from wanotify.consumers.providers.base import preparer
 from wanotify.consumers.providers.classify import NeedsTemplate
 from wanotify.consumers.sender import store
 from wanotify.consumers.sender.choice import AsTemplate, Refusal, Text
@@ -54,6 +54,7 @@ class Caller:
         self.provider = provider
         self.pacer = pacer
         self.language = language
+        self._preparer = preparer(provider)
 
     def call(self, command: SendCommand, claim: store.Go) -> Step:
         """Wait for the slot, then call (and resend as the template if Meta asks for one)."""
@@ -72,7 +73,7 @@ class Caller:
 
     def _prepare(self, outgoing: OutgoingMessage) -> Callable[[], SendResult]:
         try:
-            return prepared_call(self.provider, outgoing)
+            return self._preparer(outgoing)
         except Exception as exc:  # noqa: BLE001 - the call then fails as a send would, when it is made
             return partial(_raise, exc)
 
