@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from wanotify.consumers.sender.pacing import CLOCK_RATE_TOLERANCE, Pacer, stretched
 
 
@@ -13,27 +15,37 @@ class Clock:
         return self.now
 
 
+def _call(pacer: Pacer, clock: Clock, seconds: float) -> None:
+    """One call of ``seconds`` on the fake clock."""
+    pacer.mark_start()
+    clock.now += seconds
+    pacer.mark_end()
+
+
 def test_the_first_call_may_start_at_once():
     assert Pacer(Clock()).remaining(10) == 0
 
 
-def test_the_next_call_waits_for_the_gap_from_the_previous_calls_end():
+# Two calls of 2 ms, then 3 s of quiet; 60 calls of 2 ms and now and then 5 ms, 10 ms apart:
+# however the round trips varied, the next call waits the gap from the last call's end, no more.
+@pytest.mark.parametrize(("durations", "pause", "gap"), [
+    ([0.002, 0.002], 3.0, 10.0),
+    ([0.005 if i % 10 == 5 else 0.002 for i in range(60)], 0.01, 0.05),
+], ids=["steady", "varied round trips"])
+def test_the_next_call_waits_for_the_gap_from_the_previous_calls_end(durations: list[float], pause: float,
+                                                                    gap: float):
     clock = Clock()
     pacer = Pacer(clock)
-    for _ in range(2):
-        pacer.mark_start()
-        clock.now += 0.002
-        pacer.mark_end()
-    clock.now += 3
-    assert abs(pacer.remaining(10) - (stretched(10) - 3)) < 1e-9
+    for seconds in durations:
+        _call(pacer, clock, seconds)
+        clock.now += pause
+    assert abs(pacer.remaining(gap) - (stretched(gap) - pause)) < 1e-9
 
 
 def test_after_the_very_first_call_the_gap_counts_from_its_end():
     clock = Clock()
     pacer = Pacer(clock)
-    pacer.mark_start()
-    clock.now += 0.005
-    pacer.mark_end()
+    _call(pacer, clock, 0.005)
     assert abs(pacer.remaining(1.0) - stretched(1.0)) < 1e-9
 
 
@@ -41,23 +53,10 @@ def test_a_provider_clock_running_slow_by_the_tolerance_still_measures_the_whole
     # Its clock loses 200 ppm against ours: our 10 s gap plus the stretch is 10 s on its clock.
     clock = Clock()
     pacer = Pacer(clock)
-    pacer.mark_start()
-    pacer.mark_end()
+    _call(pacer, clock, 0.0)
     ours = pacer.remaining(10.0)
     assert ours * (1 - CLOCK_RATE_TOLERANCE) >= 10.0 - 1e-9
     assert ours - 10.0 < 0.0021  # and it costs 2 ms on 10 s
-
-
-def test_round_trips_that_vary_add_nothing_to_the_gap():
-    # Calls of 2 ms and now and then 5 ms: the gap still counts from each call's end, no more.
-    clock = Clock()
-    pacer = Pacer(clock)
-    for i in range(60):
-        pacer.mark_start()
-        clock.now += 0.005 if i % 10 == 5 else 0.002
-        pacer.mark_end()
-        clock.now += 0.01
-    assert abs(pacer.remaining(0.05) - (stretched(0.05) - 0.01)) < 1e-9
 
 
 def test_however_a_slow_round_trip_split_the_next_call_arrives_at_least_the_gap_after_the_previous():
@@ -67,9 +66,7 @@ def test_however_a_slow_round_trip_split_the_next_call_arrives_at_least_the_gap_
     # from the end keeps them apart by at least the gap.
     clock = Clock()
     pacer = Pacer(clock)
-    pacer.mark_start()
-    clock.now += 0.002
-    pacer.mark_end()
+    _call(pacer, clock, 0.002)
     clock.now += 1.0
     start = pacer.mark_start()
     slow_start = clock.now
