@@ -3,7 +3,10 @@
 Every statement a SQLAlchemy engine sends is one round trip; so are the ``BEGIN`` psycopg2 sends
 before a transaction's first statement and its ``COMMIT`` or ``ROLLBACK``, but only when they
 really go to the server: an autocommit connection sends no ``BEGIN``, and a commit or rollback
-with no transaction open sends nothing (psycopg2's transaction status tells). Listeners on the
+with no transaction open sends nothing (psycopg2's transaction status tells). On an autocommit
+connection a statement is a transaction of its own unless the statements themselves begin and
+commit one (``shared.db.folded``): a transaction there ends with the statement after which the
+connection is idle again. Listeners on the
 ``Engine`` class count them in the process under test (no product code changes) and group them
 by transaction, named after the transaction's first statement (its first 70 characters), so the
 bench can say both "round trips per call" and which transaction spends them. The counts are
@@ -42,7 +45,8 @@ class RoundTrips:
             event.remove(Engine, name, listener)
 
     def _listeners(self) -> list[tuple[str, Any]]:
-        return [("before_cursor_execute", self._statement), ("commit", self._end), ("rollback", self._end)]
+        return [("before_cursor_execute", self._statement), ("after_cursor_execute", self._after),
+                ("commit", self._end), ("rollback", self._end)]
 
     def _statement(self, conn: Any, cursor: Any, statement: str, *_args: Any) -> None:
         dbapi = cursor.connection
@@ -50,11 +54,13 @@ class RoundTrips:
         with self._lock:
             self.total += trips
             kind, so_far = self._open.get(id(conn), (None, 0))
-            kind = kind or " ".join(statement.split())[:70]
-            if dbapi.autocommit:  # the statement is a transaction of its own
-                self._close(kind, so_far + trips)
-            else:
-                self._open[id(conn)] = (kind, so_far + trips)
+            self._open[id(conn)] = (kind or " ".join(statement.split())[:70], so_far + trips)
+
+    def _after(self, conn: Any, cursor: Any, *_args: Any) -> None:
+        dbapi = cursor.connection
+        if dbapi.autocommit and dbapi.info.transaction_status == TRANSACTION_STATUS_IDLE:  # no transaction left open
+            with self._lock:
+                self._close(*self._open.pop(id(conn)))
 
     def _end(self, conn: Any) -> None:
         dbapi = conn.connection.dbapi_connection

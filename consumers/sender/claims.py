@@ -15,6 +15,7 @@ from wanotify.consumers.sender.gate import BudgetGate, Gate
 from wanotify.consumers.sender.outcomes import CallRecord, SingleCall
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import autocommit_twin, transaction
+from wanotify.shared.db.folded import folded
 from wanotify.shared.messages import SendCommand
 from wanotify.shared.runtime import RuntimeSettings
 from wanotify.shared.senders import SenderConfig
@@ -46,13 +47,15 @@ class PgClaimStore(ClaimStore):
         self.sender_id = sender_id
         self.gate = gate
         self.runtime = runtime
-        # One statement is its own transaction: no BEGIN and COMMIT round trips around it.
+        # One statement is its own transaction: no BEGIN and COMMIT round trips around it (the
+        # claim's transaction sends its own, folded into its first and last statements).
         self.autocommit = autocommit_twin(sessions.kw["bind"])
 
     def claim(self, command: SendCommand, config: SenderConfig, gap: float, local_remaining: Callable[[float], float],
               in_flight: Callable[[int], bool], rules: Rules) -> store.Claim:
         pool = store.Pool(config.name, gap, require_lease=True, gate=self.gate, config=config)
-        with transaction(self.sessions) as session:
+        # BEGIN goes with the claim's read and COMMIT with its write: two round trips for a call.
+        with folded(self.autocommit) as session:
             return store.claim(session, command, self.settings, self.sender_id, local_remaining, CLAIM_LEAD_SECONDS,
                                lambda _session: self.runtime(), in_flight, rules, pool)
 

@@ -33,13 +33,13 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import BindParameter, Connection, Interval, Select, Update, and_, bindparam, func, select, true, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
-from sqlalchemy.sql.dml import ReturningInsert
 
 from wanotify.consumers.sender import budget, lease, liveness
 from wanotify.consumers.sender.budget import Counting
 from wanotify.consumers.sender.choice import Facts, Form, Refusal, Rules, Text, choose
 from wanotify.shared import recipients
 from wanotify.shared.config import Settings
+from wanotify.shared.db import folded
 from wanotify.shared.db.models import Attempt, MessageLog, MetaTemplate, Recipient, SenderContact, SenderState, Status, Template
 from wanotify.shared.errors import PermanentError
 from wanotify.shared.messages import SendCommand
@@ -127,13 +127,13 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     an earlier copy of the same message; ``rules`` how it may go (default: text, no window);
     ``pool`` which number sends it, under which lease and budget."""
     pool = pool or Pool()
-    state, now, row, facts = _lock(session, settings.namespace, pool.sender, command.log_id)
+    state, now, row, facts, attempt_id = _lock(session, settings.namespace, pool.sender, command.log_id)
     if pool.require_lease and not lease.holds(state, sender_id, now):
         return Wait(lease.RENEW_SECONDS, why="lease")
     verdict = _copy_verdict(row, command)
     if isinstance(verdict, Stale):
         return verdict
-    assert row is not None and facts is not None
+    assert row is not None and facts is not None and attempt_id is not None
     if verdict and _claimant_still_working(session, row, sender_id, in_flight, now):
         return Wait(CLAIMANT_WAIT_SECONDS, why="claimed")
     # Parameters render here, under the state lock: bounded like every render, and microseconds.
@@ -158,28 +158,29 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
             row.held_until, row.held_reason = now + timedelta(seconds=not_due.seconds), clean(not_due.reason, HELD_CHARS)
             return Deferred(not_due.seconds, not_due.reason)
         counting = pool.gate.count(session, pool.config, row.recipient, planned)
-    attempt_id = _mark_claimed(session, command, state, row.id, sender_id, planned, now, counting)
+    _mark_claimed(session, command, state, row.id, attempt_id, sender_id, planned, now, counting)
     return Go(row.recipient, row.body, row.template, external, runtime, attempt_id, ambiguous=verdict, form=form,
               gap=pool.gap)
 
 
-def _mark_claimed(session: Session, command: SendCommand, state: SenderState, log_id: int, sender_id: str,
-                  planned: datetime, now: datetime, counting: Counting) -> int:
-    """Everything a claim that goes writes, as one statement (one round trip, not five): the
-    number's last call (planned), the row ``pending`` and ours, the budget's count, and the
-    attempt, whose id it returns. The rows are already locked by the claim. It runs on the
-    session's connection as a plain statement: the ORM has nothing to keep in step here.
-    Parameter names are prefixed: a name that matches a column of the statement's table would
-    be taken for a value of that column."""
+def _mark_claimed(session: Session, command: SendCommand, state: SenderState, log_id: int, attempt_id: int,
+                  sender_id: str, planned: datetime, now: datetime, counting: Counting) -> None:
+    """Everything a claim that goes writes, as one statement that also commits (one round trip,
+    not seven): the number's last call (planned), the row ``pending`` and ours, the budget's
+    count, and the attempt. The rows are already locked by the claim. It runs on the session's
+    connection as a plain statement: the ORM has nothing to keep in step here. Parameter names
+    are prefixed: a name that matches a column of the statement's table would be taken for a
+    value of that column."""
     params = counting.params | {
         "claim_namespace": state.namespace, "claim_sender": state.sender, "claim_sender_id": sender_id,
-        "claim_planned": planned, "claim_now": now, "claim_log_id": log_id, "claim_attempt": command.attempt}
-    attempt_id: int = session.connection().execute(_claimed_write(counting.statements), params).scalar_one()
-    return attempt_id
+        "claim_planned": planned, "claim_now": now, "claim_log_id": log_id, "claim_attempt": command.attempt,
+        "claim_attempt_id": attempt_id}
+    folded.commit_with_next(session)
+    session.connection().execute(_claimed_write(counting.statements), params)
 
 
 @cache
-def _claimed_write(counting: tuple[Update | Insert, ...]) -> ReturningInsert[int]:
+def _claimed_write(counting: tuple[Update | Insert, ...]) -> Insert:
     """The claim's write for one set of budget statements (there are few: built once each)."""
     parts = [statement.cte(f"count_{i}") for i, statement in enumerate(counting)]
     parts.append(update(SenderState)
@@ -189,33 +190,32 @@ def _claimed_write(counting: tuple[Update | Insert, ...]) -> ReturningInsert[int
     parts.append(update(MessageLog).where(MessageLog.id == bindparam("claim_log_id")).values(
         status=Status.PENDING, attempts=bindparam("claim_attempt"), updated_at=bindparam("claim_now"),
         claimed_by=bindparam("claim_sender_id"), held_until=None, held_reason=None).cte("log"))
-    return (insert(Attempt).values(log_id=bindparam("claim_log_id"), attempt=bindparam("claim_attempt"),
-                                   started_at=bindparam("claim_planned"))
-            .returning(Attempt.id).add_cte(*parts))
+    return (insert(Attempt).values(id=bindparam("claim_attempt_id"), log_id=bindparam("claim_log_id"),
+                                   attempt=bindparam("claim_attempt"), started_at=bindparam("claim_planned"))
+            .add_cte(*parts))
 
 
 def _lock(session: Session, namespace: str, sender: str,
-          log_id: int) -> tuple[SenderState, datetime, MessageLog | None, Facts | None]:
+          log_id: int) -> tuple[SenderState, datetime, MessageLog | None, Facts | None, int | None]:
     """Lock the number's state row, the message's row and its recipient's, in that order and in
-    one statement, and read the database clock and what choosing the message's form needs; the
-    budget then finds the recipient already locked. The first call from a number, or to a
-    recipient, makes the missing row first (a message that does not exist leaves its part None)."""
+    one statement, and read the database clock, what choosing the message's form needs and the
+    id the call's attempt will have; the budget then finds the recipient already locked. The
+    message's recipient gets its row first if it has none, in the same round trip. The number's
+    first call ever makes its state row first (a message that does not exist leaves its part None)."""
     key = {"namespace": namespace, "sender": sender, "log_id": log_id}
+    folded.run_with_next(session, _first_contact(), {"log_id": log_id})
     found = session.execute(_locking_read(), key).first()
-    if found is None:  # a first contact, most likely
-        session.connection().execute(_first_contact(), key)  # a plain statement: no ORM bulk insert
-        found = session.execute(_locking_read(), key).first()
-    if found is None:  # the number's first call ever
+    if found is None:  # the number's first call ever, most likely
         lease.ensure_rows(session, namespace, [sender])
         found = session.execute(_locking_read(), key).first()
     if found is None:  # no such message
         state, now = _lock_state(session, namespace, sender)
-        return state, now, None, None
-    state, now, row, name, language, category, params, status, recipient = found
+        return state, now, None, None, None
+    state, now, row, name, language, category, params, status, recipient, attempt_id = found
     budget.locked_already(session, recipient)
     return state, now, row, Facts(row.recipient, row.template, row.event_type, row.priority, row.variables,
                                   Mapping.from_columns(name, language, category, params), status,
-                                  recipient.last_inbound_at, recipient.opted_out_at)
+                                  recipient.last_inbound_at, recipient.opted_out_at), attempt_id
 
 
 def _lock_state(session: Session, namespace: str, sender: str) -> tuple[SenderState, datetime]:
@@ -236,7 +236,9 @@ def _locking_read() -> Select[Any]:
     # first, as every claim does, so two claims never wait on each other in opposite orders.
     return (
         select(SenderState, func.clock_timestamp(), MessageLog, Template.meta_name, Template.meta_language,
-               Template.meta_category, Template.meta_params, MetaTemplate.status, Recipient)
+               Template.meta_category, Template.meta_params, MetaTemplate.status, Recipient,
+               # drawn here so that the claim's write, which commits, need not return it
+               func.nextval(func.pg_get_serial_sequence(Attempt.__tablename__, "id")))
         .select_from(SenderState)
         .join(MessageLog, true())
         .outerjoin(Template, Template.key == MessageLog.template)

@@ -10,6 +10,8 @@ from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.orm import Session, sessionmaker
 
+from wanotify.shared.db.folded import allow_folding
+
 
 def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
     """An engine for ``database_url``.
@@ -21,9 +23,13 @@ def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True)
 
     ``hide_parameters``: the parameters of a failed statement (phone numbers, message texts)
     stay out of exception texts and logs; the statement itself is still shown.
+
+    Its statements may carry others in their round trip (``folded.run_with_next``).
     """
-    return create_engine(database_url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True,
-                         hide_parameters=True)
+    engine = create_engine(database_url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True,
+                           hide_parameters=True)
+    allow_folding(engine)
+    return engine
 
 
 def autocommit_twin(engine: Engine) -> Engine:
@@ -36,6 +42,7 @@ def autocommit_twin(engine: Engine) -> Engine:
     if twin is None:
         twin = create_engine(engine.url, pool_size=engine.pool.size(),  # type: ignore[attr-defined]
                              isolation_level="AUTOCOMMIT", future=True, hide_parameters=True)
+        allow_folding(twin)
         _TWINS[engine] = twin
         event.listen(engine, "engine_disposed", lambda _engine: twin.dispose())
     return twin

@@ -16,8 +16,10 @@ from sqlalchemy import event, select, update
 from bench.counted import RoundTrips
 from tests.support.db import messages
 from wanotify.consumers.sender import budget, lease, liveness, store
+from wanotify.consumers.sender.choice import Rules
 from wanotify.consumers.sender.claims import PgClaimStore
 from wanotify.consumers.sender.gate import BudgetGate
+from wanotify.consumers.sender.lease import PgLeaseStore
 from wanotify.consumers.sender.outcomes import CallRecord, SingleCall
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import Attempt, MessageLog, Recipient, SenderContact, SenderProcess, SenderState, Status
@@ -196,54 +198,53 @@ def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_
     assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.one"
 
 
-def test_a_claim_locks_its_recipient_with_the_message_inserts_it_only_when_new_and_writes_in_one_statement(
-        sessions, settings):
-    writes: list[list[str]] = []
+def test_a_claim_that_goes_is_two_round_trips_its_read_with_begin_and_its_write_with_commit(sessions, settings):
+    # Given a number whose lease this process holds, and a message to a recipient never seen before
+    gate, config = BudgetGate(settings), environment_sender(settings)
+    PgLeaseStore(sessions, settings.namespace).renew([config.name], "me")
+    with sessions() as session:
+        runtime = load(session, settings)  # the sender keeps it in memory, refreshed by its heartbeat
+    claims = PgClaimStore(settings, sessions, "me", gate, lambda: runtime)
+    phone = f"+62811{uuid.uuid4().int % 10**7:07d}"
 
-    def claim_statements(row: MessageLog) -> list[str]:
+    def claimed() -> tuple[store.Claim, list[str], RoundTrips, MessageLog]:
+        row = _pending_row(sessions, "nobody")
+        with transaction(sessions) as session:
+            session.execute(update(MessageLog).where(MessageLog.id == row.id).values(
+                status=Status.QUEUED, attempts=0, recipient=phone))
+        command = SendCommand(row.id, 1, Priority.NORMAL, str(row.event_id), row.template)
         statements: list[str] = []
 
         def seen(_conn, _cursor, statement: str, *_args) -> None:  # type: ignore[no-untyped-def]
             statements.append(" ".join(statement.split()))
 
-        command = SendCommand(row.id, 1, Priority.NORMAL, str(row.event_id), row.template)
-        engine = sessions.kw["bind"]
+        trips, engine = RoundTrips(), claims.autocommit
+        trips.install()
         event.listen(engine, "before_cursor_execute", seen)
         try:
-            with transaction(sessions) as session:
-                claim = store.claim(session, command, settings, "me", lambda gap: 0.0, 0.025,
-                                    lambda s: load(s, settings), lambda log_id: False,
-                                    pool=store.Pool(gate=BudgetGate(settings), config=environment_sender(settings)))
+            claim = claims.claim(command, config, 0.0, lambda gap: 0.0, lambda log_id: False,
+                                 Rules(False, False, settings.customer_window_seconds, settings.opt_out_scope))
         finally:
             event.remove(engine, "before_cursor_execute", seen)
-        assert isinstance(claim, store.Go)
-        writes.append([s for s in statements  # beside the rows created on first use
-                       if not s.startswith(("SELECT", "INSERT INTO recipients", "INSERT INTO sender_state"))])
-        return [s for s in statements  # the recipient's lock and creation (its update is the count)
-                if s.startswith(("SELECT recipients", "INSERT INTO recipients")) or s.endswith("recipients")]
+            trips.uninstall()
+        return claim, statements, trips, row
 
-    phone = f"+62811{uuid.uuid4().int % 10**7:07d}"
-    with transaction(sessions) as session:  # the number has called before: only the recipient is new
-        lease.ensure_rows(session, settings.namespace, ["default"])
-
-    def queued() -> MessageLog:
-        row = _pending_row(sessions, "nobody")
-        with transaction(sessions) as session:
-            session.execute(update(MessageLog).where(MessageLog.id == row.id).values(
-                status=Status.QUEUED, attempts=0, recipient=phone))
-        row.recipient = phone
-        return row
-
-    first = claim_statements(queued())
-    # new: the message's read finds no recipient to lock; it is created, and the read made again
-    assert [s.split(" ")[0] for s in first] == ["SELECT", "INSERT", "SELECT"], first
-    assert all(s.endswith("FOR UPDATE OF sender_state, whatsapp_logs, recipients") for s in (first[0], first[2]))
-    again = claim_statements(queued())
-    # known: locked by the message's own read, once for the check and the count
-    assert len(again) == 1 and again[0].endswith("FOR UPDATE OF sender_state, whatsapp_logs, recipients"), again
-    # and each claim wrote once: the number, the row, the budget's count and the attempt together
-    assert [len(w) for w in writes] == [1, 1], writes
-    assert all(w[0].startswith("WITH") and "INSERT INTO whatsapp_attempts" in w[0] for w in writes)
+    # When it is claimed, and then another message to the same recipient
+    for first_contact in (True, False):
+        claim, (read, write), trips, row = claimed()
+        # Then each claim is one read (which makes the recipient's row if missing, then locks the
+        # number's, the message's and the recipient's rows) and one write, each one round trip
+        assert isinstance(claim, store.Go), claim
+        assert trips.total == 2, trips.snapshot()
+        assert read.startswith("BEGIN; INSERT INTO recipients") and "; SELECT" in read, read
+        assert read.endswith("FOR UPDATE OF sender_state, whatsapp_logs, recipients"), read
+        assert write.startswith("WITH") and "INSERT INTO whatsapp_attempts" in write and write.endswith("; COMMIT")
+        # and what it wrote is committed before the call: another connection sees it
+        with sessions() as session:
+            assert session.get(MessageLog, row.id).status == Status.PENDING  # type: ignore[union-attr]
+            attempt = session.get(Attempt, claim.attempt_id)
+            assert attempt is not None and attempt.log_id == row.id, first_contact
+            assert session.get(Recipient, phone) is not None
 
 
 def _plan(sessions, sql: str, params: dict) -> str:  # type: ignore[no-untyped-def,type-arg]

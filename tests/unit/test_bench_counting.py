@@ -24,13 +24,17 @@ def test_round_trips_are_what_psycopg2_sends_grouped_by_transaction(database_url
         with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:  # no BEGIN, no COMMIT
             conn.execute(text("SELECT 3"))
             conn.commit()
+            # a transaction that begins and commits in its statements: one, of two round trips
+            conn.exec_driver_sql("BEGIN; SELECT 4")
+            conn.exec_driver_sql("SELECT 5; COMMIT")
         engine.dispose()
     finally:
         counter.uninstall()
     snapshot = counter.snapshot()
-    assert snapshot["round_trips"] == 13
+    assert snapshot["round_trips"] == 15
     assert snapshot["transactions"] == [{"first_statement": "SELECT 1", "count": 3, "round_trips": 12},
-                                        {"first_statement": "SELECT 3", "count": 1, "round_trips": 1}]
+                                        {"first_statement": "SELECT 3", "count": 1, "round_trips": 1},
+                                        {"first_statement": "BEGIN; SELECT 4", "count": 1, "round_trips": 2}]
 
 
 def test_the_pool_rate_counts_only_the_window_in_which_every_number_sends():
