@@ -33,7 +33,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import Any
 
-from sqlalchemy import BindParameter, Select, Update, bindparam, case, func, select, update
+from sqlalchemy import BindParameter, ColumnElement, Select, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
@@ -308,6 +308,20 @@ def call_started(session: Session, sender: str, recipient: str, seconds_ago: flo
                     .values(first_at=func.greatest(SenderContact.first_at, started)))
     session.execute(update(Recipient).where(Recipient.phone == recipient).values(
         last_call_at=func.greatest(Recipient.last_call_at, started)))
+
+
+def started_parts(at: ColumnElement[datetime]) -> list[Update]:
+    """What ``call_started`` and ``pair_rate_cleared`` do, as statements to run inside the
+    success's one statement (``store.record_plain_send``): ``at`` is the call's actual start
+    there, and the sender and recipient are its bound ``sent_sender`` and ``sent_recipient``."""
+    recipient: BindParameter[str] = bindparam("sent_recipient")
+    planned = select(Recipient.last_call_at).where(Recipient.phone == recipient).scalar_subquery()
+    return [update(SenderContact)
+            .where(SenderContact.sender == bindparam("sent_sender"), SenderContact.recipient == recipient,
+                   SenderContact.first_at == planned)
+            .values(first_at=func.greatest(SenderContact.first_at, at)),
+            update(Recipient).where(Recipient.phone == recipient)
+            .values(last_call_at=func.greatest(Recipient.last_call_at, at), pair_backoff_level=0)]
 
 
 def pair_rate_hit(session: Session, recipient: str, now: datetime) -> float:

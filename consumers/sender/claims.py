@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.consumers.sender import store
 from wanotify.consumers.sender.choice import Rules
-from wanotify.consumers.sender.gate import BudgetGate, Gate
+from wanotify.consumers.sender.gate import Gate, StartedParts
 from wanotify.consumers.sender.outcomes import CallRecord, SingleCall
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import autocommit_twin, transaction
@@ -65,10 +65,11 @@ class PgClaimStore(ClaimStore):
             self.gate.started(session, sender, recipient, seconds_ago)
 
     def record_sent(self, command: SendCommand, recipient: str, call: CallRecord, provider_id: str | None) -> None:
-        # The one statement does what BudgetGate's ``started`` and ``delivered`` do; another gate
-        # (a test's) keeps the transaction, where its own methods run.
-        if call.single is not None and (self.gate is None or isinstance(self.gate, BudgetGate)):
-            self._record_single(command, recipient, call, call.single, provider_id)
+        # One statement, where the gate (if any) can put its part in it; a gate that cannot (a
+        # test's) keeps the transaction, where its own methods run.
+        gate_parts = None if self.gate is None else self.gate.started_parts()
+        if call.single is not None and (self.gate is None or gate_parts is not None):
+            self._record_single(command, recipient, call, call.single, provider_id, gate_parts)
             return
         with transaction(self.sessions) as session:
             store.record_sent(session, command, call.open(session), provider_id, call.sent_as)
@@ -76,10 +77,10 @@ class PgClaimStore(ClaimStore):
                 self.gate.delivered(session, recipient)
 
     def _record_single(self, command: SendCommand, recipient: str, call: CallRecord, single: SingleCall,
-                       provider_id: str | None) -> None:
+                       provider_id: str | None, gate_parts: StartedParts | None) -> None:
         """The usual success in one round trip: one statement on an autocommit connection."""
         sent = store.PlainSend(command.log_id, single.attempt_id, provider_id, call.sent_as, self.settings.namespace,
                                single.sender, self.sender_id, recipient, time.monotonic() - single.started,
-                               budgeted=self.gate is not None)
+                               gate_parts)
         with self.autocommit.connect() as connection:
             store.record_plain_send(connection, sent)

@@ -10,10 +10,12 @@ claim runs against, so tests can put a fake in its place.
 from __future__ import annotations
 
 import abc
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING
 
+from sqlalchemy import ColumnElement, Update
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.sender import budget
@@ -22,6 +24,10 @@ from wanotify.shared.priority import Priority
 
 if TYPE_CHECKING:
     from wanotify.shared.senders import SenderConfig
+
+
+# The call's actual start -> statements that move a gate's records to it.
+StartedParts = Callable[[ColumnElement[datetime]], list[Update]]
 
 
 @dataclass(frozen=True)
@@ -53,6 +59,12 @@ class Gate(abc.ABC):
         """``sender``'s call to ``recipient`` actually started ``seconds_ago`` (later than planned,
         perhaps). Optional: a gate that counts nothing has nothing to move."""
 
+    def started_parts(self) -> StartedParts | None:
+        """What ``started`` and ``delivered`` do, as statements the success's record runs in its
+        one statement (``budget.started_parts`` says how); None: they run in a transaction of
+        their own, around the record."""
+        return None
+
 
 class BudgetGate(Gate):
     """The budget rules of ``wanotify.consumers.sender.budget``."""
@@ -79,3 +91,6 @@ class BudgetGate(Gate):
 
     def started(self, session: Session, sender: str, recipient: str, seconds_ago: float) -> None:
         budget.call_started(session, sender, recipient, seconds_ago)
+
+    def started_parts(self) -> StartedParts:
+        return budget.started_parts

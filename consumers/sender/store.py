@@ -30,7 +30,7 @@ from datetime import datetime, timedelta
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import BindParameter, Connection, Interval, Select, Update, and_, bindparam, func, select, true, update
+from sqlalchemy import Connection, Interval, Select, Update, and_, bindparam, func, select, true, update
 from sqlalchemy.dialects.postgresql import Insert, insert
 from sqlalchemy.orm import Session
 
@@ -40,7 +40,7 @@ from wanotify.consumers.sender.choice import Facts, Form, Refusal, Rules, Text, 
 from wanotify.shared import recipients
 from wanotify.shared.config import Settings
 from wanotify.shared.db import folded
-from wanotify.shared.db.models import Attempt, MessageLog, MetaTemplate, Recipient, SenderContact, SenderState, Status, Template
+from wanotify.shared.db.models import Attempt, MessageLog, MetaTemplate, Recipient, SenderState, Status, Template
 from wanotify.shared.errors import PermanentError
 from wanotify.shared.messages import SendCommand
 from wanotify.shared.meta_templates import Mapping, TemplateCall
@@ -48,7 +48,7 @@ from wanotify.shared.runtime import RuntimeSettings
 from wanotify.shared.topology import DEFAULT_SENDER
 
 if TYPE_CHECKING:
-    from wanotify.consumers.sender.gate import Gate
+    from wanotify.consumers.sender.gate import Gate, StartedParts
     from wanotify.shared.senders import SenderConfig
 
 PLAIN_TEXT = Text()
@@ -364,7 +364,7 @@ class PlainSend:
     sender_id: str
     recipient: str
     started_ago: float  # seconds since the call started, measured just before the statement
-    budgeted: bool  # the claim counted the call against the recipient (a gate was in use)
+    gate_parts: StartedParts | None  # the gate's part of the record (``Gate.started_parts``), if it has one
 
 
 def record_plain_send(connection: Connection, sent: PlainSend) -> None:
@@ -372,14 +372,14 @@ def record_plain_send(connection: Connection, sent: PlainSend) -> None:
     do, as one statement: PostgreSQL runs it atomically on an autocommit connection, so the
     success of the common call costs one round trip instead of nine. Every part reads the rows
     as they were before it (one snapshot), which is what the separate statements relied on."""
-    connection.execute(_plain_send(sent.budgeted), _sent_params(sent.log_id, sent.provider_message_id, sent.sent_as) | {
+    connection.execute(_plain_send(sent.gate_parts), _sent_params(sent.log_id, sent.provider_message_id, sent.sent_as) | {
         "sent_started_ago": timedelta(seconds=sent.started_ago), "sent_namespace": sent.namespace,
         "sent_sender": sent.sender, "sent_sender_id": sent.sender_id, "sent_recipient": sent.recipient,
         "sent_attempt_id": sent.attempt_id})
 
 
 @cache
-def _plain_send(budgeted: bool) -> Update:
+def _plain_send(gate_parts: StartedParts | None) -> Update:
     started_ago = bindparam("sent_started_ago", type_=Interval)
     started = select((func.clock_timestamp() - started_ago).label("at")).cte("started")
     at = select(started.c.at).scalar_subquery()
@@ -388,16 +388,7 @@ def _plain_send(budgeted: bool) -> Update:
                     SenderState.sender_id == bindparam("sent_sender_id"))
              .values(last_call_at=func.greatest(SenderState.last_call_at, at)).cte("state"))
     parts = [started, state]
-    if budgeted:
-        recipient: BindParameter[str] = bindparam("sent_recipient")
-        planned = select(Recipient.last_call_at).where(Recipient.phone == recipient).scalar_subquery()
-        parts.append(update(SenderContact)
-                     .where(SenderContact.sender == bindparam("sent_sender"), SenderContact.recipient == recipient,
-                            SenderContact.first_at == planned)
-                     .values(first_at=func.greatest(SenderContact.first_at, at)).cte("contact"))
-        parts.append(update(Recipient).where(Recipient.phone == recipient)
-                     .values(last_call_at=func.greatest(Recipient.last_call_at, at), pair_backoff_level=0)
-                     .cte("recipient"))
+    parts += [statement.cte(f"gate_{i}") for i, statement in enumerate(gate_parts(at) if gate_parts else [])]
     parts.append(update(Attempt).where(Attempt.id == bindparam("sent_attempt_id"))
                  .values(finished_at=func.now(), outcome="sent", error=None, error_code=None).cte("attempt"))
     return _mark_sent().add_cte(*parts)
