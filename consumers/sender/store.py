@@ -165,9 +165,9 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
 
 def _mark_claimed(session: Session, command: SendCommand, state: SenderState, log_id: int, attempt_id: int,
                   sender_id: str, planned: datetime, now: datetime, counting: Counting) -> None:
-    """Everything a claim that goes writes, as one statement that also commits (one round trip,
-    not seven): the number's last call (planned), the row ``pending`` and ours, the budget's
-    count, and the attempt. The rows are already locked by the claim. It runs on the session's
+    """Everything a claim that goes writes, as one statement that also commits, in one round
+    trip: the number's last call (planned), the row ``pending`` and ours, the budget's count,
+    and the attempt. The rows are already locked by the claim. It runs on the session's
     connection as a plain statement: the ORM has nothing to keep in step here. Parameter names
     are prefixed: a name that matches a column of the statement's table would be taken for a
     value of that column."""
