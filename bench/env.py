@@ -8,6 +8,7 @@ import uuid
 
 import pika
 from pika.exceptions import AMQPError
+from sqlalchemy import create_engine, make_url, text
 
 from bench.config import AMQP_URL, DATABASE_URL
 from wanotify.shared.config import Settings, WhatsAppSettings
@@ -62,6 +63,20 @@ def fresh_database() -> None:
 
     drop_database(DATABASE_URL)
     prepare_database(DATABASE_URL)
+
+
+def sessions_opened() -> int | None:
+    """PostgreSQL sessions opened to ``wanotify_bench`` since it was made (each one a new backend
+    process), as the server's statistics have them so far."""
+    url = make_url(DATABASE_URL)
+    engine = create_engine(url.set(database="postgres"), hide_parameters=True)
+    try:
+        with engine.connect() as connection:
+            connection.execute(text("SELECT pg_stat_clear_snapshot()"))
+            return connection.execute(text("SELECT sessions FROM pg_stat_database WHERE datname = :name"),
+                                      {"name": url.database}).scalar()
+    finally:
+        engine.dispose()
 
 
 class Depths:

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from bench import procs
-from bench.env import Depths, delete_namespace, namespace, process_env, settings
+from bench.env import Depths, delete_namespace, namespace, process_env, sessions_opened, settings
 from bench.fake import FakeProvider
 from bench.load import preload
 from bench.profile import Profiler
@@ -25,6 +25,8 @@ class Drained:
     profile: dict[str, Any] | None
     sender_peak_rss_mb: float
     round_trips: dict[str, Any]  # bench.counted's counts for the sender process
+    sender_cpu_seconds: float  # user and system, from its start-up's end to the last call
+    pg_sessions_opened: int | None  # to the bench database, the backlog's loading included
 
 
 def drain(ctx: Context, fake: FakeProvider, label: str, n: int, gap: float, profile_seconds: int = 0) -> Drained:
@@ -37,11 +39,13 @@ def drain(ctx: Context, fake: FakeProvider, label: str, n: int, gap: float, prof
     try:
         preload(s, n)
         sender = procs.wanotify("sender", process_env(s), ctx.log_dir, name=f"{label}-sender", round_trips=counts)
+        started_cpu = sender.cpu_seconds()  # start-up (imports, connections) is not the calls' cost
         try:
             profiler = Profiler(sender.pid, profile_seconds, ctx.out_dir, f"{label}-sender", wall=True).start() \
                 if profile_seconds else None
             calls = _wait_for_calls(fake, ns, n, timeout=(n - 1) * gap + 60 + n / 50)
             sender.rss()
+            cpu = sender.cpu_seconds() - started_cpu
             if profiler:
                 profile = profiler.finish()
         finally:
@@ -49,7 +53,7 @@ def drain(ctx: Context, fake: FakeProvider, label: str, n: int, gap: float, prof
     finally:
         delete_namespace(ns)
     trips = json.loads(counts.read_text()) if counts.exists() else {}
-    return Drained(calls, profile, round(sender.peak_rss / 2**20, 1), trips)
+    return Drained(calls, profile, round(sender.peak_rss / 2**20, 1), trips, cpu, sessions_opened())
 
 
 def round_trips_per_call(drained: Drained) -> dict[str, Any]:

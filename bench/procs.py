@@ -54,6 +54,15 @@ class Proc:
         self.peak_rss = max(self.peak_rss, total)
         return total
 
+    def cpu_seconds(self) -> float:
+        """CPU time (user and system) the process and its children have used so far."""
+        try:
+            parent = psutil.Process(self.pid)
+            times = [parent.cpu_times(), *(c.cpu_times() for c in parent.children(recursive=True))]
+        except psutil.Error:
+            return 0.0
+        return sum(t.user + t.system for t in times)
+
     def running(self) -> bool:
         return self.popen.poll() is None
 

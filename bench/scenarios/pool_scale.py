@@ -23,7 +23,15 @@ from typing import Any
 
 from bench import direct, procs, stats
 from bench.config import AMQP_URL
-from bench.env import declare_namespace, delete_namespace, fresh_database, namespace, process_env, settings
+from bench.env import (
+    declare_namespace,
+    delete_namespace,
+    fresh_database,
+    namespace,
+    process_env,
+    sessions_opened,
+    settings,
+)
 from bench.fake import FakeProvider
 from bench.profile import Profiler
 from bench.scenarios import Context, goal
@@ -58,9 +66,11 @@ def run(ctx: Context) -> dict[str, Any]:
         direct.publish_commands(ns, backlog)
         sender = procs.wanotify("sender", process_env(settings(ns, GAP, fake.url), **env), ctx.log_dir,
                                 name="pool-sender", round_trips=counts)
+        started_cpu = sender.cpu_seconds()  # start-up (imports, connections) is not the calls' cost
         profiler = Profiler(sender.pid, 6, ctx.out_dir, "pool-sender", wall=True).start() if ctx.profile else None
         try:
             calls = _drain(fake, sender, ns, NUMBERS * per_number, timeout=60 + per_number * GAP * 3)
+            cpu = sender.cpu_seconds() - started_cpu
         finally:
             sender.stop()
     finally:
@@ -68,6 +78,8 @@ def run(ctx: Context) -> dict[str, Any]:
         delete_namespace(ns, senders=senders)
     result = _report(calls, per_number, sender)
     result["metrics"].update(_round_trips(counts, len(calls)))
+    result["metrics"].update({"sender_cpu_ms_per_call": round(cpu * 1000 / len(calls), 3) if calls else None,
+                              "pg_sessions_opened": sessions_opened()})
     if profiler is not None:
         result["profile"] = {"sender": profiler.finish()}
     return result
