@@ -23,13 +23,9 @@ def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True)
 
     ``hide_parameters``: the parameters of a failed statement (phone numbers, message texts)
     stay out of exception texts and logs; the statement itself is still shown.
-
-    Its statements may carry others in their round trip (``folded.run_with_next``).
     """
-    engine = create_engine(database_url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True,
-                           hide_parameters=True)
-    allow_folding(engine)
-    return engine
+    return create_engine(database_url, pool_size=pool_size, pool_pre_ping=pre_ping, future=True,
+                         hide_parameters=True)
 
 
 def autocommit_twin(engine: Engine) -> Engine:

@@ -54,6 +54,9 @@ def folded(engine: Engine) -> Iterator[Session]:
     the end of the block (after a flush) if none did; on an error it is rolled back."""
     allow_folding(engine)
     with engine.connect() as connection:
+        if not getattr(connection.connection.dbapi_connection, "autocommit", False):
+            raise ValueError("folded() needs an engine in autocommit mode (autocommit_twin): the driver "
+                             "would send a BEGIN of its own")
         connection.info.update({_BEFORE: "BEGIN; ", _FOLDED: True})
         session = Session(bind=connection, expire_on_commit=False)
         try:
@@ -62,10 +65,14 @@ def folded(engine: Engine) -> Iterator[Session]:
             if _in_transaction(connection):
                 connection.exec_driver_sql("COMMIT")
         finally:
-            for key in (_BEFORE, _AFTER, _FOLDED):
-                connection.info.pop(key, None)
             session.close()
-            _end_any_transaction(connection)
+            # A connection lost on the way (PostgreSQL restarted, say) is invalidated: touching
+            # it again would try to reconnect and replace the outage's error with another one
+            # (so the caller would not know to wait and retry). The pool discards it.
+            if not connection.invalidated:
+                for key in (_BEFORE, _AFTER, _FOLDED):
+                    connection.info.pop(key, None)
+                _end_any_transaction(connection)
 
 
 def commit_with_next(session: Session) -> None:
@@ -79,12 +86,14 @@ def commit_with_next(session: Session) -> None:
 
 
 def run_with_next(session: Session, statement: Executable, params: dict[str, Any]) -> None:
-    """Run ``statement`` in front of the session's next statement, in its round trip, where the
-    engine allows folding; elsewhere now, on its own. Its rows, if any, are not returned. Its
-    values are written into the query's text (an error's message shows them): ids, not
-    personal data."""
+    """Run ``statement`` in front of the session's next statement, in its round trip, inside a
+    ``folded`` block; elsewhere now, on its own (text kept for a statement that never comes
+    would otherwise ride on whatever the connection runs next). Its rows, if any, are not
+    returned. Its values are written into the query's text (an error's message shows them): ids,
+    not personal data, and nothing with a ``%``, which the driver would read again as a
+    placeholder of the next statement's parameters."""
     connection = session.connection()
-    if not event.contains(connection.engine, "before_cursor_execute", _fold):
+    if not connection.info.get(_FOLDED):
         connection.execute(statement, params)
         return
     compiled = _compiled(statement, connection.dialect)
@@ -95,6 +104,8 @@ def run_with_next(session: Session, statement: Executable, params: dict[str, Any
         sql = cursor.mogrify(compiled.string, compiled.construct_params(params)).decode()
     finally:
         cursor.close()
+    if "%" in sql:
+        raise ValueError("a statement run in front of another cannot contain '%' (in its text or its values)")
     connection.info[_BEFORE] = connection.info.get(_BEFORE, "") + sql + "; "
 
 

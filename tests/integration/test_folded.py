@@ -14,6 +14,7 @@ from bench.counted import RoundTrips
 from wanotify.shared.db.engine import autocommit_twin
 from wanotify.shared.db.folded import commit_with_next, folded, run_with_next
 from wanotify.shared.db.models import Recipient
+from wanotify.shared.db.retry import is_outage
 
 
 def _phone() -> str:
@@ -103,3 +104,36 @@ def test_a_statement_run_for_many_rows_cannot_carry_another(sessions, twin):
     with pytest.raises(RuntimeError, match="many rows"), folded(twin) as session:
         session.connection().execute(insert(Recipient), [{"phone": p} for p in phones])
     assert not any(_exists(sessions, p) for p in phones) and _idle(twin)
+
+
+def test_a_connection_lost_in_a_block_comes_out_as_the_outage_it_is(sessions, twin):
+    # Given a pooled connection whose backend has gone (as after a PostgreSQL restart)
+    with twin.connect() as connection:
+        pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
+    with sessions() as other:
+        other.execute(text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    # When a block's first statement runs on it
+    with pytest.raises(Exception) as raised, folded(twin) as session:
+        session.execute(select(Recipient).where(Recipient.phone == _phone()).with_for_update()).all()
+    # Then the error says the database is unreachable, so the caller waits and retries
+    assert is_outage(raised.value), repr(raised.value)
+    assert _idle(twin)
+
+
+def test_outside_a_block_a_statement_for_the_next_one_runs_at_once_even_where_the_engine_folds(sessions, twin):
+    phone = _phone()
+    with twin.connect() as connection, Session(bind=connection) as session:
+        run_with_next(session, insert(Recipient).values(phone=phone), {})
+        assert _exists(sessions, phone)
+
+
+def test_a_statement_for_the_next_one_refuses_a_percent_sign_the_driver_would_read_as_a_placeholder(sessions, twin):
+    phone = _phone() + "%(x)s"
+    with pytest.raises(ValueError, match="'%'"), folded(twin) as session:
+        run_with_next(session, insert(Recipient).values(phone=phone), {})
+    assert not _exists(sessions, phone) and _idle(twin)
+
+
+def test_a_block_refuses_an_engine_whose_driver_begins_transactions_itself(sessions):
+    with pytest.raises(ValueError, match="autocommit"), folded(sessions.kw["bind"]):
+        pass
