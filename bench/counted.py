@@ -60,7 +60,9 @@ class RoundTrips:
         dbapi = cursor.connection
         if dbapi.autocommit and dbapi.info.transaction_status == TRANSACTION_STATUS_IDLE:  # no transaction left open
             with self._lock:
-                self._close(*self._open.pop(id(conn)))
+                kind, trips = self._open.pop(id(conn), (None, 0))  # None: counting began mid-statement
+                if kind is not None:
+                    self._close(kind, trips)
 
     def _end(self, conn: Any) -> None:
         dbapi = conn.connection.dbapi_connection

@@ -61,8 +61,9 @@ class Gate(abc.ABC):
 
     def started_parts(self) -> StartedParts | None:
         """What ``started`` and ``delivered`` do, as statements the success's record runs in its
-        one statement (``budget.started_parts`` says how); None: they run in a transaction of
-        their own, around the record."""
+        one statement (``budget.started_parts`` says how); None: they run in the record's
+        transaction instead. Return the same object each time: the record's statement is built
+        once per value and kept."""
         return None
 
 
