@@ -8,6 +8,8 @@ import time
 from collections import Counter
 from datetime import UTC, datetime, timedelta
 
+from sqlalchemy.exc import OperationalError
+
 from tests.unit.sender_fakes import FakeClaimStore
 from wanotify.consumers.providers import OutgoingMessage, SendResult
 from wanotify.consumers.sender import store
@@ -153,3 +155,25 @@ def test_the_lane_claims_as_far_ahead_of_its_slot_as_preparing_a_call_takes():
         _handle(lane)
     assert len(provider.sent) == 12
     assert 0.02 < lane._lead() <= MAX_LEAD_SECONDS  # claims take 20 ms: the lane claims earlier than that
+
+
+class OutageFirst(FakeClaimStore):
+    """Its first claim fails as if the database had gone away."""
+
+    def __init__(self, *claims: store.Claim) -> None:
+        super().__init__(*claims)
+        self.tries = 0
+
+    def claim(self, *args, **kwargs) -> store.Claim:  # type: ignore[no-untyped-def]
+        self.tries += 1
+        if self.tries == 1:
+            raise OperationalError("SELECT …", {}, ConnectionError("server closed the connection unexpectedly"))
+        return super().claim(*args, **kwargs)
+
+
+def test_a_claim_that_met_a_database_outage_is_tried_again_and_the_call_made_once():
+    go = store.Go("+628114040707", "Halo", "welcome", 0.0, RUNTIME, attempt_id=1, ambiguous=False, gap=0.5)
+    claims = OutageFirst(go)
+    lane, provider = _lane(claims)
+    assert _handle(lane) == Ack()
+    assert claims.tries == 2 and len(provider.sent) == 1
