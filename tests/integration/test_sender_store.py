@@ -198,6 +198,44 @@ def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_
     assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.one"
 
 
+
+class OwnTransactionGate(BudgetGate):
+    """A gate with no part for the success's one statement: its methods run in the record's transaction."""
+
+    def __init__(self, settings) -> None:  # type: ignore[no-untyped-def]
+        super().__init__(settings)
+        self.delivered_to: list[str] = []
+
+    def started_parts(self) -> None:  # type: ignore[override]
+        return None
+
+    def delivered(self, session, recipient: str) -> None:  # type: ignore[no-untyped-def]
+        self.delivered_to.append(recipient)
+        super().delivered(session, recipient)
+
+
+def test_a_success_with_a_gate_that_has_no_part_for_the_one_statement_is_recorded_in_a_transaction(sessions, settings):
+    gate = OwnTransactionGate(settings)
+    row = _pending_row(sessions, "me")
+    command = SendCommand(row.id, 1, Priority.NORMAL, str(row.event_id), row.template)
+    with transaction(sessions) as session:
+        attempt = Attempt(log_id=row.id, attempt=1, started_at=datetime.now(UTC))
+        session.add(attempt)
+        session.flush()
+        attempt_id = attempt.id
+    record = CallRecord(lambda session: attempt_id, "text", single=SingleCall(attempt_id, "default", time.monotonic()))
+    trips = RoundTrips()
+    trips.install()
+    try:
+        PgClaimStore(settings, sessions, "me", gate, lambda: load(sessions(), settings)).record_sent(
+            command, row.recipient, record, "wamid.own")
+    finally:
+        trips.uninstall()
+    assert gate.delivered_to == [row.recipient] and trips.total > 1  # BEGIN … COMMIT, not the one statement
+    with sessions() as session:
+        logged = session.get(MessageLog, row.id)
+    assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.own"
+
 def test_a_claim_that_goes_is_two_round_trips_its_read_with_begin_and_its_write_with_commit(sessions, settings):
     # Given a number whose lease this process holds, and a message to a recipient never seen before
     gate, config = BudgetGate(settings), environment_sender(settings)
