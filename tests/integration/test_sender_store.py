@@ -152,6 +152,18 @@ def test_a_failure_with_nul_characters_and_an_overlong_code_is_recorded(sessions
 
 # --- the usual success is recorded in one round trip ------------------------------------------
 
+def _recorded(sessions, settings, gate, command: SendCommand, recipient: str, record: CallRecord,  # type: ignore[no-untyped-def]
+              provider_id: str) -> RoundTrips:
+    """Record the call's success through a claim store with ``gate``; the round trips it took."""
+    trips = RoundTrips()
+    trips.install()
+    try:
+        PgClaimStore(settings, sessions, "me", gate, lambda: load(sessions(), settings)).record_sent(
+            command, recipient, record, provider_id)
+    finally:
+        trips.uninstall()
+    return trips
+
 def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_to_the_actual_start(
         sessions, settings, monkeypatch):
     gate = BudgetGate(settings)
@@ -171,18 +183,12 @@ def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_
     time.sleep(0.3)  # the call starts late: 0.25 s after its planned start
     record = CallRecord(lambda session: claim.attempt_id, "text", single=SingleCall(claim.attempt_id, "default",
                                                                                      time.monotonic() - 0.05))
-    trips = RoundTrips()
     # Resetting a connection's isolation level is a round trip RoundTrips cannot see (psycopg2's own).
     dialect = type(sessions.kw["bind"].dialect)
     resets: list[object] = []
     reset = dialect.reset_isolation_level
     monkeypatch.setattr(dialect, "reset_isolation_level", lambda self, dbapi: resets.append(dbapi) or reset(self, dbapi))
-    trips.install()
-    try:
-        PgClaimStore(settings, sessions, "me", gate, lambda: load(sessions(), settings)).record_sent(
-            command, row.recipient, record, "wamid.one")
-    finally:
-        trips.uninstall()
+    trips = _recorded(sessions, settings, gate, command, row.recipient, record, "wamid.one")
 
     assert trips.total == 1 and not resets, (trips.snapshot(), resets)
     started = _state(sessions, settings.namespace).last_call_at
@@ -224,13 +230,7 @@ def test_a_success_with_a_gate_that_has_no_part_for_the_one_statement_is_recorde
         session.flush()
         attempt_id = attempt.id
     record = CallRecord(lambda session: attempt_id, "text", single=SingleCall(attempt_id, "default", time.monotonic()))
-    trips = RoundTrips()
-    trips.install()
-    try:
-        PgClaimStore(settings, sessions, "me", gate, lambda: load(sessions(), settings)).record_sent(
-            command, row.recipient, record, "wamid.own")
-    finally:
-        trips.uninstall()
+    trips = _recorded(sessions, settings, gate, command, row.recipient, record, "wamid.own")
     assert gate.delivered_to == [row.recipient] and trips.total > 1  # BEGIN … COMMIT, not the one statement
     with sessions() as session:
         logged = session.get(MessageLog, row.id)
