@@ -107,7 +107,9 @@ def test_a_statement_run_for_many_rows_cannot_carry_another(sessions, twin):
 
 
 def test_a_connection_lost_in_a_block_comes_out_as_the_outage_it_is(sessions, twin):
-    # Given a pooled connection whose backend has gone (as after a PostgreSQL restart)
+    # Given a pooled connection whose backend has gone (as after a PostgreSQL restart), the
+    # only one in the pool, so the block gets it
+    twin.dispose()
     with twin.connect() as connection:
         pid = connection.exec_driver_sql("SELECT pg_backend_pid()").scalar()
     with sessions() as other:
