@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import signal
 from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
@@ -21,7 +20,7 @@ from sqlalchemy import Engine
 from wanotify.consumers.monitor import monitor_forever
 from wanotify.consumers.status import relay_status_forever
 from wanotify.shared.config import Settings
-from wanotify.shared.db.engine import make_engine, session_factory
+from wanotify.shared.db.engine import DATABASE_THREADS, make_engine, session_factory
 from wanotify.shared.db.retry import Stopped
 from wanotify.shared.metrics import Metrics
 from wanotify.shared.senders import active_senders
@@ -33,13 +32,9 @@ log = logging.getLogger(__name__)
 
 ROLES = ("notifier", "sender")
 
-# A consumer's blocking database work runs in its event loop's default executor
-# (``asyncio.to_thread``), so each engine has at most that many connections in use at once, plus
-# the one the status relay keeps for its lock. A pool smaller than that opens an overflow
-# connection for the extra thread and closes it as soon as it is handed back: a sender with 50
-# numbers at 0.2 s made PostgreSQL start a new backend five times a second.
-DATABASE_THREADS = min(32, (os.cpu_count() or 1) + 4)  # the size Python gives a default executor
-HELD_CONNECTIONS = 1  # the status relay's
+# Beside one connection per database thread (``DATABASE_THREADS``), the status relay keeps one
+# for its lock.
+HELD_CONNECTIONS = 1
 
 
 def database_threads(database_url: str) -> tuple[ThreadPoolExecutor, Engine]:

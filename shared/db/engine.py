@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from weakref import WeakKeyDictionary
@@ -12,9 +13,17 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.shared.db.folded import allow_folding
 
+# A process runs its blocking database work in its event loop's default executor
+# (``asyncio.to_thread``), which has this many threads; so an engine has at most that many
+# connections in use at once. A pool smaller than that opens an overflow connection for each
+# extra thread and closes it as soon as it is handed back: PostgreSQL starts a backend for every
+# such use (a sender with 50 numbers at 0.2 s made it start five a second).
+DATABASE_THREADS = min(32, (os.cpu_count() or 1) + 4)  # the size Python gives a default executor
 
-def make_engine(database_url: str, *, pool_size: int = 5, pre_ping: bool = True) -> Engine:
-    """An engine for ``database_url``.
+
+def make_engine(database_url: str, *, pool_size: int = DATABASE_THREADS, pre_ping: bool = True) -> Engine:
+    """An engine for ``database_url``, keeping up to ``pool_size`` connections open (by default
+    one per database thread; a command that runs one statement at a time passes 1).
 
     ``pre_ping`` checks each pooled connection before use, so a caller without its own retry
     never sees a connection PostgreSQL closed when it restarted. The consumers turn it off:
