@@ -19,13 +19,12 @@ from sqlalchemy.orm import Session
 
 from wanotify.shared.capacity import SenderLoad, allowance, estimate_drain, must_leave, sender_drain, window_eta
 from wanotify.shared.config import Settings
-from wanotify.shared.db.models import MessageLog, SenderContact, SenderProcess, SenderState, Status
+from wanotify.shared.db.models import WAITING_STATUSES, MessageLog, SenderContact, SenderProcess, SenderState
 from wanotify.shared.monitoring import QueueStats, monitored_queues
 from wanotify.shared.priority import Priority
 from wanotify.shared.senders import SenderConfig, load_senders
 from wanotify.shared.topology import DEFAULT_SENDER, PRIORITY_ORDER, Topology
 
-WAITING = (Status.QUEUED, Status.FAILED)
 # A pause by hand carries this reason prefix (ops/admin/pausing.py); any other pause is Meta's.
 BY_HAND = "paused by hand"
 
@@ -190,7 +189,7 @@ def _waiting(session: Session) -> dict[str, tuple[int, int]]:
     share of distinct recipients among the first ``RECIPIENT_SAMPLE`` waiting rows (in the
     table's order), times its messages. The drain estimate only needs their proportion."""
     name = func.coalesce(MessageLog.sender, DEFAULT_SENDER)
-    waiting = MessageLog.status.in_(WAITING)
+    waiting = MessageLog.status.in_(WAITING_STATUSES)
     counts = dict(session.execute(select(name, func.count()).where(waiting).group_by(name)).all())
     sample = select(name.label("sender"), MessageLog.recipient).where(waiting).limit(RECIPIENT_SAMPLE).subquery()
     sampled = session.execute(select(sample.c.sender, func.count(), func.count(sample.c.recipient.distinct()))
@@ -211,7 +210,7 @@ def _held(session: Session, now: datetime) -> dict[str, list[Held]]:
     name = func.coalesce(MessageLog.sender, DEFAULT_SENDER)
     rows = session.execute(
         select(name, MessageLog.held_reason, func.count(), func.min(MessageLog.held_until))
-        .where(MessageLog.status.in_(WAITING), MessageLog.held_until > now)
+        .where(MessageLog.status.in_(WAITING_STATUSES), MessageLog.held_until > now)
         .group_by(name, MessageLog.held_reason).order_by(name, MessageLog.held_reason)).all()
     held: dict[str, list[Held]] = {}
     for sender, reason, count, next_due in rows:

@@ -33,7 +33,7 @@ from wanotify.shared.broker import SendQueuePublisher, confirmed_channel, connec
 from wanotify.shared.config import Settings
 from wanotify.shared.db.copies import failed_copies, forget_schedule
 from wanotify.shared.db.engine import make_engine, session_factory, transaction
-from wanotify.shared.db.models import MessageLog, Status
+from wanotify.shared.db.models import WAITING_STATUSES, MessageLog, Status
 from wanotify.shared.errors import PermanentError
 from wanotify.shared.messages import DEAD_ID_HEADER, SendCommand
 from wanotify.shared.runtime import load
@@ -48,13 +48,10 @@ class Outcome:
         self.counts[key] = self.counts.get(key, 0) + n
 
 
-# What ``queue clear`` cancels: every message still to be sent (waiting, or failed and waiting to be retried).
-WAITING = (Status.QUEUED, Status.FAILED)
-
-
 def count_waiting(session: Session) -> int:
-    """How many messages ``clear_queue`` would cancel now (its dry run, and what confirms it)."""
-    return session.scalar(select(func.count()).where(MessageLog.status.in_(WAITING))) or 0
+    """How many messages ``clear_queue`` would cancel now, every one still to be sent (waiting, or
+    failed and waiting for its retry): its dry run, and what confirms it."""
+    return session.scalar(select(func.count()).where(MessageLog.status.in_(WAITING_STATUSES))) or 0
 
 
 def count_failed(session: Session, limit: int) -> int:
@@ -135,7 +132,7 @@ class Admin:
             runtime = load(session, self.settings)
             # Cancel the rows first: any copy still on a queue afterwards is stale and dropped.
             result = session.execute(
-                update(MessageLog).where(MessageLog.status.in_(WAITING)).values(
+                update(MessageLog).where(MessageLog.status.in_(WAITING_STATUSES)).values(
                     status=Status.CANCELLED, updated_at=func.now(), last_error=f"cancelled by {self.actor} (queue clear)"))
             cancelled: int = result.rowcount  # type: ignore[attr-defined]
             _check_expected(cancelled, expected)  # if it refuses, the transaction rolls back

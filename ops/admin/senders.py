@@ -23,7 +23,7 @@ from wanotify.ops.admin.audit import record
 from wanotify.ops.admin.errors import ActionRefused
 from wanotify.ops.admin.pausing import current_pause
 from wanotify.shared.config import MAX_GAP_SECONDS, Settings
-from wanotify.shared.db.models import MessageLog, Recipient, Rule, SenderRow, SenderState, Status
+from wanotify.shared.db.models import WAITING_STATUSES, MessageLog, Recipient, Rule, SenderRow, SenderState
 from wanotify.shared.senders import PROVIDER_KINDS, SenderConfig, describe_settings, load_senders
 from wanotify.shared.topology import DEFAULT_SENDER, Topology, check_sender_name
 
@@ -38,7 +38,6 @@ SECRET_OPTIONS = {"token_env": "--token-env", "api_key_env": "--api-key-env"}
 REQUIRED = {"meta": ("phone_number_id", "token_env"), "gateway": ("api_key_env", "sender_number"), "fake": ()}
 ALLOWED = {"meta": {"phone_number_id", "token_env", "base_url", "api_version", "waba_id"},
            "gateway": {"api_key_env", "sender_number", "base_url"}, "fake": {"base_url"}}
-WAITING = (Status.QUEUED.value, Status.FAILED.value)
 
 
 @dataclass(frozen=True)
@@ -233,7 +232,7 @@ def _row(session: Session, name: str, *, lock: bool = False) -> SenderRow:
 
 
 def _waiting(session: Session, name: str) -> int:
-    return session.scalar(select(func.count()).where(MessageLog.sender == name, MessageLog.status.in_(WAITING))) or 0
+    return session.scalar(select(func.count()).where(MessageLog.sender == name, MessageLog.status.in_(WAITING_STATUSES))) or 0
 
 
 # --- views -------------------------------------------------------------------------------
@@ -246,7 +245,7 @@ def list_senders(session: Session, settings: Settings) -> list[dict[str, Any]]:
     configs = load_senders(session, settings)
     names = [c.name for c in configs]
     waiting = dict(session.execute(select(MessageLog.sender, func.count()).where(
-        MessageLog.sender.in_(names), MessageLog.status.in_(WAITING)).group_by(MessageLog.sender)).all())
+        MessageLog.sender.in_(names), MessageLog.status.in_(WAITING_STATUSES)).group_by(MessageLog.sender)).all())
     sticking = dict(session.execute(select(Recipient.sender, func.count()).where(
         Recipient.sender.in_(names)).group_by(Recipient.sender)).all())
     states = {s.sender: s for s in session.scalars(select(SenderState).where(

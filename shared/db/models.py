@@ -43,6 +43,10 @@ class Status(StrEnum):
     CANCELLED = "cancelled"
 
 
+# Logged and waiting for a call: queued, or failed with a retry to come (the partial index
+# ix_whatsapp_logs_waiting holds exactly these).
+WAITING_STATUSES = (Status.QUEUED, Status.FAILED)
+
 # Statuses from which no further call is made for the current copy of a message.
 FINAL_STATUSES = frozenset({Status.SENT, Status.DELIVERED, Status.READ, Status.DEAD, Status.CANCELLED})
 
