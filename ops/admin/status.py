@@ -13,12 +13,7 @@ from wanotify.ops.admin.pausing import current_pause
 from wanotify.ops.admin.sender_status import duration, render_senders
 from wanotify.shared.config import Settings
 from wanotify.shared.db.models import SenderState
-from wanotify.shared.monitoring import (
-    QueueProbe,
-    counts_by_status,
-    next_messages,
-    waiting_by_priority,
-)
+from wanotify.shared.monitoring import QueueProbe, census, next_messages
 from wanotify.shared.runtime import load
 from wanotify.shared.sender_report import collect_senders, pool_drain, probe_names, queue_rows
 from wanotify.shared.senders import load_senders
@@ -31,8 +26,8 @@ def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str
     senders = load_senders(session, settings)
     stats = {q.name: q for q in probe.stats(probe_names(topology, senders))}
     runtime = load(session, settings)
-    waiting = waiting_by_priority(session)
-    backlog = sum(waiting.values())
+    counted = census(session)
+    backlog = sum(counted.waiting.values())
     reports = collect_senders(session, settings, runtime.gap_seconds, stats, senders)
     now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
     return {
@@ -44,8 +39,8 @@ def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str
         "sender": _sender(session, settings.namespace, runtime.gap_seconds),
         # each sender: state, gap, lease, queues, daily usage (ETA when full), held messages
         "senders": [r.as_dict() for r in reports],
-        "backlog": {"waiting": backlog, "by_priority": waiting, "drain_seconds": pool_drain(reports, settings, now)},
-        "statuses": counts_by_status(session),
+        "backlog": {"waiting": backlog, "by_priority": counted.waiting, "drain_seconds": pool_drain(reports, settings, now)},
+        "statuses": counted.statuses,
         "next": next_messages(session),
         "meta": collect_meta(session),  # what Meta said of the numbers and the mapped templates
     }

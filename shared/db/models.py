@@ -66,6 +66,8 @@ class MessageLog(Base):
         Index("ix_whatsapp_logs_waiting", "priority", postgresql_where=text("status IN ('queued', 'failed')")),
         Index("ix_whatsapp_logs_broadcast", "broadcast_id", "status", postgresql_where=text("broadcast_id IS NOT NULL")),
         Index("ix_whatsapp_logs_sender_status", "sender", "status"),
+        # The messages the budget holds back, which status and the metrics count (migration 0010).
+        Index("ix_whatsapp_logs_held", "held_until", postgresql_where=text("held_until IS NOT NULL")),
     )
 
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)

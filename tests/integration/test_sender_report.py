@@ -4,8 +4,10 @@ estimated from the sample beyond it (a million waiting must not cost status half
 from __future__ import annotations
 
 import uuid
+from datetime import timedelta
 
 import pytest
+from sqlalchemy import event, func, select, text
 
 from wanotify.shared import sender_report
 from wanotify.shared.db.engine import transaction
@@ -43,3 +45,47 @@ def test_beyond_the_sample_recipients_are_estimated_from_it(waiting, monkeypatch
     monkeypatch.setattr(sender_report, "RECIPIENT_SAMPLE", 6)
     with waiting() as session:
         assert sender_report._waiting(session)["default"] == (30, 10)  # 2 recipients in 6 rows
+
+
+def _many_waiting(sessions, count: int) -> None:  # type: ignore[no-untyped-def]
+    """``count`` queued messages in one statement, none held; the planner's statistics refreshed."""
+    with transaction(sessions) as session:
+        session.execute(text("""
+            INSERT INTO whatsapp_logs (event_id, event_type, template, recipient, body, priority, status, attempts)
+            SELECT gen_random_uuid(), 'member.registered', 'welcome_new_member', '+62812' || lpad(i::text, 8, '0'),
+                   'hi', 'normal', 'queued', 0
+            FROM generate_series(1, :count) AS i"""), {"count": count})
+        session.execute(text("ANALYZE whatsapp_logs"))
+
+
+def test_the_held_messages_are_counted_from_their_index_not_by_reading_every_waiting_one(sessions):
+    # Given a large backlog of which one message is held back by the budget
+    _many_waiting(sessions, 20_000)
+    with transaction(sessions) as session:
+        now = session.scalar(select(func.now()))
+        held = session.scalars(select(MessageLog).limit(1)).one()
+        held.held_until, held.held_reason = now + timedelta(hours=1), "daily_limit"
+    with sessions() as session:
+        # When status counts the held messages
+        counted = sender_report._held(session, now)
+        plan = _plan_of(session, lambda: sender_report._held(session, now))
+    # Then it finds the one, through the index of held messages
+    assert [(sender, [h.count for h in rows]) for sender, rows in counted.items()] == [("default", [1])]
+    assert "ix_whatsapp_logs_held" in plan and "Seq Scan on whatsapp_logs" not in plan
+
+
+def _plan_of(session, work) -> str:  # type: ignore[no-untyped-def]
+    """The plan PostgreSQL chooses for the one statement ``work`` runs on ``session``."""
+    statements: list[tuple[str, object]] = []
+    connection = session.connection()
+
+    def keep(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
+        statements.append((statement, parameters))
+
+    event.listen(connection, "before_cursor_execute", keep)
+    try:
+        work()
+    finally:
+        event.remove(connection, "before_cursor_execute", keep)
+    [(statement, parameters)] = statements
+    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
