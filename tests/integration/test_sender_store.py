@@ -164,6 +164,7 @@ def _recorded(sessions, settings, gate, command: SendCommand, recipient: str, re
         trips.uninstall()
     return trips
 
+
 def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_to_the_actual_start(
         sessions, settings, monkeypatch):
     gate = BudgetGate(settings)
@@ -204,7 +205,6 @@ def test_the_success_of_a_single_call_is_one_round_trip_that_moves_every_record_
     assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.one"
 
 
-
 class OwnTransactionGate(BudgetGate):
     """A gate with no part for the success's one statement: its methods run in the record's transaction."""
 
@@ -235,6 +235,7 @@ def test_a_success_with_a_gate_that_has_no_part_for_the_one_statement_is_recorde
     with sessions() as session:
         logged = session.get(MessageLog, row.id)
     assert logged is not None and logged.status == Status.SENT and logged.provider_message_id == "wamid.own"
+
 
 def test_a_claim_that_goes_is_two_round_trips_its_read_with_begin_and_its_write_with_commit(sessions, settings):
     # Given a number whose lease this process holds, and a message to a recipient never seen before
