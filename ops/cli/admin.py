@@ -14,18 +14,13 @@ from wanotify.ops.admin import templates as template_service
 from wanotify.ops.admin.audit import cli_actor
 from wanotify.ops.admin.mappings import MappingChange
 from wanotify.ops.cli.common import db_session, emit, json_option, parse_json_object, settings_from, table
+from wanotify.ops.cli.template_sync import templates_sync
 from wanotify.shared import runtime
 from wanotify.shared.db.engine import create_database_if_missing, make_engine, session_factory, transaction
 from wanotify.shared.db.models import Template
 from wanotify.shared.db.seed import seed_defaults
 from wanotify.shared.meta_templates import CATEGORIES
 from wanotify.shared.templates import SAMPLE_VARIABLES
-
-
-def register(main: click.Group) -> None:
-    main.add_command(migrate)
-    main.add_command(templates)
-    main.add_command(settings)
 
 
 @click.command()
@@ -62,6 +57,9 @@ def migrate(ctx: click.Context, as_json: bool) -> None:
 @click.group()
 def templates() -> None:
     """Manage message templates (Jinja2, rendered in a sandbox)."""
+
+
+templates.add_command(templates_sync)
 
 
 def _template_dict(t: Template) -> dict[str, Any]:

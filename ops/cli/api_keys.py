@@ -9,10 +9,6 @@ from wanotify.ops.admin.api_keys import ApiKeyError, create_key, list_keys, revo
 from wanotify.ops.cli.common import db_session, emit, json_option, settings_from, table
 
 
-def register(main: click.Group) -> None:
-    main.add_command(api_keys)
-
-
 @click.group("api-keys")
 def api_keys() -> None:
     """Keys for the HTTP API (`wanotify run web`, /api/v1): `Authorization: Bearer <key>`."""

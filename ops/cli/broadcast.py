@@ -27,10 +27,6 @@ PROGRESS_FROM_BYTES = 64 * 1024
 LISTED_IN_TEXT = 20
 
 
-def register(main: click.Group) -> None:
-    main.add_command(broadcast)
-
-
 @click.group()
 def broadcast() -> None:
     """Send one template to every row of a CSV file (a 'phone' column plus the template's variables)."""

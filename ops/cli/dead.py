@@ -24,12 +24,6 @@ from wanotify.ops.admin.dead_letters import (
 from wanotify.ops.cli.common import db_session, emit, json_option, settings_from, table
 
 
-def register(main: click.Group) -> None:
-    main.add_command(dead)
-    main.add_command(retry_failed)
-    main.add_command(queue)
-
-
 def _duration(_ctx: Any, _param: Any, value: str | None) -> timedelta | None:
     try:
         return None if value is None else parse_age(value)

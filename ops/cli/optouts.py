@@ -16,10 +16,6 @@ from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.phone import mask_phone, normalize_phone
 
 
-def register(main: click.Group) -> None:
-    main.add_command(optouts)
-
-
 @click.group()
 def optouts() -> None:
     """Recipients who opted out (a STOP reply, WhatsApp's own opt-out, or an operator):

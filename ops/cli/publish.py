@@ -15,11 +15,6 @@ from wanotify.ops.admin.publishing import Published, publish_checked, publish_un
 from wanotify.ops.cli.common import db_session, emit, json_option, parse_json_object, settings_from
 
 
-def register(main: click.Group) -> None:
-    main.add_command(publish)
-    main.add_command(send_test)
-
-
 @click.command()
 @click.argument("event_type")
 @click.option("--data", required=True, help='The event data as a JSON object, e.g. \'{"phone": "0811..."}\'.')

@@ -16,10 +16,6 @@ from wanotify.shared.startup import where_database
 from wanotify.shared.urls import redact_url
 
 
-def register(main: click.Group) -> None:
-    main.add_command(relay)
-
-
 @click.command()
 @click.option("--database-url", required=True, metavar="URL",
               help="The upstream app's database, which holds the outbox table (a SQLAlchemy URL).")

@@ -13,14 +13,6 @@ from wanotify.ops.cli.copies import Copies
 from wanotify.shared.config import Settings
 from wanotify.shared.errors import ConfigError
 
-
-def register(main: click.Group) -> None:
-    main.add_command(run)
-    main.add_command(fake_provider)
-    main.add_command(demo)
-    main.add_command(webhook)
-
-
 ROLE_HELP = {
     "notifier": "The notifier: events -> validated, rendered, logged messages on the send queue.",
     "sender": "The sender: send queue -> WhatsApp API, one call at a time, SEND_GAP_SECONDS apart.",

@@ -19,10 +19,6 @@ from wanotify.shared.schemas import schema_documents
 SCHEMA_FOLDER = "schemas"
 
 
-def register(main: click.Group) -> None:
-    main.add_command(schemas)
-
-
 @click.group()
 def schemas() -> None:
     """Published JSON Schemas of events and status events, and the AsyncAPI document."""

@@ -30,10 +30,6 @@ F = Callable[..., Any]
 LIST_COLUMNS = ["name", "provider", "state", "gap_seconds", "daily_limit_today", "waiting", "recipients", "pause_until"]
 
 
-def register(main: click.Group) -> None:
-    main.add_command(senders)
-
-
 @click.group()
 def senders() -> None:
     """The WhatsApp numbers messages go out from. Each has its own queues, gap and daily limit;

@@ -12,11 +12,6 @@ from wanotify.shared.topology import DEFAULT_SENDER
 SENDER_HELP = "The sender (`wanotify senders list`); 'default' is the environment's number."
 
 
-def register(main: click.Group) -> None:
-    main.add_command(pause_command)
-    main.add_command(resume_command)
-
-
 @click.command("pause")
 @click.option("--reason", default=None, help="Why, for whoever looks at `wanotify status` next.")
 @click.option("--sender", default="default", show_default=True, help=SENDER_HELP)

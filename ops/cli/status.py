@@ -11,10 +11,6 @@ from wanotify.ops.cli.common import db_session, emit, json_option, settings_from
 from wanotify.shared.monitoring import QueueProbe
 
 
-def register(main: click.Group) -> None:
-    main.add_command(status)
-
-
 @click.command()
 @click.option("--watch", "watch", type=click.FloatRange(min=0.5), default=None, metavar="SECONDS",
               help="Refresh every SECONDS until Ctrl-C.")

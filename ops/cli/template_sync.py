@@ -1,6 +1,6 @@
 """``wanotify templates sync``: compare the template mappings with the account's approved templates.
 
-A sub-command of the ``templates`` group (ops/cli/admin.py), kept in its own module.
+A sub-command of the ``templates`` group, which ops/cli/admin.py defines; kept in its own module.
 """
 
 from __future__ import annotations
@@ -10,12 +10,6 @@ import click
 from wanotify.ops.cli.common import db_session, emit, json_option, settings_from
 from wanotify.shared.db.engine import make_engine, session_factory
 from wanotify.shared.template_sync import SyncReport, sync_templates
-
-
-def register(main: click.Group) -> None:
-    templates = main.commands["templates"]
-    assert isinstance(templates, click.Group)
-    templates.add_command(templates_sync)
 
 
 @click.command("sync")

@@ -15,10 +15,6 @@ password_stdin = click.option("--password-stdin", is_flag=True,
                               help="Read the password from the first line of standard input (for scripts).")
 
 
-def register(main: click.Group) -> None:
-    main.add_command(users)
-
-
 @click.group()
 def users() -> None:
     """Accounts of the admin console (`wanotify run web`): viewer < operator < admin."""

@@ -13,10 +13,6 @@ from wanotify.shared.db.engine import make_engine, session_factory
 from wanotify.shared.receipts import list_payloads, replay_payloads
 
 
-def register(main: click.Group) -> None:
-    main.add_command(webhooks)
-
-
 @click.group()
 def webhooks() -> None:
     """Webhook payloads kept for WEBHOOK_RETENTION_DAYS: list them, apply them again."""

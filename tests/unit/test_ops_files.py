@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
 
+import click
 import pytest
 import yaml
 
@@ -475,7 +476,7 @@ def test_compose_only_runs_cli_commands_that_exist() -> None:
     from wanotify.ops.cli.app import main
 
     services = compose()["services"]
-    commands = set(main.commands)
+    commands = set(main.list_commands(click.Context(main)))
     for name in ("migrate", "notifier", "sender", "fake-provider"):
         assert services[name]["command"][0] in commands, name
     script = services["demo-publisher"]["command"][0]
