@@ -27,7 +27,7 @@ def default_sender(snapshot: dict[str, Any]) -> dict[str, Any]:
 
 def test_a_full_sender_holds_the_sixth_recipient_shows_its_eta_and_sends_it_when_room_frees(
         stack, publisher, fake_provider, sessions, settings, fresh_recipients):
-    # Given the single number with a daily limit of 5 recipients over a 12 s window
+    # Given the single number with a daily limit of 5 recipients over a 30 s window
     limit = {"DAILY_LIMIT": LIMIT, "DAILY_LIMIT_WINDOW_SECONDS": WINDOW}
     stack.start("notifier")
     stack.start("sender", **limit)
