@@ -9,10 +9,15 @@ import pika
 from wanotify.shared.topology import Topology, delete_topology
 
 
-def queue_depth(amqp_url: str, queue: str) -> int:
+def queue_depth(amqp_url: str, queue: str, *, may_be_missing: bool = False) -> int:
+    """Messages ready in ``queue``; with ``may_be_missing``, 0 for a queue nobody has declared yet."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     try:
         return connection.channel().queue_declare(queue, passive=True).method.message_count
+    except pika.exceptions.ChannelClosedByBroker as exc:
+        if may_be_missing and exc.reply_code == 404:
+            return 0
+        raise
     finally:
         connection.close()
 
