@@ -16,7 +16,7 @@ from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.meta_state import refresh_metrics as refresh_meta_metrics
 from wanotify.shared.metrics import Metrics
-from wanotify.shared.monitoring import QueueProbe, waiting_by_priority
+from wanotify.shared.monitoring import QueueProbe, tally_waiting
 from wanotify.shared.runtime import load
 from wanotify.shared.sender_report import collect_senders, pool_drain, probe_names, queue_rows
 from wanotify.shared.senders import load_senders
@@ -50,12 +50,12 @@ def refresh(settings: Settings, metrics: Metrics, sessions: sessionmaker[Session
             metrics.queue_depth.labels(row["name"]).set(row["ready"])
             metrics.queue_consumers.labels(row["name"]).set(row["consumers"] or 0)
     with transaction(sessions) as session:
-        waiting = waiting_by_priority(session)
+        waiting = tally_waiting(session)
         gap = load(session, settings).gap_seconds
         refresh_meta_metrics(metrics.meta, session)  # templates' and numbers' state, as Meta reported it
-        reports = collect_senders(session, settings, gap, stats, senders)
+        reports = collect_senders(session, settings, gap, stats, waiting, senders)
         now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
-    for priority, count in waiting.items():
+    for priority, count in waiting.by_priority.items():
         metrics.waiting_messages.labels(priority).set(count)
     metrics.gap_setting.set(gap)
     metrics.senders.update(reports)

@@ -17,7 +17,7 @@ from sqlalchemy.orm import Session
 from wanotify.ops.admin import activity, status
 from wanotify.shared.config import Settings
 from wanotify.shared.db.models import MessageLog, SenderProcess, Status
-from wanotify.shared.monitoring import QueueProbe, drain_seconds, monitored_queues, next_queued, waiting_by_priority
+from wanotify.shared.monitoring import QueueProbe, drain_seconds, monitored_queues, next_queued, tally_waiting
 from wanotify.shared.phone import mask_phone
 from wanotify.shared.runtime import load
 from wanotify.shared.topology import Topology
@@ -37,7 +37,7 @@ def current(session: Session, settings: Settings) -> dict[str, Any]:
     now = activity.now_utc(session)
     gap = load(session, settings).gap_seconds
     sender = status.sender_state(session, settings.namespace, gap)
-    waiting = waiting_by_priority(session)
+    waiting = tally_waiting(session).by_priority
     backlog = sum(waiting.values())
     slot = _next_slot(sender, gap, now)
     alive = _alive(session, now)

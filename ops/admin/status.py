@@ -27,8 +27,7 @@ def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str
     stats = {q.name: q for q in probe.stats(probe_names(topology, senders))}
     runtime = load(session, settings)
     counted = census(session)
-    backlog = sum(counted.waiting.values())
-    reports = collect_senders(session, settings, runtime.gap_seconds, stats, senders)
+    reports = collect_senders(session, settings, runtime.gap_seconds, stats, counted.waiting, senders)
     now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
     return {
         "namespace": settings.namespace,
@@ -39,7 +38,8 @@ def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str
         "sender": _sender(session, settings.namespace, runtime.gap_seconds),
         # each sender: state, gap, lease, queues, daily usage (ETA when full), held messages
         "senders": [r.as_dict() for r in reports],
-        "backlog": {"waiting": backlog, "by_priority": counted.waiting, "drain_seconds": pool_drain(reports, settings, now)},
+        "backlog": {"waiting": counted.waiting.total, "by_priority": counted.waiting.by_priority,
+                    "drain_seconds": pool_drain(reports, settings, now)},
         "statuses": counted.statuses,
         "next": next_messages(session),
         "meta": collect_meta(session),  # what Meta said of the numbers and the mapped templates

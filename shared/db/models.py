@@ -63,7 +63,9 @@ class MessageLog(Base):
         Index("ix_whatsapp_logs_recipient_id", "recipient", "id"),
         Index("ix_whatsapp_logs_template_id", "template", "id"),
         Index("ix_whatsapp_logs_status_id", "status", "id"),
-        Index("ix_whatsapp_logs_waiting", "priority", postgresql_where=text("status IN ('queued', 'failed')")),
+        # What waits, counted by status, priority and sender in one index-only pass (migration 0011).
+        Index("ix_whatsapp_logs_waiting", "status", "priority", "sender",
+              postgresql_where=text("status IN ('queued', 'failed')")),
         Index("ix_whatsapp_logs_broadcast", "broadcast_id", "status", postgresql_where=text("broadcast_id IS NOT NULL")),
         Index("ix_whatsapp_logs_sender_status", "sender", "status"),
         # The messages the budget holds back, which status and the metrics count (migration 0010).

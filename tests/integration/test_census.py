@@ -1,27 +1,64 @@
-"""``status`` counts the message log in one pass: every status, and the waiting by priority."""
+"""``status`` and the metrics count the message log in two passes that never read each other's
+rows: the waiting messages by status, priority and sender, and the settled ones by status."""
 
 from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import text
+
+from tests.support.db import plans_of
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import MessageLog, Status
-from wanotify.shared.monitoring import census, waiting_by_priority
+from wanotify.shared.monitoring import census, tally_waiting
 
 
-def test_one_pass_counts_every_status_and_the_waiting_by_priority(sessions):  # type: ignore[no-untyped-def]
-    # Given messages in several statuses and priorities (failed ones wait for their retry)
-    log = [(Status.QUEUED, "high"), (Status.QUEUED, "high"), (Status.QUEUED, "low"), (Status.FAILED, "normal"),
-           (Status.SENT, "normal"), (Status.SENT, "high"), (Status.DELIVERED, "low"), (Status.DEAD, "high")]
+def _log(sessions, rows) -> None:  # type: ignore[no-untyped-def]
     with transaction(sessions) as session:
-        for status, priority in log:
+        for status, priority, sender in rows:
             session.add(MessageLog(event_id=uuid.uuid4(), event_type="member.registered", template="welcome_new_member",
-                                   recipient="+628111111111", body="hi", priority=priority, status=status, attempts=0))
+                                   recipient="+628111111111", body="hi", priority=priority, status=status, attempts=0,
+                                   sender=sender))
+
+
+def test_every_status_and_the_waiting_by_priority_and_sender_are_counted(sessions):  # type: ignore[no-untyped-def]
+    # Given messages in several statuses, priorities and senders (failed ones wait for their retry;
+    # a message logged before senders existed has none, and is the default sender's)
+    _log(sessions, [(Status.QUEUED, "high", None), (Status.QUEUED, "high", "default"), (Status.QUEUED, "low", "b"),
+                    (Status.FAILED, "normal", "b"), (Status.SENT, "normal", "b"), (Status.SENT, "high", None),
+                    (Status.DELIVERED, "low", "default"), (Status.DEAD, "high", "b"), (Status.PENDING, "low", "b")])
     with sessions() as session:
         # When they are counted
         counted = census(session)
-        # Then each status has its count (those no message is in included, at zero)
-        assert counted.statuses == {status.value: 0 for status in Status} | {
-            "queued": 3, "failed": 1, "sent": 2, "delivered": 1, "dead": 1}
-        # And the waiting ones by priority, as the count of the waiting alone has them
-        assert counted.waiting == {"high": 2, "normal": 1, "low": 1} == waiting_by_priority(session)
+    # Then each status has its count (those no message is in included, at zero)
+    assert counted.statuses == {status.value: 0 for status in Status} | {
+        "queued": 3, "failed": 1, "sent": 2, "delivered": 1, "dead": 1, "pending": 1}
+    # And the waiting ones by priority (every priority named) and by sender
+    assert counted.waiting.by_priority == {"high": 2, "normal": 1, "low": 1}
+    assert counted.waiting.by_sender == {"default": 2, "b": 2}
+    assert counted.waiting.total == 4
+
+
+def test_each_pass_reads_only_its_own_messages_through_an_index(sessions, engine):  # type: ignore[no-untyped-def]
+    # Given a large waiting backlog, of several senders, beside a few settled messages
+    with transaction(sessions) as session:
+        session.execute(text("""
+            INSERT INTO whatsapp_logs (event_id, event_type, template, recipient, body, priority, sender, status, attempts)
+            SELECT gen_random_uuid(), 'member.registered', 'welcome_new_member', '+62812' || lpad(i::text, 8, '0'),
+                   'hi', (ARRAY['high', 'normal', 'low'])[1 + i % 3], 's' || (i % 4), 'queued', 0
+            FROM generate_series(1, 20000) AS i"""))
+    _log(sessions, [(Status.SENT, "normal", "s1"), (Status.DEAD, "low", "s2")])
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE whatsapp_logs"))  # as autovacuum leaves a backlog that waits
+    with sessions() as session:
+        # When both passes run
+        plans = plans_of(session, lambda: census(session))
+        counted = tally_waiting(session)
+    # Then the waiting are counted from their own index alone, without visiting the table
+    waiting_plan, settled_plan = plans
+    assert "Index Only Scan using ix_whatsapp_logs_waiting" in waiting_plan
+    assert "Seq Scan" not in waiting_plan
+    # And the settled ones through an index range per status, which holds no waiting message
+    assert "Index Cond: (status = ANY" in settled_plan and "Seq Scan" not in settled_plan
+    assert counted.total == 20000 and counted.by_sender == {f"s{i}": 5000 for i in range(4)}
+

@@ -7,11 +7,13 @@ import uuid
 from datetime import timedelta
 
 import pytest
-from sqlalchemy import event, func, select, text
+from sqlalchemy import func, select, text
 
+from tests.support.db import plans_of
 from wanotify.shared import sender_report
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import MessageLog, Status
+from wanotify.shared.monitoring import tally_waiting
 
 
 def _waiting_rows(sessions, sender: str | None, recipients: int, each: int) -> None:  # type: ignore[no-untyped-def]
@@ -33,7 +35,7 @@ def waiting(sessions):  # type: ignore[no-untyped-def]
 
 def test_recipients_are_counted_exactly_while_the_waiting_fit_in_the_sample(waiting):
     with waiting() as session:
-        assert sender_report._waiting(session) == {"default": (30, 10), "b": (4, 4)}
+        assert sender_report._waiting(session, tally_waiting(session).by_sender) == {"default": (30, 10), "b": (4, 4)}
 
 
 def test_beyond_the_sample_recipients_are_estimated_from_it(waiting, monkeypatch):
@@ -41,10 +43,10 @@ def test_beyond_the_sample_recipients_are_estimated_from_it(waiting, monkeypatch
     monkeypatch.setattr(sender_report, "RECIPIENT_SAMPLE", 15)
     with waiting() as session:
         # 30 messages at 1 recipient per 3 is 10; b, unseen in the sample, counts one per message
-        assert sender_report._waiting(session) == {"default": (30, 10), "b": (4, 4)}
+        assert sender_report._waiting(session, tally_waiting(session).by_sender) == {"default": (30, 10), "b": (4, 4)}
     monkeypatch.setattr(sender_report, "RECIPIENT_SAMPLE", 6)
     with waiting() as session:
-        assert sender_report._waiting(session)["default"] == (30, 10)  # 2 recipients in 6 rows
+        assert sender_report._waiting(session, tally_waiting(session).by_sender)["default"] == (30, 10)  # 2 recipients in 6 rows
 
 
 def _many_waiting(sessions, count: int) -> None:  # type: ignore[no-untyped-def]
@@ -68,24 +70,8 @@ def test_the_held_messages_are_counted_from_their_index_not_by_reading_every_wai
     with sessions() as session:
         # When status counts the held messages
         counted = sender_report._held(session, now)
-        plan = _plan_of(session, lambda: sender_report._held(session, now))
+        [plan] = plans_of(session, lambda: sender_report._held(session, now))
     # Then it finds the one, through the index of held messages
     assert [(sender, [h.count for h in rows]) for sender, rows in counted.items()] == [("default", [1])]
     assert "ix_whatsapp_logs_held" in plan and "Seq Scan on whatsapp_logs" not in plan
 
-
-def _plan_of(session, work) -> str:  # type: ignore[no-untyped-def]
-    """The plan PostgreSQL chooses for the one statement ``work`` runs on ``session``."""
-    statements: list[tuple[str, object]] = []
-    connection = session.connection()
-
-    def keep(_conn, _cursor, statement, parameters, _context, _many):  # type: ignore[no-untyped-def]
-        statements.append((statement, parameters))
-
-    event.listen(connection, "before_cursor_execute", keep)
-    try:
-        work()
-    finally:
-        event.remove(connection, "before_cursor_execute", keep)
-    [(statement, parameters)] = statements
-    return "\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))

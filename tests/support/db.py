@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import event, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.shared.db.models import Attempt, DeadEvent, MessageLog, SenderState
@@ -32,3 +33,20 @@ def sender_state(sessions: sessionmaker[Session], namespace: str, sender: str = 
 
 def statuses(sessions: sessionmaker[Session]) -> list[Any]:
     return [m.status for m in messages(sessions)]
+
+
+def plans_of(session: Session, work: Callable[[], object]) -> list[str]:
+    """The plans PostgreSQL chooses for the statements ``work`` runs on ``session``, in order."""
+    statements: list[tuple[str, Any]] = []
+    connection = session.connection()
+
+    def keep(_conn: Any, _cursor: Any, statement: str, parameters: Any, _context: Any, _many: bool) -> None:
+        statements.append((statement, parameters))
+
+    event.listen(connection, "before_cursor_execute", keep)
+    try:
+        work()
+    finally:
+        event.remove(connection, "before_cursor_execute", keep)
+    return ["\n".join(row[0] for row in connection.exec_driver_sql(f"EXPLAIN {statement}", parameters))
+            for statement, parameters in statements]
