@@ -57,7 +57,8 @@ class MessageLog(Base):
     __tablename__ = "whatsapp_logs"
     __table_args__ = (
         UniqueConstraint("event_id", "template", name="uq_whatsapp_logs_event_template"),
-        Index("ix_whatsapp_logs_status_priority", "status", "priority", "queued_at"),
+        # The next messages to go out, in order (migration 0012: id too, for those queued together).
+        Index("ix_whatsapp_logs_status_priority", "status", "priority", "queued_at", "id"),
         Index("ix_whatsapp_logs_provider_message_id", "provider_message_id"),
         # The console's message search, newest first (migration 0008).
         Index("ix_whatsapp_logs_recipient_id", "recipient", "id"),

@@ -10,7 +10,7 @@ from sqlalchemy import text
 from tests.support.db import plans_of
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import MessageLog, Status
-from wanotify.shared.monitoring import census, tally_waiting
+from wanotify.shared.monitoring import census, next_queued, tally_waiting
 
 
 def _log(sessions, rows) -> None:  # type: ignore[no-untyped-def]
@@ -62,3 +62,26 @@ def test_each_pass_reads_only_its_own_messages_through_an_index(sessions, engine
     assert "Index Cond: (status = ANY" in settled_plan and "Seq Scan" not in settled_plan
     assert counted.total == 20000 and counted.by_sender == {f"s{i}": 5000 for i in range(4)}
 
+
+
+def test_the_next_messages_are_read_in_order_from_the_index_when_many_were_queued_together(sessions, engine):  # type: ignore[no-untyped-def]
+    # Given a large backlog queued in one transaction (so with one queued_at), behind two highs
+    with transaction(sessions) as session:
+        session.execute(text("""
+            INSERT INTO whatsapp_logs (event_id, event_type, template, recipient, body, priority, status, attempts)
+            SELECT gen_random_uuid(), 'member.registered', 'welcome_new_member', '+62812' || lpad(i::text, 8, '0'),
+                   'hi', CASE WHEN i > 19998 THEN 'high' ELSE 'normal' END, 'queued', 0
+            FROM generate_series(1, 20000) AS i"""))
+    with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
+        connection.execute(text("VACUUM ANALYZE whatsapp_logs"))
+    with sessions() as session:
+        # When status lists the next five to go out
+        plans = plans_of(session, lambda: next_queued(session, 5))
+        rows = next_queued(session, 5)
+    # Then they are the highs, then the first normal ones, first in first out
+    assert [r.priority for r in rows] == ["high"] * 2 + ["normal"] * 3
+    normal = [r.id for r in rows[2:]]
+    assert normal == sorted(normal) and rows[0].id < rows[1].id
+    # And each priority's are the first entries of an index range, with no sort of the many
+    for plan in plans:
+        assert "ix_whatsapp_logs_status_priority" in plan and "Sort" not in plan, plan
