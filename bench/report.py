@@ -41,6 +41,7 @@ KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
                 ("waiting highs sent first", "waiting_high_first"),
                 ("live high latencies s", "live_high_latencies_s"),
                 ("status answers s / backlog it saw", "status_seconds|status_backlog_seen"),
+                ("status parts s: broker, database connection, statements", "status_parts_s"),
                 ("wanotify status --json as a process s (start-up included)", "status_cli_process_s")],
     "dramatiq_peer": [("bucket ×2: early calls / calls", "bucket.early|bucket.calls"),
                       ("bucket ×2: min gap ms / calls/s", "bucket.min_gap_ms|bucket.calls_per_s"),

@@ -20,6 +20,9 @@ import sys
 import time
 from typing import Any
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
+
 from bench import direct, events, procs
 from bench.config import AMQP_URL, PROJECT_ROOT
 from bench.env import declare_namespace, delete_namespace, fresh_database, namespace, process_env, settings
@@ -27,7 +30,7 @@ from bench.fake import FakeProvider
 from bench.scenarios import Context, goal
 from wanotify.producers import EventPublisher
 from wanotify.shared.config import Settings
-from wanotify.shared.monitoring import QueueProbe
+from wanotify.shared.monitoring import QueueProbe, QueueStats
 from wanotify.shared.priority import Priority
 from wanotify.shared.topology import Topology
 
@@ -136,27 +139,63 @@ def _index(call: dict[str, Any]) -> int | None:
 
 
 def _status(s: Settings, ctx: Context) -> dict[str, Any]:
-    """``status``'s answer timed in this process (fresh connections each time), and the CLI as a process."""
+    """``status``'s answer timed in this process (fresh connections each time), and the CLI as a process.
+
+    Each answer is split in three: the broker's part (connecting and the queues' passive
+    declarations), the database's connection, and its statements."""
     from wanotify.ops.admin.status import collect
     from wanotify.shared.db.engine import make_engine, session_factory
 
-    times = []
+    times, parts = [], []
     for _ in range(3):
         began = time.monotonic()
-        probe = QueueProbe(s.amqp_url)
+        probe = _TimedProbe(s.amqp_url)
         engine = make_engine(s.database_url, pool_size=1)
+        sql = _time_statements(engine)
         try:
+            connected = time.monotonic()
             with session_factory(engine)() as session:
+                session.connection()
+                connect = time.monotonic() - connected
                 snapshot = collect(s, session, probe)
         finally:
             probe.close()
             engine.dispose()
         times.append(time.monotonic() - began)
+        parts.append([round(probe.seconds, 3), round(connect, 3), round(sum(sql), 3)])
     began = time.monotonic()
     cli = subprocess.run([sys.executable, "-m", "wanotify.ops.cli", "status", "--json"], env=process_env(s),
                          cwd=PROJECT_ROOT, capture_output=True, timeout=120)
     cli_seconds = time.monotonic() - began
     (ctx.log_dir / "million-status.json").write_bytes(cli.stdout or cli.stderr)
     return {"status_seconds": [round(x, 3) for x in times], "status_max_s": round(max(times), 3),
+            "status_parts_s": parts,
             "status_backlog_seen": snapshot["backlog"]["waiting"], "status_cli_process_s": round(cli_seconds, 2),
             "status_cli_ok": cli.returncode == 0 and bool(json.loads(cli.stdout or b"{}"))}
+
+
+class _TimedProbe(QueueProbe):
+    """A queue probe that adds up the time its passive declarations took, connecting included."""
+
+    seconds = 0.0
+
+    def stats(self, names: list[str]) -> list[QueueStats]:
+        began = time.monotonic()
+        try:
+            return super().stats(names)
+        finally:
+            self.seconds += time.monotonic() - began
+
+
+def _time_statements(engine: Engine) -> list[float]:
+    """A list that each statement run on ``engine`` adds its time to."""
+    spent: list[float] = []
+
+    @event.listens_for(engine, "before_cursor_execute")
+    def _began(conn, _cursor, _statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
+        conn.info["statement_began"] = time.monotonic()
+
+    @event.listens_for(engine, "after_cursor_execute")
+    def _ended(conn, _cursor, _statement, _parameters, _context, _many):  # type: ignore[no-untyped-def]
+        spent.append(time.monotonic() - conn.info.pop("statement_began"))
+    return spent
