@@ -40,6 +40,8 @@ KEY_FIGURES: dict[str, list[tuple[str, str]]] = {
     "million": [("rows inserted s / commands published s (msgs/s)", "insert_seconds|publish_seconds|publish_msgs_per_s"),
                 ("waiting highs sent first", "waiting_high_first"),
                 ("live high latencies s", "live_high_latencies_s"),
+                ("live highs: other calls between publish and call / s after the call before",
+                 "live_high_calls_between|live_high_after_previous_call_s"),
                 ("status answers s / backlog it saw", "status_seconds|status_backlog_seen"),
                 ("status parts s: broker, database connection, statements", "status_parts_s"),
                 ("wanotify status --json as a process s (start-up included)", "status_cli_process_s")],

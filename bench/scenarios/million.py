@@ -122,15 +122,21 @@ def _live_highs(s: Settings, fake: FakeProvider, notifier: procs.Proc, sender: p
             publisher.publish(event_type, data)
     time.sleep(gap * 2 + 1)
     calls = fake.calls()
-    latencies = []
+    latencies, between, after_previous = [], [], []
     for name, t in published.items():
         arrival = next((c["t"] for c in calls if events.name_in(c["body"] or "") == name), None)
         if arrival is not None:
             latencies.append(arrival - t)
+            # A call whose slot began before the high reached the sender goes first; the high
+            # then waits one gap from it: over a gap in all when the event came just before.
+            between.append(sum(1 for c in calls if t <= c["t"] < arrival))
+            after_previous.append(arrival - max((c["t"] for c in calls if c["t"] < arrival), default=t))
     return {"waiting_high_first": f"{waiting_high_first}/{WAITING_HIGH}", "calls": len(calls),
             "live_high_sent": len(latencies),
             "live_high_latency_max_s": round(max(latencies), 3) if len(latencies) == k else None,
-            "live_high_latencies_s": [round(x, 3) for x in latencies]}
+            "live_high_latencies_s": [round(x, 3) for x in latencies],
+            "live_high_calls_between": between,
+            "live_high_after_previous_call_s": [round(x, 3) for x in after_previous]}
 
 
 def _index(call: dict[str, Any]) -> int | None:
