@@ -12,13 +12,12 @@ import pytest
 from tests.e2e.scenario import member
 from tests.support.broker import queue_depth
 from tests.support.db import messages
-from tests.support.processes import wait_until
+from tests.support.processes import run_wanotify, wait_until
 from wanotify.shared.topology import Topology
 
 
 def run_cli(stack, *args: str, **env: object) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=stack.env(**env), capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return run_wanotify(args, stack.env(**env))
 
 
 def closed_port() -> int:

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 
@@ -17,7 +16,7 @@ from sqlalchemy import func, select, text
 from tests.e2e.scenario import gaps, member
 from tests.support.broker import queue_depth
 from tests.support.db import dead_events, messages
-from tests.support.processes import wait_until
+from tests.support.processes import run_wanotify, wait_until
 from tests.support.provider_process import ProviderProcess
 from wanotify.ops.admin.publishing import TEXT_TEMPLATE
 from wanotify.shared.db.engine import drop_database, make_engine
@@ -31,8 +30,7 @@ CLOCK_NOISE = 0.01
 
 
 def run_cli(stack, *args: str, stdin: str | None = None, **env: object) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=stack.env(**env), capture_output=True,
-                          text=True, timeout=60, input=stdin if stdin is not None else "")
+    return run_wanotify(args, stack.env(**env), stdin)
 
 
 def refused(done: subprocess.CompletedProcess[str]) -> str:

@@ -4,23 +4,20 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import pytest
 import requests
 from sqlalchemy import delete, select
 from sqlalchemy.orm import Session, sessionmaker
 
-from tests.support.processes import Proc, wanotify_env
+from tests.support.processes import Proc, run_wanotify, wanotify_env
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.models import AuditEntry, ConsoleUser
 
 
 def wanotify(settings: Settings, *args: str, stdin: str = "", **extra: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args],
-                          env=wanotify_env(settings, "http://127.0.0.1:9", **extra), input=stdin,
-                          capture_output=True, text=True, timeout=60)
+    return run_wanotify(args, wanotify_env(settings, "http://127.0.0.1:9", **extra), stdin)
 
 
 @pytest.fixture

@@ -7,7 +7,6 @@ import json
 import re
 import socket
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -17,7 +16,7 @@ import requests
 
 from tests.support.graph_api import TOKEN, WABA_ID, graph_api
 from tests.support.meta import empty_meta_tables, map_template, recipient
-from tests.support.processes import Proc, wait_until, wanotify_env
+from tests.support.processes import Proc, run_wanotify, wait_until, wanotify_env
 from tests.support.web import SECRET
 from tests.support.web import TOKEN as VERIFY_TOKEN
 from wanotify.ops.fake_provider.webhooks import number_quality_payload, post
@@ -35,8 +34,7 @@ def env(settings: Settings, **extra: object) -> dict[str, str]:
 
 
 def wanotify(settings: Settings, *args: str, **extra: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=env(settings, **extra), capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return run_wanotify(args, env(settings, **extra))
 
 
 def one_error_line(done: subprocess.CompletedProcess[str]) -> str:

@@ -7,7 +7,6 @@ from __future__ import annotations
 import hashlib
 import json
 import subprocess
-import sys
 import threading
 import time
 import uuid
@@ -18,7 +17,7 @@ import pytest
 
 from tests.e2e.scenario import member
 from tests.support.db import dead_events, messages
-from tests.support.processes import wait_until
+from tests.support.processes import run_wanotify, wait_until
 from tests.support.raw import dead_copies, publish_raw
 from wanotify.shared.events import build_envelope
 from wanotify.shared.topology import Topology, declare_topology
@@ -116,8 +115,7 @@ def test_a_too_large_event_is_never_replayed_and_stays_parked_whole(stack, setti
     dead_queue = Topology(settings.namespace).events_dead_queue
 
     def wanotify(*args: str) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=stack.env(), capture_output=True,
-                              text=True, timeout=60, stdin=subprocess.DEVNULL)
+        return run_wanotify(args, stack.env())
 
     # When it is replayed by id, and then with every parked event
     by_id = wanotify("dead", "replay", f"e{row.id}")

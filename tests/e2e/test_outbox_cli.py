@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 from sqlalchemy import create_engine
 
-from tests.support.processes import wanotify_env
+from tests.support.processes import run_wanotify, wanotify_env
 from tests.support.upstream import EventTap, place_order, unsent, upstream_database
 
 
@@ -22,8 +21,7 @@ def tap(settings) -> Iterator[EventTap]:  # type: ignore[no-untyped-def]
 
 
 def wanotify(settings, *args: str) -> subprocess.CompletedProcess[str]:  # type: ignore[no-untyped-def]
-    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=wanotify_env(settings, "http://127.0.0.1:9"),
-                          capture_output=True, text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return run_wanotify(args, wanotify_env(settings, "http://127.0.0.1:9"))
 
 
 def test_relay_once_publishes_what_is_unsent_and_reports_it_as_json(settings, database_url, tap):

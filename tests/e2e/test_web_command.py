@@ -6,14 +6,13 @@ import json
 import re
 import socket
 import subprocess
-import sys
 from collections.abc import Iterator
 
 import pytest
 import requests
 
 from tests.support.db import messages
-from tests.support.processes import Proc, wanotify_env
+from tests.support.processes import Proc, run_wanotify, wanotify_env
 from tests.support.web import (
     SECRET,
     TOKEN,
@@ -34,8 +33,7 @@ def env(settings: Settings, **extra: object) -> dict[str, str]:
 
 
 def wanotify(settings: Settings, *args: str, **extra: object) -> subprocess.CompletedProcess[str]:
-    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=env(settings, **extra), capture_output=True,
-                          text=True, timeout=60, stdin=subprocess.DEVNULL)
+    return run_wanotify(args, env(settings, **extra))
 
 
 @pytest.fixture

@@ -59,6 +59,14 @@ class Proc:
         self.log_path.unlink(missing_ok=True)
 
 
+def run_wanotify(args: tuple[str, ...], env: dict[str, str], stdin: str | None = None) -> subprocess.CompletedProcess[str]:
+    """One ``wanotify`` command run to its end as a user runs it, its output captured; its
+    standard input is ``stdin``, or nothing at all (never the test's terminal)."""
+    source: dict[str, Any] = {"stdin": subprocess.DEVNULL} if stdin is None else {"input": stdin}
+    return subprocess.run([sys.executable, "-m", "wanotify.ops.cli", *args], env=env, capture_output=True, text=True,
+                          timeout=60, **source)
+
+
 def wanotify_env(settings: Any, provider_url: str, **extra: Any) -> dict[str, str]:
     """The environment a test's processes run with."""
     # Nothing inherited decides the provider or the log level: tests read what processes print.
