@@ -4,7 +4,8 @@ Five members register at the same moment. Each registration yields a welcome mes
 (normal priority) and a payment link (high priority). The sender starts once the ten messages
 wait (on a busy machine the notifier could otherwise still be writing some of them when the
 first calls go), so the payment links go first, then the welcomes, each call at least the gap
-after the previous one.
+after the previous one. A welcome that comes later than the gap waited for its member's
+recipient interval (``RECIPIENT_INTERVAL_SECONDS`` after their payment link), and its line says so.
 """
 
 from __future__ import annotations
@@ -69,7 +70,8 @@ def run_demo(settings: Settings, members: int = 5) -> dict[str, Any]:
     try:
         drop_database(settings.database_url)  # what an interrupted run may have left
         prepare_database(settings.database_url, settings.send_gap_seconds)
-        with FakeProviderServer(on_call=_Printer(settings.send_gap_seconds)) as provider:
+        printer = _Printer(settings.send_gap_seconds, settings.recipient_interval_seconds)
+        with FakeProviderServer(on_call=printer) as provider:
             demo = settings.with_(whatsapp=WhatsAppSettings(
                 provider="meta", base_url=provider.url, phone_number_id="demo", access_token="demo",
                 # Its members never wrote to the number (no open 24-hour window): plain text is what the fake takes.
@@ -78,19 +80,23 @@ def run_demo(settings: Settings, members: int = 5) -> dict[str, Any]:
             calls = provider.calls()
     finally:
         clean_up(settings)
-    summary = _summary(calls)
+    summary = _summary(calls, printer.held)
+    held = (f"; {printer.held} {'call' if printer.held == 1 else 'calls'} waited for the member's "
+            f"{settings.recipient_interval_seconds:g} s recipient interval" if printer.held else "")
     console.print(f"\n[bold]{summary['messages']} messages sent[/]; gaps between calls "
-                  f"{summary['min_gap_seconds']}–{summary['max_gap_seconds']} s (configured {settings.send_gap_seconds} s)")
+                  f"{summary['min_gap_seconds']}–{summary['max_gap_seconds']} s (configured {settings.send_gap_seconds} s){held}",
+                  soft_wrap=True)
     return summary
 
 
-def _summary(calls: list[dict[str, Any]]) -> dict[str, Any]:
+def _summary(calls: list[dict[str, Any]], held: int) -> dict[str, Any]:
     gaps = [b["t"] - a["t"] for a, b in itertools.pairwise(calls)]
     return {
         "messages": len(calls),
         "order": [_kind(c) for c in calls],
         "min_gap_seconds": round(min(gaps), 3) if gaps else None,
         "max_gap_seconds": round(max(gaps), 3) if gaps else None,
+        "held_by_recipient_interval": held,
     }
 
 
@@ -157,20 +163,41 @@ def _kind(call: dict[str, Any]) -> str:
 
 
 class _Printer:
-    """Prints each call as the provider receives it, with the time since the previous one."""
+    """Prints each call as the provider receives it, with the time since the previous one, and
+    says when a call came late because its member's recipient interval held it."""
 
-    def __init__(self, gap: float) -> None:
+    def __init__(self, gap: float, interval: float) -> None:
         self._gap = gap
+        self._interval = interval
         self._previous: float | None = None
         self._count = 0
+        self._last_to: dict[str, tuple[int, float]] = {}  # recipient -> (number, time) of their last call
+        self.held = 0  # calls the recipient interval held past the gap
         self._lock = threading.Lock()
 
     def __call__(self, call: dict[str, Any]) -> None:
         with self._lock:
             self._count += 1
             since = "   first" if self._previous is None else f"+{call['t'] - self._previous:7.3f}s"
+            note = self._held_note(call)
             self._previous = call["t"]
+            self._last_to[call["to"]] = (self._count, call["t"])
             colour = "red" if _kind(call) == "payment_link" else "cyan"
             stamp = time.strftime("%H:%M:%S", time.localtime(call["t"]))
             console.print(f"{stamp} {since}  #{self._count:<2} [{colour}]{_kind(call):<12}[/] "
-                          f"{mask_phone(call['to'] or ''):<14} {call['body'][:48]}…", soft_wrap=True)
+                          f"{mask_phone(call['to'] or ''):<14} {call['body'][:48]}…{note}", soft_wrap=True)
+
+    def _held_note(self, call: dict[str, Any]) -> str:
+        """A call noticeably later than the gap, whose member's interval since their previous call
+        ended after the gap did, was held by that interval: without a word, its longer gap looks
+        like a stall."""
+        before = self._last_to.get(call["to"])
+        if self._previous is None or before is None:
+            return ""
+        number, at = before
+        slack = max(0.05, 0.1 * self._gap)  # the stamps' jitter, well under any delay worth a note
+        late = call["t"] - self._previous > self._gap + slack
+        if not late or at + self._interval <= self._previous + self._gap:
+            return ""
+        self.held += 1
+        return f"  [dim](waited for the {self._interval:g} s recipient interval since #{number})[/]"
