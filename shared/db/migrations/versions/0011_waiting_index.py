@@ -21,7 +21,8 @@ WAITING = sa.text("status IN ('queued', 'failed')")
 def upgrade() -> None:
     # With a million waiting, counting them by priority (this index) and then by sender (reading
     # every entry of ix_whatsapp_logs_sender_status) took 0.30 s; one index-only pass takes 0.11-0.14 s.
-    op.drop_index('ix_whatsapp_logs_waiting', table_name='whatsapp_logs')
+    # 0008 gained this index after its first release: a database migrated before that has none.
+    op.execute('DROP INDEX IF EXISTS ix_whatsapp_logs_waiting')
     op.create_index('ix_whatsapp_logs_waiting', 'whatsapp_logs', ['status', 'priority', 'sender'], unique=False,
                     postgresql_where=WAITING)
 
