@@ -1,11 +1,12 @@
 """``status`` and the metrics count the message log in two passes that never read each other's
-rows: the waiting messages by status, priority and sender, and the settled ones by status."""
+rows: the waiting messages by status, priority and sender, and the settled ones by status; in
+one statement, so one snapshot."""
 
 from __future__ import annotations
 
 import uuid
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 
 from tests.support.db import plans_of
 from wanotify.shared.db.engine import transaction
@@ -39,6 +40,32 @@ def test_every_status_and_the_waiting_by_priority_and_sender_are_counted(session
     assert counted.waiting.total == 4
 
 
+def test_a_message_that_moves_on_while_it_is_counted_is_counted_once(sessions, engine):  # type: ignore[no-untyped-def]
+    # Given messages waiting, and one of them sent by another session just after the count's first statement
+    _log(sessions, [(Status.QUEUED, "normal", "default")] * 3 + [(Status.SENT, "normal", "default")])
+    with sessions() as session:
+        connection = session.connection()
+        moved: list[bool] = []
+
+        def send_one(*_args: object) -> None:
+            if not moved:
+                moved.append(True)
+                with engine.begin() as other:
+                    other.execute(text("UPDATE whatsapp_logs SET status = 'sent' "
+                                       "WHERE id = (SELECT min(id) FROM whatsapp_logs WHERE status = 'queued')"))
+
+        event.listen(connection, "after_cursor_execute", send_one)
+        try:
+            # When the log is counted
+            counted = census(session)
+        finally:
+            event.remove(connection, "after_cursor_execute", send_one)
+    # Then it was moved meanwhile, and every message is counted once, as before or after the move
+    assert moved
+    assert sum(counted.statuses.values()) == 4
+    assert (counted.statuses["queued"], counted.statuses["sent"]) in {(3, 1), (2, 2)}
+
+
 def test_each_pass_reads_only_its_own_messages_through_an_index(sessions, engine):  # type: ignore[no-untyped-def]
     # Given a large waiting backlog, of several senders, beside a few settled messages
     with transaction(sessions) as session:
@@ -51,11 +78,11 @@ def test_each_pass_reads_only_its_own_messages_through_an_index(sessions, engine
     with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as connection:
         connection.execute(text("VACUUM ANALYZE whatsapp_logs"))  # as autovacuum leaves a backlog that waits
     with sessions() as session:
-        # When both passes run
-        plans = plans_of(session, lambda: census(session))
+        # When both passes run (one statement, a branch each)
+        [plan] = plans_of(session, lambda: census(session))
         counted = tally_waiting(session)
     # Then the waiting are counted from their own index alone, without visiting the table
-    waiting_plan, settled_plan = plans
+    waiting_plan, settled_plan = plan.split("\n  ->  ")[1:]
     assert "Index Only Scan using ix_whatsapp_logs_waiting" in waiting_plan
     assert "Seq Scan" not in waiting_plan
     # And the settled ones through an index range per status, which holds no waiting message
