@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from bench.config import DEFAULT_OUT
+from bench.procs import unwind_on_sigterm
 from bench.scenarios import ORDER
 
 
@@ -26,6 +27,7 @@ def main(argv: list[str] | None = None) -> int:
     if unknown:
         parser.error(f"unknown scenario(s) {', '.join(unknown)}; choose from {', '.join(ORDER)}")
     logging.basicConfig(level=logging.WARNING)
+    unwind_on_sigterm()
     from bench.runner import run_suite
 
     results = run_suite([n for n in ORDER if n in names], args.out.resolve(), quick=args.quick, profile=args.profile,

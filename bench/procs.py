@@ -1,7 +1,8 @@
 """Child processes of a scenario: wanotify consumers, the fake provider, publishers, Celery.
 
 Each child gets its own session (process group), writes to a log file in the results folder,
-and is stopped by its own id: SIGTERM first, SIGKILL if it does not stop in time.
+and is stopped by its own id: SIGTERM first, SIGKILL if it does not stop in time; a SIGTERM
+to the bench itself stops them the same way (``unwind_on_sigterm``).
 """
 
 from __future__ import annotations
@@ -96,6 +97,17 @@ class Proc:
             os.killpg(self.pid, sig)  # the group was created for this child (start_new_session)
         except ProcessLookupError:
             pass
+
+
+def unwind_on_sigterm() -> None:
+    """A SIGTERM (``kill``, a job's timeout) unwinds this process as Ctrl-C does, so every
+    scenario's ``finally`` stops the children it started. Python's default ends the process at
+    once, and its children, each in a session of its own, would run on: notifiers and senders
+    against the bench database, taking CPU and the status relay from every later run."""
+    def interrupted(_signum: int, _frame: object) -> None:
+        raise KeyboardInterrupt
+
+    signal.signal(signal.SIGTERM, interrupted)
 
 
 def wanotify(role: str, env: dict[str, str], log_dir: Path, name: str | None = None,
