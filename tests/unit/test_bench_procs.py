@@ -19,8 +19,8 @@ PARENT = textwrap.dedent("""
     from bench.procs import Proc, unwind_on_sigterm
     unwind_on_sigterm()
     child = Proc("sleeper", ["-c", "import time; time.sleep(120)"], dict(os.environ), Path(sys.argv[1]))
-    print(child.pid, flush=True)
     try:
+        print(child.pid, flush=True)  # inside the `try`: the test signals as soon as it reads this
         time.sleep(120)
     finally:
         child.stop(timeout=5)
