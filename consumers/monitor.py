@@ -7,9 +7,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-from datetime import UTC, datetime
 
-from sqlalchemy import func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.shared.config import Settings
@@ -54,11 +52,10 @@ def refresh(settings: Settings, metrics: Metrics, sessions: sessionmaker[Session
         gap = load(session, settings).gap_seconds
         refresh_meta_metrics(metrics.meta, session)  # templates' and numbers' state, as Meta reported it
         reports = collect_senders(session, settings, gap, stats, waiting, senders)
-        now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
     for priority, count in waiting.by_priority.items():
         metrics.waiting_messages.labels(priority).set(count)
     metrics.gap_setting.set(gap)
     metrics.senders.update(reports)
-    drain = pool_drain(reports, settings, now)
+    drain = pool_drain(reports)
     # No sender may send: the backlog never drains; an hour's alert threshold sees it as "very long".
     metrics.backlog_drain.set(math.inf if drain is None else drain)

@@ -70,7 +70,9 @@ class Metrics:
         self.waiting_messages = Gauge(
             "wanotify_waiting_messages", "Logged messages waiting to be sent, by priority.", ["priority"], registry=r)
         self.backlog_drain = Gauge(
-            "wanotify_send_backlog_drain_seconds", "Estimated time to send the backlog (depth x gap).", registry=r)
+            "wanotify_send_backlog_drain_seconds",
+            "Estimated time to send the backlog: the slowest sender's share (gap, daily limit, pause, recipient interval).",
+            registry=r)
         self.gap_setting = Gauge(
             "wanotify_send_gap_setting_seconds", "The configured minimum gap between calls.", registry=r)
         self.status_outbox_backlog = Gauge(

@@ -180,8 +180,3 @@ def next_messages(session: Session, limit: int = 5) -> list[dict[str, Any]]:
     """The messages the sender takes next, as ``status`` lists them."""
     return [{"id": m.id, "priority": m.priority, "template": m.template, "queued_at": m.queued_at}
             for m in next_queued(session, limit)]
-
-
-def drain_seconds(backlog: int, gap_seconds: float) -> float:
-    """How long the backlog takes at one call per gap (the first one goes at once)."""
-    return max(0, backlog - 1) * gap_seconds if backlog else 0.0

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from wanotify.shared.capacity import SenderLoad, allowance, estimate_drain, must_leave, sender_drain, window_eta
+from wanotify.shared.capacity import SenderLoad, allowance, must_leave, sender_drain, window_eta
 from wanotify.shared.config import Settings
 from wanotify.shared.db.models import WAITING_STATUSES, MessageLog, SenderContact, SenderProcess, SenderState
 from wanotify.shared.monitoring import QueueStats, Waiting, monitored_queues
@@ -27,6 +27,8 @@ from wanotify.shared.topology import DEFAULT_SENDER, PRIORITY_ORDER, Topology
 
 # A pause by hand carries this reason prefix (ops/admin/pausing.py); any other pause is Meta's.
 BY_HAND = "paused by hand"
+# A pause by hand this long or longer reads as "until resumed" (a timed one shows its end).
+INDEFINITE_AFTER = timedelta(days=365 * 50)
 
 
 @dataclass(frozen=True)
@@ -55,6 +57,7 @@ class SenderReport:
     state: str  # active, paused, disabled
     paused_until: datetime | None
     pause_reason: str | None
+    until_resumed: bool  # paused by hand with no end: only a resume lifts it
     gap_seconds: float
     gap_max_seconds: float | None
     lease_holder: str | None  # the process id holding the lease, if it is still valid
@@ -75,7 +78,8 @@ class SenderReport:
         return {
             "name": self.name, "provider": self.provider, "state": self.state,
             "paused_until": self.paused_until, "pause_reason": self.pause_reason,
-            "pause_kind": _pause_kind(self.pause_reason) if self.state == "paused" else None,
+            "pause_kind": pause_kind(self.pause_reason) if self.state == "paused" else None,
+            "until_resumed": self.until_resumed,
             "gap_seconds": self.gap_seconds, "gap_max_seconds": self.gap_max_seconds,
             "lease_holder": self.lease_holder, "lease_process": self.lease_process,
             "consumers": self.consumers, "consumer_attached": self.consumer_attached,
@@ -149,13 +153,17 @@ def collect_senders(session: Session, settings: Settings, runtime_gap: float, st
     return reports
 
 
-def pool_drain(reports: list[SenderReport], settings: Settings, now: datetime) -> float | None:
-    """Seconds until the whole backlog is sent by the pool (None: no sender may send)."""
-    messages = sum(r.waiting for r in reports)
-    recipients = sum(r.waiting_recipients for r in reports)  # a recipient sticks to one sender
-    estimate = estimate_drain([load_of(r, now) for r in reports], messages, recipients,
-                              settings.recipient_interval_seconds, settings.daily_window_seconds)
-    return estimate.seconds
+def pool_drain(reports: list[SenderReport]) -> float | None:
+    """Seconds until the whole backlog is sent (None: a sender holding waiting messages may not send).
+
+    A waiting message is already routed to its sender, and a recipient sticks to one: no other
+    number takes it over, so the backlog is done when the slowest sender has sent its own share
+    (``drain_seconds``: its gap, daily limit, pause and the recipient interval). The pool-wide
+    model of ``capacity.estimate_drain`` is for recipients not routed yet (a broadcast)."""
+    drains = [r.drain_seconds for r in reports if r.waiting]
+    if any(d is None for d in drains):
+        return None
+    return max((d for d in drains if d is not None), default=0.0)
 
 
 def load_of(report: SenderReport, now: datetime) -> SenderLoad:
@@ -236,13 +244,15 @@ def _daily(session: Session, sender: SenderConfig, used: int, now: datetime, win
 
 def _state_of(sender: SenderConfig, state: SenderState | None, now: datetime) -> dict[str, Any]:
     if sender.disabled:
-        return {"state": "disabled", "paused_until": None, "pause_reason": None}
+        return {"state": "disabled", "paused_until": None, "pause_reason": None, "until_resumed": False}
     if state is not None and state.paused_until is not None and state.paused_until > now:
-        return {"state": "paused", "paused_until": state.paused_until, "pause_reason": state.pause_reason}
-    return {"state": "active", "paused_until": None, "pause_reason": None}
+        indefinite = pause_kind(state.pause_reason) == "by_hand" and state.paused_until - now >= INDEFINITE_AFTER
+        return {"state": "paused", "paused_until": state.paused_until, "pause_reason": state.pause_reason,
+                "until_resumed": indefinite}
+    return {"state": "active", "paused_until": None, "pause_reason": None, "until_resumed": False}
 
 
-def _pause_kind(reason: str | None) -> str:
+def pause_kind(reason: str | None) -> str:
     return "by_hand" if (reason or "").startswith(BY_HAND) else "quality"
 
 

@@ -7,6 +7,7 @@ the log. Hours and days are UTC.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
@@ -14,7 +15,8 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from wanotify.shared.db.models import Attempt, MessageActivity
+from wanotify.shared.db.models import Attempt, MessageActivity, MessageLog
+from wanotify.shared.topology import DEFAULT_SENDER
 
 OUTCOMES = ("sent", "failed", "dead")
 GAP_SAMPLE = 500  # the latest calls the gap distribution is drawn from
@@ -60,23 +62,33 @@ def _series(slots: list[datetime], counts: dict[tuple[datetime, str], int]) -> d
     return {"at": slots, **{o: [counts.get((slot, o), 0) for slot in slots] for o in OUTCOMES}}
 
 
-def gaps(session: Session, gap_setting: float, sample: int = GAP_SAMPLE) -> dict[str, Any]:
-    """The actual gaps between the starts of the latest calls, as a histogram over their range.
+def gaps(session: Session, settings: Mapping[str, float], default: float, sample: int = GAP_SAMPLE) -> dict[str, Any]:
+    """The actual gaps between the starts of the latest calls from the same number, as a
+    histogram over their range; ``settings`` is each sender's gap (``default`` for one not there).
 
-    Gaps longer than twice the setting are idle time, not pacing: they are counted apart. The
-    bins span the paced gaps themselves (at least 10 ms), so a sender that keeps the gap within
-    a few milliseconds shows how many.
+    Only a number's own calls are paced: two numbers of a pool may call within the same
+    millisecond, so a gap is always measured to the previous call of the same sender. Gaps
+    longer than twice their setting are idle time, not pacing: they are counted apart. The bins
+    span the paced gaps themselves (at least 10 ms), so a sender that keeps the gap within a
+    few milliseconds shows how many. The setting shown is the shortest of the senders that called.
     """
-    starts = sorted(session.scalars(select(Attempt.started_at).order_by(Attempt.id.desc()).limit(sample)))
-    seconds = [(b - a).total_seconds() for a, b in pairwise(starts)]
-    paced = sorted(s for s in seconds if s <= max(2 * gap_setting, 0.1))
-    low = min(paced[0], gap_setting) if paced else gap_setting
+    calls = session.execute(select(func.coalesce(MessageLog.sender, DEFAULT_SENDER), Attempt.started_at)
+                            .join(MessageLog, MessageLog.id == Attempt.log_id)
+                            .order_by(Attempt.id.desc()).limit(sample)).all()
+    starts: dict[str, list[datetime]] = {}
+    for sender, started_at in calls:
+        starts.setdefault(sender, []).append(started_at)
+    measured = [((b - a).total_seconds(), settings.get(sender, default))
+                for sender, times in starts.items() for a, b in pairwise(sorted(times))]
+    paced = sorted(s for s, gap in measured if s <= max(2 * gap, 0.1))
+    setting = min((settings.get(sender, default) for sender in starts), default=default)
+    low = min(paced[0], setting) if paced else setting
     width = max((paced[-1] if paced else low) - low, 0.01) / GAP_BINS
     bins = [0] * GAP_BINS
     for s in paced:
         bins[min(int((s - low) / width), GAP_BINS - 1)] += 1
-    return {"setting": gap_setting, "calls": len(starts), "idle": len(seconds) - len(paced),
-            "early": sum(1 for s in seconds if s < gap_setting), "bin_seconds": width,
+    return {"setting": setting, "senders": len(starts), "calls": len(calls), "idle": len(measured) - len(paced),
+            "early": sum(1 for s, gap in measured if s < gap), "bin_seconds": width,
             "edges": [round(low + i * width, 4) for i in range(GAP_BINS)], "counts": bins,
             "min": paced[0] if paced else None, "median": paced[len(paced) // 2] if paced else None,
             "p99": paced[min(len(paced) - 1, int(len(paced) * 0.99))] if paced else None}

@@ -8,19 +8,22 @@ millions of logged messages.
 
 from __future__ import annotations
 
+from collections import Counter
 from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from wanotify.ops.admin import activity, status
+from wanotify.ops.admin import activity
 from wanotify.shared.config import Settings
-from wanotify.shared.db.models import MessageLog, SenderProcess, Status
-from wanotify.shared.monitoring import QueueProbe, drain_seconds, monitored_queues, next_queued, tally_waiting
+from wanotify.shared.db.models import MessageLog, SenderProcess, SenderState, Status
+from wanotify.shared.monitoring import QueueProbe, next_queued, tally_waiting
 from wanotify.shared.phone import mask_phone
 from wanotify.shared.runtime import load
-from wanotify.shared.topology import Topology
+from wanotify.shared.sender_report import SenderReport, collect_senders, pause_kind, pool_drain, probe_names, queue_rows
+from wanotify.shared.senders import SenderConfig, load_senders
+from wanotify.shared.topology import DEFAULT_SENDER, Topology
 
 NEXT = 10
 ALIVE_WITHIN = timedelta(seconds=5)  # a sender process heartbeats every second
@@ -33,19 +36,21 @@ def overview(session: Session, settings: Settings) -> dict[str, Any]:
 
 
 def current(session: Session, settings: Settings) -> dict[str, Any]:
-    """The sender's state, what waits, and the next messages with their ETA."""
+    """Each sender's state, the pool's as a whole, what waits, and the next messages with their ETA."""
     now = activity.now_utc(session)
     gap = load(session, settings).gap_seconds
-    sender = status.sender_state(session, settings.namespace, gap)
-    waiting = tally_waiting(session).by_priority
-    backlog = sum(waiting.values())
-    slot = _next_slot(sender, gap, now)
+    waiting = tally_waiting(session)
+    reports = collect_senders(session, settings, gap, {}, waiting)
+    last_calls = _last_calls(session, settings.namespace)
+    senders = [_sender(r, last_calls.get(r.name), now) for r in reports]
     alive = _alive(session, now)
     return {
         "now": now,
-        "sender": {**sender, **slot, "state": _state(sender, backlog, alive), "alive": alive},
-        "backlog": {"waiting": backlog, "by_priority": waiting, "drain_seconds": drain_seconds(backlog, gap)},
-        "next": upcoming(session, slot["next_slot_at"], gap, now),
+        "sender": _pool(senders, waiting.total, alive),
+        "senders": senders,
+        "backlog": {"waiting": waiting.total, "by_priority": waiting.by_priority,
+                    "drain_seconds": pool_drain(reports)},
+        "next": upcoming(session, {s["name"]: s for s in senders}, now),
     }
 
 
@@ -57,56 +62,95 @@ def outcomes(session: Session) -> dict[str, Any]:
 def history(session: Session, settings: Settings) -> dict[str, Any]:
     """Sent, failed and dead per hour and per day, and the actual gaps of the latest calls."""
     now = activity.now_utc(session)
+    runtime_gap = load(session, settings).gap_seconds
+    gaps = {s.name: runtime_gap if s.gap_min_seconds is None else s.gap_min_seconds
+            for s in load_senders(session, settings)}
     return {"hourly": activity.hourly(session, now), "daily": activity.daily(session, now),
-            "gaps": activity.gaps(session, load(session, settings).gap_seconds)}
+            "gaps": activity.gaps(session, gaps, runtime_gap)}
 
 
-def queues(settings: Settings, probe: QueueProbe) -> list[dict[str, Any]]:
-    """Depth and consumers of every queue; raises whatever the broker connection raises."""
-    names = monitored_queues(Topology.of(settings))
-    return [{"name": q.name, "ready": q.ready, "consumers": q.consumers} for q in probe.stats(names)]
+def queues(settings: Settings, senders: list[SenderConfig], probe: QueueProbe) -> list[dict[str, Any]]:
+    """Depth and consumers of every queue, each sender's send queues summed (as ``status`` shows
+    them); raises whatever the broker connection raises."""
+    topology = Topology.of(settings)
+    stats = {q.name: q for q in probe.stats(probe_names(topology, senders))}
+    return queue_rows(topology, senders, stats)
 
 
-def upcoming(session: Session, first_at: datetime | None, gap: float, now: datetime,
+def upcoming(session: Session, senders: dict[str, dict[str, Any]], now: datetime,
              limit: int = NEXT) -> list[dict[str, Any]]:
     """The next messages to go out (by priority, then first in first out), each with its ETA.
 
-    The ETA assumes one call per gap from the next slot on (None while the sender is paused by hand).
+    A message goes from its own sender (``senders`` by name, as ``_sender`` describes them): the
+    ETA assumes one call per that sender's gap from its next slot on, so the n-th of its messages
+    here goes n - 1 gaps after that slot (None while the sender is paused by hand or disabled).
     """
     rows = next_queued(session, limit)
-    etas = [None if first_at is None else first_at + timedelta(seconds=i * gap) for i in range(len(rows))]
-    return [{"id": m.id, "template": m.template, "priority": m.priority, "recipient": mask_phone(m.recipient),
-             "queued_at": m.queued_at, "eta": eta, "eta_in_seconds": _seconds_after(eta, now)}
-            for m, eta in zip(rows, etas, strict=True)]
+    seen: Counter[str] = Counter()
+    shown = []
+    for m in rows:
+        name = m.sender or DEFAULT_SENDER
+        sender = senders.get(name)
+        first_at = None if sender is None else sender["next_slot_at"]
+        eta = None if first_at is None else first_at + timedelta(seconds=seen[name] * sender["gap_seconds"])
+        seen[name] += 1
+        shown.append({"id": m.id, "template": m.template, "priority": m.priority, "recipient": mask_phone(m.recipient),
+                      "sender": name, "queued_at": m.queued_at, "eta": eta, "eta_in_seconds": _seconds_after(eta, now)})
+    return shown
 
 
-def _next_slot(sender: dict[str, Any], gap: float, now: datetime) -> dict[str, Any]:
-    """When the next call may start: after the gap, after a quality pause; unknown when paused by hand."""
-    by_hand = sender.get("paused") == "by_hand" or (sender["paused_until"] is not None and "by hand" in
-                                                    (sender["pause_reason"] or ""))
-    paused_for = _seconds_after(sender["paused_until"], now)
-    if by_hand:
-        return {"next_slot_at": None, "next_slot_in_seconds": None, "paused_by_hand": True, "paused_for_seconds": None}
+def _last_calls(session: Session, namespace: str) -> dict[str, datetime | None]:
+    rows = session.execute(select(SenderState.sender, SenderState.last_call_at).where(SenderState.namespace == namespace))
+    return {sender: at for sender, at in rows}
+
+
+def _sender(report: SenderReport, last_call_at: datetime | None, now: datetime) -> dict[str, Any]:
+    """One sender as the overview shows it: its state and pause, last call, next slot, gap and backlog."""
+    return {"name": report.name, "state": report.state, "gap_seconds": report.gap_seconds,
+            "gap_max_seconds": report.gap_max_seconds, "waiting": report.waiting,
+            "pause_reason": report.pause_reason, "paused_until": report.paused_until,
+            "paused_by_hand": report.state == "paused" and pause_kind(report.pause_reason) == "by_hand",
+            "until_resumed": report.until_resumed,
+            "paused_for_seconds": None if report.until_resumed else _seconds_after(report.paused_until, now),
+            "last_call_at": last_call_at,
+            "seconds_since_last_call": None if last_call_at is None else (now - last_call_at).total_seconds(),
+            **_next_slot(report, last_call_at, now)}
+
+
+def _next_slot(report: SenderReport, last_call_at: datetime | None, now: datetime) -> dict[str, Any]:
+    """When its next call may start: after its gap, after its pause; unknown when paused until
+    resumed or disabled (until someone resumes or enables it)."""
+    if report.until_resumed or report.state == "disabled":
+        return {"next_slot_at": None, "next_slot_in_seconds": None}
     at = now
-    if sender["last_call_at"] is not None:
-        at = max(at, sender["last_call_at"] + timedelta(seconds=gap))
-    if sender["paused_until"] is not None:
-        at = max(at, sender["paused_until"])
-    return {"next_slot_at": at, "next_slot_in_seconds": _seconds_after(at, now), "paused_by_hand": False,
-            "paused_for_seconds": paused_for}
+    if last_call_at is not None:
+        at = max(at, last_call_at + timedelta(seconds=report.gap_seconds))
+    if report.paused_until is not None:
+        at = max(at, report.paused_until)
+    return {"next_slot_at": at, "next_slot_in_seconds": _seconds_after(at, now)}
+
+
+def _pool(senders: list[dict[str, Any]], backlog: int, alive: int) -> dict[str, Any]:
+    """The pool as a whole: *paused* when no sender that is not disabled may send, else *idle*
+    with nothing waiting, *sending* with a sender process alive, *stopped* without one. With one
+    sender, its own figures come along, as the page shows them."""
+    usable = [s for s in senders if s["state"] != "disabled"]
+    if usable and all(s["state"] == "paused" for s in usable):
+        state = "paused"
+    elif not usable:
+        state = "disabled"
+    elif backlog == 0:
+        state = "idle"
+    else:
+        state = "sending" if alive else "stopped"
+    pool = {"state": state, "alive": alive, "senders": len(senders),
+            "by_state": dict(Counter(s["state"] for s in senders))}
+    return {**senders[0], **pool} if len(senders) == 1 else pool
 
 
 def _seconds_after(at: datetime | None, now: datetime) -> float | None:
     """Seconds from ``now`` to ``at`` (0 when it is past), None when there is no ``at``."""
     return None if at is None else max(0.0, (at - now).total_seconds())
-
-
-def _state(sender: dict[str, Any], backlog: int, alive: int) -> str:
-    if sender["paused_until"] is not None:
-        return "paused"
-    if backlog == 0:
-        return "idle"
-    return "sending" if alive else "stopped"  # messages wait, but no sender process is running
 
 
 def _alive(session: Session, now: datetime) -> int:

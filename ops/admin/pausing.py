@@ -19,13 +19,11 @@ from sqlalchemy.orm import Session
 from wanotify.ops.admin.audit import record
 from wanotify.ops.admin.errors import ActionRefused
 from wanotify.shared.db.models import SenderRow, SenderState
+from wanotify.shared.sender_report import BY_HAND, INDEFINITE_AFTER
 from wanotify.shared.topology import DEFAULT_SENDER
 
 # Until resumed: far beyond any quality pause (at most a week), near enough for every datetime type.
 BY_HAND_FOR = timedelta(days=365 * 100)
-BY_HAND = "paused by hand"
-# A pause by hand this long or longer reads as "until resumed" (a timed one shows its end).
-INDEFINITE_AFTER = timedelta(days=365 * 50)
 REASON_CHARS = 500
 
 

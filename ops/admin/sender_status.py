@@ -14,7 +14,7 @@ def render_senders(senders: list[dict[str, Any]]) -> list[str]:
         lines.append(f"{s['name']:<16} {s['state']:<9} {_gap(s):>8}  {_queued(s['queues']):<11} "
                      f"{_daily(s['daily']):<26} {_lease(s)}")
         if s["state"] == "paused":
-            until = "until resumed" if s["pause_kind"] == "by_hand" else f"until {s['paused_until']:%H:%M:%S}"
+            until = "until resumed" if s["until_resumed"] else f"until {s['paused_until']:%Y-%m-%d %H:%M:%S %Z}"
             lines.append(f"  paused {until}: {s['pause_reason']}")
         lines += [f"  held for {h['reason']}: {h['count']}, next due {h['next_due']:%H:%M:%S}" for h in s["held"]]
     return lines

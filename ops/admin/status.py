@@ -28,7 +28,6 @@ def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str
     runtime = load(session, settings)
     counted = census(session)
     reports = collect_senders(session, settings, runtime.gap_seconds, stats, counted.waiting, senders)
-    now: datetime = session.scalar(select(func.now())) or datetime.now(UTC)
     return {
         "namespace": settings.namespace,
         # classic or quorum (QUEUE_TYPE), and the nodes AMQP_URL lists
@@ -39,16 +38,11 @@ def collect(settings: Settings, session: Session, probe: QueueProbe) -> dict[str
         # each sender: state, gap, lease, queues, daily usage (ETA when full), held messages
         "senders": [r.as_dict() for r in reports],
         "backlog": {"waiting": counted.waiting.total, "by_priority": counted.waiting.by_priority,
-                    "drain_seconds": pool_drain(reports, settings, now)},
+                    "drain_seconds": pool_drain(reports)},
         "statuses": counted.statuses,
         "next": next_messages(session),
         "meta": collect_meta(session),  # what Meta said of the numbers and the mapped templates
     }
-
-
-def sender_state(session: Session, namespace: str, gap: float) -> dict[str, Any]:
-    """The sender's gap, last call and pause, as ``status`` shows them (the console's overview too)."""
-    return _sender(session, namespace, gap)
 
 
 def _sender(session: Session, namespace: str, gap: float) -> dict[str, Any]:

@@ -66,6 +66,17 @@ def test_an_operator_pauses_one_number_for_a_while_and_resumes_it(page_as: PageA
     assert state is not None and "quality review" in (state.pause_reason or "")
     entry = last_audit(pool, "sending.pause")
     assert entry is not None and (entry.actor, entry.target) == ("operator", {"sender": "a", "seconds": 7200.0})
+    # The overview shows both numbers: a paused for two hours (not "until someone resumes"), b
+    # free, so the pool is not paused; and each number's queues.
+    page.goto(console_server.url + "/?refresh=off")
+    expect(page.locator("#pool")).to_contain_text("2 (1 active, 1 paused)")
+    expect(page.locator("#sender-state")).not_to_have_text("paused")
+    expect(page.locator("#senders tbody tr")).to_have_count(2)
+    paused = page.locator("#senders tbody tr", has_text="quality review")
+    expect(paused).to_contain_text("from now")
+    expect(paused).not_to_contain_text("until someone resumes")
+    expect(page.locator("#queues")).to_contain_text(f"{console_settings.namespace}.send.a")
+    page.goto(console_server.url + "/senders")
     page.locator("#sender-a button:has-text('Resume')").click()
     expect(page.locator(".flash-ok")).to_have_text("Sender a resumed.")
     expect(page.locator("#sender-a")).to_contain_text("active")

@@ -4,6 +4,7 @@ search and detail, accounts — against the real database."""
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterator
 from datetime import timedelta
 from itertools import pairwise
 
@@ -12,10 +13,12 @@ from sqlalchemy import delete, func, select, text, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from wanotify.ops.admin import activity, messages, overview
+from wanotify.ops.admin.status import collect as collect_status
 from wanotify.ops.admin.users import Role, UserError, add_user, authenticate, remove_user, set_password
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
-from wanotify.shared.db.models import Attempt, ConsoleUser, MessageActivity, MessageLog, SenderProcess, SenderState
+from wanotify.shared.db.models import Attempt, ConsoleUser, MessageActivity, MessageLog, SenderProcess, SenderRow, SenderState
+from wanotify.shared.monitoring import QueueProbe, QueueStats
 
 
 @pytest.fixture
@@ -112,9 +115,95 @@ def test_the_gap_distribution_counts_paced_idle_and_early_gaps(db: sessionmaker[
         session.add_all(Attempt(log_id=message, attempt=i + 1, started_at=start + timedelta(seconds=s))
                         for i, s in enumerate(offsets))
     with db() as session:
-        gaps = activity.gaps(session, 10.0)
+        gaps = activity.gaps(session, {}, 10.0)
     assert gaps["calls"] == 6 and gaps["idle"] == 1 and gaps["early"] == 1
     assert sum(gaps["counts"]) == 4 and gaps["min"] == pytest.approx(9.5) and gaps["median"] == pytest.approx(10.002)
+
+
+class NoQueues(QueueProbe):
+    """A broker where no queue exists yet: the overview and ``status`` compared on the database's figures."""
+
+    def __init__(self) -> None:
+        pass
+
+    def stats(self, names: list[str]) -> list[QueueStats]:
+        return [QueueStats(name, None, None) for name in names]
+
+
+@pytest.fixture
+def two_senders(db: sessionmaker[Session]) -> Iterator[sessionmaker[Session]]:
+    """Senders a (gap 10 s) and b (gap 30 s); the waiting messages of earlier tests cancelled."""
+    with transaction(db) as session:
+        session.execute(update(MessageLog).where(MessageLog.status.in_(("queued", "failed"))).values(status="cancelled"))
+        session.add_all([SenderRow(name="a", provider="fake", settings={}, gap_min_seconds=10),
+                         SenderRow(name="b", provider="fake", settings={}, gap_min_seconds=30)])
+    yield db
+    with transaction(db) as session:
+        session.execute(text("TRUNCATE senders"))
+
+
+def test_the_overview_of_a_pool_shows_each_sender_and_times_each_message_by_its_own(
+        two_senders: sessionmaker[Session]) -> None:
+    settings = Settings.from_env({}).with_(namespace="wt-overview-pool", send_gap_seconds=10)
+    on_a = [add(two_senders, sender="a", recipient=f"+62811404070{i}") for i in range(3)]
+    on_b = [add(two_senders, priority="high", sender="b", recipient=f"+62811404071{i}") for i in range(2)]
+    with transaction(two_senders) as session:
+        now = activity.now_utc(session)
+        session.add(SenderState(namespace=settings.namespace, sender="b", last_call_at=now - timedelta(seconds=5),
+                                paused_until=now + timedelta(hours=2), pause_reason="paused by hand by cli:ana: review"))
+        session.add(SenderProcess(sender_id="s-pool", host="elsewhere", pid=1))
+    try:
+        with transaction(two_senders) as session:
+            figures = overview.overview(session, settings)
+            with_status = collect_status(settings, session, NoQueues())
+    finally:
+        with transaction(two_senders) as session:
+            session.execute(delete(SenderProcess).where(SenderProcess.sender_id == "s-pool"))
+    pool, senders = figures["sender"], {s["name"]: s for s in figures["senders"]}
+    # One sender paused (for two hours, by hand) does not make the pool paused: a still sends.
+    assert pool["state"] == "sending" and pool["by_state"] == {"active": 1, "paused": 1}
+    assert senders["b"]["state"] == "paused" and not senders["b"]["until_resumed"]
+    assert senders["b"]["next_slot_at"] == senders["b"]["paused_until"]
+    assert (senders["a"]["waiting"], senders["b"]["waiting"]) == (3, 2)
+    # b's high messages go when its pause ends, 30 s apart; a's at once, 10 s apart.
+    etas = {m["id"]: m["eta"] for m in figures["next"]}
+    assert [m["id"] for m in figures["next"]] == [*on_b, *on_a]
+    assert (etas[on_b[1]] - etas[on_b[0]]).total_seconds() == 30 and etas[on_b[0]] == senders["b"]["paused_until"]
+    assert etas[on_a[0]] == figures["now"] and [(etas[b] - etas[a]).total_seconds() for a, b in pairwise(on_a)] == [10, 10]
+    # The backlog is done when b, the slowest, has sent its own: its pause, then one gap (a needs 20 s).
+    assert figures["backlog"]["drain_seconds"] == with_status["backlog"]["drain_seconds"]
+    assert figures["backlog"]["drain_seconds"] == pytest.approx(2 * 3600 + 30, abs=1)
+
+
+def test_the_overview_is_paused_when_every_sender_that_may_send_is(two_senders: sessionmaker[Session]) -> None:
+    settings = Settings.from_env({}).with_(namespace="wt-overview-pool-paused", send_gap_seconds=10)
+    add(two_senders, sender="a")
+    with transaction(two_senders) as session:
+        session.execute(update(SenderRow).where(SenderRow.name == "b").values(disabled_at=func.now()))
+        session.add(SenderState(namespace=settings.namespace, sender="a", paused_until=func.now() + timedelta(days=36500),
+                                pause_reason="paused by hand by cli:ana"))
+    with transaction(two_senders) as session:
+        figures = overview.overview(session, settings)
+    senders = {s["name"]: s for s in figures["senders"]}
+    assert figures["sender"]["state"] == "paused"
+    assert senders["a"]["until_resumed"] and senders["a"]["next_slot_at"] is None and figures["next"][0]["eta"] is None
+    assert senders["b"]["state"] == "disabled" and senders["b"]["next_slot_at"] is None
+    assert figures["backlog"]["drain_seconds"] is None  # no sender may send
+
+
+def test_the_gaps_of_a_pool_are_measured_per_number(two_senders: sessionmaker[Session]) -> None:
+    """Two numbers calling 0.1 s apart, each keeping its own gap: nothing is early."""
+    message_a, message_b = add(two_senders, status="sent", sender="a"), add(two_senders, status="sent", sender="b")
+    with transaction(two_senders) as session:
+        start = activity.now_utc(session) - timedelta(hours=1)
+        calls = [(message_a, 0), (message_b, 0.1), (message_a, 10.001), (message_b, 30.2), (message_a, 20.5),
+                 (message_a, 29.9)]  # a's last call is 9.4 s after its previous one: early
+        session.add_all(Attempt(log_id=log_id, attempt=i + 1, started_at=start + timedelta(seconds=s))
+                        for i, (log_id, s) in enumerate(calls))
+    with two_senders() as session:
+        gaps = activity.gaps(session, {"a": 10.0, "b": 30.0}, 10.0, sample=len(calls))
+    assert gaps["senders"] == 2 and gaps["calls"] == 6 and gaps["early"] == 1 and gaps["setting"] == 10.0
+    assert gaps["min"] == pytest.approx(9.4) and sum(gaps["counts"]) == 4
 
 
 @pytest.mark.parametrize("typed", ["08114040707", "628114040707", "+62 811-4040-707", "0062 811 4040 707"])

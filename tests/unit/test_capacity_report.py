@@ -5,12 +5,14 @@ from __future__ import annotations
 import math
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from prometheus_client import CollectorRegistry
 
 from wanotify.ops.admin.sender_status import duration, render_senders
+from wanotify.shared.db.models import SenderState
 from wanotify.shared.monitoring import QueueStats
 from wanotify.shared.sender_metrics import SenderMetrics
-from wanotify.shared.sender_report import Daily, Held, SenderReport, load_of, queue_rows
+from wanotify.shared.sender_report import Daily, Held, SenderReport, _state_of, load_of, queue_rows
 from wanotify.shared.senders import SenderConfig
 from wanotify.shared.topology import Topology
 
@@ -19,7 +21,7 @@ NOW = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
 def report(name: str = "otp", **changes) -> SenderReport:  # type: ignore[no-untyped-def]
     values = dict(name=name, provider="meta", state="active", paused_until=None, pause_reason=None, gap_seconds=10.0,
-                  gap_max_seconds=None, lease_holder="p1", lease_process="host:42", consumers=1,
+                  until_resumed=False, gap_max_seconds=None, lease_holder="p1", lease_process="host:42", consumers=1,
                   ready={"high": 0, "normal": 3, "low": 7}, waiting=10, waiting_recipients=8,
                   daily=Daily(used=2, limit=250, reserve=10, eta_seconds=None))
     values.update(changes)
@@ -58,7 +60,7 @@ def test_a_full_paused_sender_without_a_consumer_says_so_with_its_held_messages(
     assert "otp" in text and "paused" in text and "0/3/7" in text
     assert "250 of 250, FULL, room in 30 min" in text
     assert "no process, NO CONSUMER" in text
-    assert "paused until 13:00:00: 131048 spam rate limit" in text
+    assert "paused until 2026-05-01 13:00:00 UTC: 131048 spam rate limit" in text
     assert "held for daily_limit: 4, next due 12:30:00" in text
     assert "held for recipient_interval: 1, next due 12:00:05" in text
 
@@ -106,3 +108,12 @@ def test_the_gauges_follow_the_reports_and_a_removed_sender_loses_its_series():
     assert value("wanotify_sender_daily_limit", sender="otp") is None  # no limit: no series
     assert value("wanotify_sender_held_messages", sender="otp", reason="daily_limit") is None
     assert value("wanotify_sender_daily_limit_reached", sender="otp") == 0
+
+
+@pytest.mark.parametrize(("pause_for", "shown"), [
+    (timedelta(hours=2), "paused until 2026-05-01 14:00:00 UTC: paused by hand by cli:ana"),
+    (timedelta(days=36500), "paused until resumed: paused by hand by cli:ana")])
+def test_a_pause_by_hand_with_an_end_shows_its_end(pause_for: timedelta, shown: str) -> None:
+    state = SenderState(namespace="n", sender="otp", paused_until=NOW + pause_for, pause_reason="paused by hand by cli:ana")
+    paused = report(**_state_of(SenderConfig(name="otp", provider="meta"), state, NOW))
+    assert shown in "\n".join(render_senders([paused.as_dict()]))

@@ -1,4 +1,4 @@
-"""The overview at ``/``: the sender's state, what waits and when it goes, what happened.
+"""The overview at ``/``: the senders' state, what waits and when it goes, what happened.
 
 The page polls its live part (``/overview/live``) with htmx every ``refresh`` seconds — 30 by
 default, as the dashboard it replaces; ``?refresh=2`` … ``60`` or ``?refresh=off`` in the URL.
@@ -17,6 +17,7 @@ from starlette.responses import Response
 from wanotify.ops.admin import overview as service
 from wanotify.ops.web.console import charts
 from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get
+from wanotify.shared.senders import load_senders
 
 log = logging.getLogger(__name__)
 DEFAULT_REFRESH = 30
@@ -60,10 +61,11 @@ async def _live(ctx: Ctx) -> dict[str, Any]:
 
 async def _queues(ctx: Ctx) -> tuple[list[dict[str, Any]] | None, str | None]:
     probe, lock = ctx.console.probe()
+    senders = await ctx.db(load_senders, ctx.console.settings)
 
     def read() -> list[dict[str, Any]]:
         with lock:
-            return service.queues(ctx.console.settings, probe)
+            return service.queues(ctx.console.settings, senders, probe)
     try:
         return await asyncio.to_thread(read), None
     except Exception as exc:  # noqa: BLE001 - any broker failure: say so, show the database's figures
