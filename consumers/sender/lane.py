@@ -21,7 +21,7 @@ import time
 from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 
 from aio_pika.abc import AbstractChannel, AbstractIncomingMessage, AbstractQueue, AbstractRobustConnection
@@ -67,6 +67,10 @@ class Shared:
     runtime: Callable[[], RuntimeSettings]  # refreshed every heartbeat
     stop: asyncio.Event
     in_flight: Counter[int]  # log id -> deliveries of it being handled in this process
+    # Per sender, for the life of the process: a lane rebuilt for the same number (its provider
+    # settings changed, or disabled and enabled again) keeps the gap since its predecessor's last
+    # call. The database cannot: it only paces the calls of *another* process (``_external_wait``).
+    pacers: dict[str, Pacer] = field(default_factory=dict)
 
 
 class Lane:
@@ -77,7 +81,7 @@ class Lane:
         self.shared = shared
         self.topology = Topology.of(shared.settings)
         self.rules = Rules.of(shared.settings, provider.name)
-        self.pacer = Pacer()
+        self.pacer = shared.pacers.setdefault(config.name, Pacer())
         # How long a send takes from the schedule's choice to the call's thread waiting for the
         # slot (the claim, and two thread hand-offs): the lane claims that much ahead of the slot.
         self._preparation = JitterEstimate(LEAD_SECONDS, window=200, min_samples=10, quantile=0.99,

@@ -31,6 +31,7 @@ from wanotify.consumers.sender.claims import PgClaimStore
 from wanotify.consumers.sender.gate import Gate
 from wanotify.consumers.sender.lane import Lane, Shared
 from wanotify.consumers.sender.outcomes import Outcomes
+from wanotify.consumers.sender.pacing import Pacer
 from wanotify.consumers.sender.settle import Settler
 from wanotify.consumers.sender.upgrade import LegacyQueues
 from wanotify.shared.broker import SendQueuePublisher, confirmed_channel, connect
@@ -77,6 +78,7 @@ class Sender:
         self._publisher: SendQueuePublisher | None = None
         self._legacy: LegacyQueues | None = None
         self._shared: Shared | None = None
+        self._pacers: dict[str, Pacer] = {}  # per sender: outlives its lanes (see ``Shared.pacers``)
 
     async def run(self, stop: asyncio.Event) -> None:
         """Send until ``stop`` is set; calls in flight are finished, recorded and settled first."""
@@ -115,7 +117,7 @@ class Sender:
                               Settler(self._publisher, self.topology.send_dead_queue, self.metrics),
                               Outcomes(self.settings, self.metrics, self.sessions, self.gate),
                               PgClaimStore(self.settings, self.sessions, self.sender_id, self.gate, self.runtime),
-                              self.runtime, stop, Counter())
+                              self.runtime, stop, Counter(), self._pacers)
         await self._refresh_lanes(await run_db(self._active_senders, stop))
         log.info("sender %s consuming %s with %s", self.sender_id[:8], ", ".join(sorted(self.lanes)) or "no senders",
                  self.settings.whatsapp.describe())

@@ -65,3 +65,25 @@ def test_numbers_added_or_disabled_while_the_sender_runs_are_picked_up(stack, pu
     assert "sender b: lane stopped" not in sender.log()
     state = sender_state(sessions, settings.namespace, "a")
     assert state is not None and state.lease_holder is None
+
+
+def test_a_lane_rebuilt_for_new_provider_settings_keeps_the_gap_since_the_last_call(
+        stack, publisher, fake_provider, sessions, numbers_cleanup):
+    # Given number "a" at a 6 s gap that has just made a call
+    gap = 6.0
+    env = add_numbers(sessions, fake_provider.url, ["a"], gap)
+    stack.start("notifier")
+    sender = stack.start("sender", **env)
+    publisher.publish("notification.requested", pinned(0, "a"))
+    fake_provider.wait_for_calls(1, timeout=20)
+    # When an operator changes its provider settings (the same server, written with a trailing
+    # slash), the process rebuilds its lane, and a message for it comes at once
+    with transaction(sessions) as session:
+        session.execute(update(SenderRow).where(SenderRow.name == "a")
+                        .values(settings=SenderRow.settings.op("||")({"base_url": fake_provider.url + "/"})))
+    wait_until(lambda: "sender a: lane stopped (its provider settings changed)" in sender.log(), 15, "a's lane rebuilt")
+    publisher.publish("notification.requested", pinned(1, "a"))
+    first, second = fake_provider.wait_for_calls(2, timeout=20)
+    # Then the new lane still waits for the gap since the old lane's call
+    print(f"calls {second['t'] - first['t']:.3f} s apart, across the rebuild")
+    assert second["t"] - first["t"] >= gap
