@@ -21,7 +21,7 @@ from wanotify.consumers.providers.classify import RecipientOptedOut, TemplateRef
 from wanotify.consumers.sender import store
 from wanotify.consumers.sender.choice import Refusal
 from wanotify.consumers.sender.gate import Gate
-from wanotify.consumers.sender.policy import Cancel, Dead, Decision, PairRate, Pause, Retry, decide
+from wanotify.consumers.sender.policy import Cancel, Dead, Decision, PairRate, Pause, Retry, bounded, decide
 from wanotify.consumers.sender.settle import Ack, Defer, Keep, Park, Requeue, RetryLater, Settlement
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
@@ -77,7 +77,7 @@ class Outcomes:
                     extra=command.log_fields() | {"error_code": code, "sender": sender})
         self.metrics.messages_failed.labels("permanent" if isinstance(error, PermanentError) else "retryable").inc()
         deferred: list[float] = []
-        await record_durably([
+        decision = await record_durably([
             lambda: self._record(sender, decision, command, claim, error, text, code, call, deferred),
             # the plainest record: the provider's text may be what the database refuses
             lambda: self._record(sender, decision, command, claim, error, "(the error text could not be stored)",
@@ -86,26 +86,30 @@ class Outcomes:
         return self._settlement(sender, decision, text, deferred)
 
     def _record(self, sender: str, decision: Decision, command: SendCommand, claim: store.Go, error: Exception,
-                text: str, code: str | None, call: CallRecord, deferred: list[float]) -> None:
+                text: str, code: str | None, call: CallRecord, deferred: list[float]) -> Decision:
+        """Record the failure as ``decision`` says; returns the decision as recorded (a pause may
+        park the message, by what the database knows of its earlier pauses)."""
         with transaction(self.sessions) as session:
             attempt_id = call.open(session)
             store.record_consequences(session, claim.recipient, call.template, isinstance(error, RecipientOptedOut),
                                       error.status if isinstance(error, TemplateRefused) else None)
             if isinstance(decision, Pause):
+                decision = bounded(decision, store.pauses_caused(session, command.log_id, attempt_id), claim.runtime)
                 store.record_pause(session, command, attempt_id, self.settings.namespace, decision.seconds, text, code,
-                                   sender=sender)
-                return
+                                   sender=sender, park=decision.park, sent_as=call.sent_as)
+                return decision
             if isinstance(decision, PairRate):
                 seconds = self._pair_rate_seconds(session, claim.recipient)
                 store.record_deferred(session, command, attempt_id, seconds, "pair_rate", text, code)
                 deferred[:] = [seconds]
-                return
+                return decision
             status, retry_in = Status.FAILED, None
             if isinstance(decision, Dead | Cancel):
                 status = Status.DEAD if isinstance(decision, Dead) else Status.CANCELLED
             elif isinstance(decision, Retry):
                 retry_in = decision.delay_seconds
             store.record_failure(session, command, attempt_id, status, text, code, retry_in, call.sent_as)
+            return decision
 
     def _pair_rate_seconds(self, session: Session, recipient: str) -> float:
         if self.gate is None:  # no budget: the plain interval of the Cloud API's pair rate
@@ -117,6 +121,8 @@ class Outcomes:
         if isinstance(decision, Pause):
             self.metrics.sender_pauses.labels("quality", sender).inc()
             self.metrics.sender_paused.labels(sender).set(1)
+            if decision.park:
+                return Park("quality_limit", text)
             return Keep()  # held until the pause ends: no requeue, no redelivery counted
         if isinstance(decision, PairRate):
             return Defer(deferred[0] if deferred else 1.0, "pair_rate")

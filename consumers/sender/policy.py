@@ -3,7 +3,7 @@ recipient, a dead letter, or a cancellation. Pure."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from wanotify.consumers.providers.classify import RecipientOptedOut
 from wanotify.shared.errors import PermanentError, QualityLimitError, TransientError
@@ -27,7 +27,12 @@ class Dead:
 
 @dataclass(frozen=True)
 class Pause:
+    """Pause the sender (number). The message goes again after the pause without spending a
+    retry, unless it has now hit a quality code on more tries than ``MAX_RETRIES`` allows: then
+    it is parked (``park``), so one message can never pause its number again and again."""
+
     seconds: float
+    park: bool = False
 
 
 @dataclass(frozen=True)
@@ -51,11 +56,17 @@ PAIR_RATE_CODE = "meta_131056"
 SENDER_STOP_CODES = frozenset({"meta_131031"})
 
 
+def bounded(pause: Pause, earlier_pauses: int, runtime: RuntimeSettings) -> Pause:
+    """``pause`` for a message that caused ``earlier_pauses`` quality pauses before this one."""
+    return replace(pause, park=earlier_pauses >= runtime.max_retry_attempts)
+
+
 def decide(error: Exception, retries_used: int, runtime: RuntimeSettings, backoff: float, quality_pause: float) -> Decision:
     """Decide for a failed call that had ``retries_used`` retries before it (0 = the first call)."""
     if isinstance(error, QualityLimitError) or getattr(error, "code", None) in SENDER_STOP_CODES:
         # Retrying would hurt the number's quality rating further: stop sending for a while
-        # and try the same message again afterwards, without spending one of its retries.
+        # and try the same message again afterwards, without spending one of its retries
+        # (``bounded`` parks it once it has caused more pauses than it has retries).
         return Pause(max(quality_pause, getattr(error, "retry_after", None) or 0))
     if isinstance(error, TransientError) and error.code == PAIR_RATE_CODE:
         return PairRate()

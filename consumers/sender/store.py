@@ -288,6 +288,8 @@ def _claimant_still_working(session: Session, row: MessageLog, sender_id: str, i
     return liveness.is_alive(session, row.claimed_by, now)
 
 
+PAUSED = "paused"  # the outcome of an attempt that paused its sender (a quality code)
+
 # A sender stores its call's planned start when it claims the slot and its actual start when it
 # records the outcome. A sender killed in between started after the planned time: by its thread
 # hand-offs, and on a loaded machine by tens of milliseconds more (a 1 s pool number's calls came
@@ -434,15 +436,26 @@ def record_consequences(session: Session, recipient: str, template: TemplateCall
 
 
 def record_pause(session: Session, command: SendCommand, attempt_id: int, namespace: str, seconds: float,
-                 error: str, code: str | None, sender: str = DEFAULT_SENDER) -> None:
-    """Pause this one sender (number), not the pool; the message goes back to ``queued``, attempt not spent."""
-    error, code = clean(error, ERROR_CHARS) or "", clean(code, CODE_CHARS)
+                 error: str, code: str | None, sender: str = DEFAULT_SENDER, *, park: bool = False,
+                 sent_as: str | None = None) -> None:
+    """Pause this one sender (number), not the pool; the message goes back to ``queued``, attempt
+    not spent, or is parked ``dead`` when ``park``."""
     session.execute(
         update(SenderState).where(SenderState.namespace == namespace, SenderState.sender == sender).values(
-            paused_until=func.now() + timedelta(seconds=seconds), pause_reason=error)
+            paused_until=func.now() + timedelta(seconds=seconds), pause_reason=clean(error, ERROR_CHARS) or "")
     )
+    if park:
+        record_failure(session, command, attempt_id, Status.DEAD, error, code, None, sent_as)
+        return
+    error, code = clean(error, ERROR_CHARS) or "", clean(code, CODE_CHARS)
     _back_to_queued(session, command, error, code)
-    _finish_attempt(session, attempt_id, "paused", error, code)
+    _finish_attempt(session, attempt_id, PAUSED, error, code)
+
+
+def pauses_caused(session: Session, log_id: int, attempt_id: int) -> int:
+    """How many quality pauses the message caused before the attempt ``attempt_id``."""
+    return session.scalar(select(func.count()).select_from(Attempt).where(
+        Attempt.log_id == log_id, Attempt.outcome == PAUSED, Attempt.id != attempt_id)) or 0
 
 
 def record_deferred(session: Session, command: SendCommand, attempt_id: int, seconds: float, reason: str,

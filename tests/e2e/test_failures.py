@@ -81,6 +81,22 @@ def test_a_quality_limit_pauses_the_sender_without_spending_a_retry(running, pub
     assert sorted(m.attempts for m in rows) == [1, 1]
 
 
+def test_a_message_that_keeps_getting_a_quality_code_is_parked_after_its_retries(running, publisher, fake_provider,
+                                                                                   sessions, settings):
+    # Given Meta answering every call with a quality code
+    fake_provider.fail_next(100, "quality")
+    publisher.publish("member.registered", member(1))
+    # Then each call pauses the number and the message goes again after the pause, until it has
+    # caused more pauses than it has retries (2): the third is its last, and it is parked
+    [dead] = _wait_status(sessions, "dead", timeout=30)
+    time.sleep(3)  # a pause (2 s) and then some: no fourth call
+    assert len(fake_provider.calls()) == 1 + settings.max_retries
+    assert [a.outcome for a in attempts(sessions, dead.id)] == ["paused", "paused", "dead"]
+    assert dead.error_code == "meta_131048"
+    assert queue_depth(settings.amqp_url, Topology(settings.namespace).send_dead_queue) == 1
+    assert sender_state(sessions, settings.namespace).paused_until is not None  # the number still paused  # type: ignore[union-attr]
+
+
 def test_replaying_a_dead_message_sends_it_once_even_if_replayed_twice(running, publisher, fake_provider, sessions):
     fake_provider.fail_next(1, "permanent")
     publisher.publish("member.registered", member(1))

@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 from tests.unit.sender_fakes import FakeDelivery, FakeLeaseStore, FakePublisher
 from wanotify.consumers.sender.lease import may_hold
 from wanotify.consumers.sender.pacing import GapDraw, Pacer
-from wanotify.consumers.sender.policy import Dead, PairRate, Pause, decide
+from wanotify.consumers.sender.policy import Dead, PairRate, Pause, bounded, decide
 from wanotify.consumers.sender.settle import Ack, Defer, Keep, Park, Requeue, RetryLater, Settler
 from wanotify.shared.errors import PermanentError, QualityLimitError, TransientError
 from wanotify.shared.messages import ATTEMPT_HEADER, REASON_HEADER, SendCommand
@@ -131,6 +131,11 @@ def test_quality_and_account_codes_pause_the_sender_and_others_do_not():
     for error in (QualityLimitError("spam", code="meta_131048"), PermanentError("locked", code="meta_131031")):
         assert decide(error, 0, RUNTIME, 1.0, 3600) == Pause(3600)
     assert decide(PermanentError("bad number", code="meta_131026"), 0, RUNTIME, 1.0, 3600) == Dead("permanent")
+
+
+def test_a_quality_pause_parks_the_message_once_it_caused_more_pauses_than_it_has_retries():
+    pause = decide(QualityLimitError("spam", code="meta_131048"), 0, RUNTIME, 1.0, 3600)
+    assert [bounded(pause, earlier, RUNTIME).park for earlier in range(5)] == [False, False, False, True, True]
 
 
 # --- settling: one construct does every ack, nack and republish ----------------------------
