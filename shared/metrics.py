@@ -47,7 +47,7 @@ class Metrics:
             registry=r)
         self.ambiguous_calls = Counter(
             "wanotify_ambiguous_calls_total",
-            "Calls found in flight after a crash, whose outcome is unknown (resent by policy).", registry=r)
+            "Calls found in flight after their sender process died, whose outcome is unknown (parked dead).", registry=r)
         self.provider_call_duration = Histogram(
             "wanotify_provider_call_duration_seconds", "Duration of WhatsApp API calls.", ["outcome"],
             buckets=CALL_BUCKETS, registry=r)

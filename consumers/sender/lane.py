@@ -273,10 +273,10 @@ class Lane:
             return self._not_now(command, claim)
         self.shared.metrics.sender_paused.labels(self.name).set(0)
         if claim.ambiguous:
-            # Policy: a call whose outcome was lost in a crash is made again (at least once).
-            log.warning("resending %s: the previous try of this attempt died mid-call", command.message_id,
+            # Our own claim with no call of ours in hand: its commit landed but its answer was
+            # lost, so the call was never made (another process's is parked: ``store.claim``).
+            log.warning("calling for %s: its claim was recorded but its call never made", command.message_id,
                         extra=command.log_fields())
-            self.shared.metrics.ambiguous_calls.inc()
         step = await asyncio.get_running_loop().run_in_executor(self._executor, self.caller.call, command, claim)
         self._preparation.add(step.ready_at - self._chosen_at)
         self.gap.called()
@@ -300,6 +300,8 @@ class Lane:
             self.shared.metrics.stale_copies.inc()
             return Ack()
         if isinstance(claim, store.Refused):
+            if claim.refusal.code == store.OUTCOME_UNKNOWN:
+                self.shared.metrics.ambiguous_calls.inc()
             return self.shared.outcomes.refused(command, claim.refusal)
         if isinstance(claim, store.Deferred):
             log.info("deferring %s by %.1f s (%s)", command.message_id, claim.seconds, claim.reason, extra=fields)

@@ -9,9 +9,12 @@ daily limit) whether the message is due, then marks the row ``pending``, owned b
 process, and stores the planned start of our call. Because the state row is locked, two
 processes can never both claim the same slot of a number.
 
-A copy of a ``pending`` row is a redelivery while a call may be in progress. It is resent
-("ambiguous") only when the process that claimed the row is gone; while the claimant lives,
-the copy waits, and the claimant's record makes it stale.
+A copy of a ``pending`` row is a redelivery while a call may be in progress. While the claimant
+lives, the copy waits, and the claimant's record makes it stale. When another process claimed
+it and is gone, it died during the call, whose request may have reached WhatsApp: the message
+is parked ``dead`` ("outcome unknown") rather than sent a second time. When this process claimed
+it and holds no call for it, the call was never made (the claim's commit reached the database,
+its answer did not), and it is made now ("ambiguous").
 
 The same read of the row brings, joined in, its template's approved-template mapping, Meta's
 status of that template and the recipient's window and opt-out, so choosing how the message
@@ -136,6 +139,8 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     assert row is not None and facts is not None and attempt_id is not None
     if verdict and _claimant_still_working(session, row, sender_id, in_flight, now):
         return Wait(CLAIMANT_WAIT_SECONDS, why="claimed")
+    if verdict and row.claimed_by != sender_id:
+        return _outcome_unknown(session, row, command, now)
     # Parameters render here, under the state lock: bounded like every render, and microseconds.
     form = choose(facts, now, rules or Rules(False, False, settings.customer_window_seconds, settings.opt_out_scope))
     if isinstance(form, Refusal):
@@ -161,6 +166,18 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     _mark_claimed(session, command, state, row.id, attempt_id, sender_id, planned, now, counting)
     return Go(row.recipient, row.body, row.template, external, runtime, attempt_id, ambiguous=verdict, form=form,
               gap=pool.gap)
+
+
+def _outcome_unknown(session: Session, row: MessageLog, command: SendCommand, now: datetime) -> Refused:
+    """Another process died during this attempt's call: the request may have reached WhatsApp,
+    and calling again could send the member a second message (contract section 1). The row is
+    parked ``dead`` for an admin to check and replay; the dead try's attempt says ``unknown``."""
+    refusal = Refusal(Status.DEAD, OUTCOME_UNKNOWN, OUTCOME_UNKNOWN_REASON)
+    row.status, row.last_error, row.error_code = refusal.status, refusal.reason, refusal.code
+    row.updated_at, row.next_attempt_at = now, None
+    session.execute(update(Attempt).where(Attempt.log_id == row.id, Attempt.attempt == command.attempt,
+                                          Attempt.outcome.is_(None)).values(outcome="unknown"))
+    return Refused(refusal)
 
 
 def _mark_claimed(session: Session, command: SendCommand, state: SenderState, log_id: int, attempt_id: int,
@@ -289,6 +306,9 @@ def _claimant_still_working(session: Session, row: MessageLog, sender_id: str, i
 
 
 PAUSED = "paused"  # the outcome of an attempt that paused its sender (a quality code)
+OUTCOME_UNKNOWN = "outcome_unknown"
+OUTCOME_UNKNOWN_REASON = ("the sender process died during the call: WhatsApp may have delivered it. Check with the "
+                          "member before `wanotify dead replay`, which sends it again")
 
 # A sender stores its call's planned start when it claims the slot and its actual start when it
 # records the outcome. A sender killed in between started after the planned time: by its thread

@@ -3,8 +3,8 @@ are in flight (the scenario and its account are in ``tests/chaos.py``; run many 
 ``python -m tests.chaos --runs N``).
 
 Every event must end as exactly one row, sent or dead; every dead row must be explained by
-the injected provider failures; duplicate provider calls can only come from a sender killed
-mid-call, resent by policy: duplicates <= resends <= kills that landed mid-call.
+the injected provider failures or by a sender killed during its call (parked "outcome
+unknown", at most one per kill that landed mid-call); no recipient is called twice.
 """
 
 from __future__ import annotations

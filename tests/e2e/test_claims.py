@@ -1,8 +1,8 @@
-"""A message is resent only when the process that was sending it died mid-call.
+"""A message is never called twice: not while its sender still calls, nor after it died mid-call.
 
 A redelivery while the original sender still lives (its broker connection dropped during a
-long call) must wait for that sender's outcome; a sender killed mid-call has its message
-resent once by the next one (the documented at-least-once window).
+long call) must wait for that sender's outcome; a sender killed mid-call leaves an outcome no
+one knows, and the next sender parks the message for an admin instead of calling again.
 """
 
 from __future__ import annotations
@@ -12,9 +12,10 @@ import re
 import pytest
 
 from tests.e2e.scenario import member
-from tests.support.broker import broker_connection, close_connection
-from tests.support.db import messages
+from tests.support.broker import broker_connection, close_connection, queue_depth
+from tests.support.db import attempts, messages
 from tests.support.processes import wait_until
+from wanotify.shared.topology import Topology
 
 CALL_SECONDS = 6.0  # longer than the sender's reconnect: the redelivery arrives mid-call
 
@@ -53,8 +54,8 @@ def test_a_copy_redelivered_while_its_sender_is_still_calling_is_not_sent_again(
     assert "died mid-call" not in sender.log()
 
 
-def test_a_sender_killed_mid_call_has_its_message_resent_once_by_the_next_sender(
-        stack, publisher, slow_provider, sessions):
+def test_a_sender_killed_mid_call_has_its_message_parked_as_unknown_not_sent_again(
+        stack, publisher, slow_provider, sessions, settings):
     # Given a sender killed while its call is in progress
     stack.start("notifier")
     first = stack.start("sender", WHATSAPP_TIMEOUT_SECONDS=30)
@@ -64,8 +65,11 @@ def test_a_sender_killed_mid_call_has_its_message_resent_once_by_the_next_sender
     # When another sender takes over
     slow_provider.latency = 0.0
     second = stack.start("sender")
-    # Then it resends the message once, as the ambiguous-call policy says, and records it
-    wait_until(lambda: _sent(sessions), 30, "the message to be sent by the second sender")
-    calls = slow_provider.calls()
-    assert len(calls) == 2 and calls[0]["to"] == calls[1]["to"]
-    assert second.log().count("died mid-call") == 1
+    # Then it parks the message, whose call may have reached WhatsApp, and calls no one again
+    [dead] = wait_until(lambda: [m for m in messages(sessions) if m.status == "dead"], 30, "the message parked")
+    assert dead.error_code == "outcome_unknown" and "may have delivered it" in (dead.last_error or "")
+    assert [a.outcome for a in attempts(sessions, dead.id)] == ["unknown"]
+    wait_until(lambda: queue_depth(settings.amqp_url, Topology(settings.namespace).send_dead_queue) == 1, 10,
+               "the copy in the dead-letter queue")
+    assert len(slow_provider.calls()) == 1
+    assert "not sending" in second.log() and "outcome_unknown" in second.log()

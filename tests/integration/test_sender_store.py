@@ -92,7 +92,7 @@ def test_a_copy_of_a_message_whose_claimant_is_alive_waits_instead_of_resending(
 
 
 @pytest.mark.parametrize("how", ["stopped", "silent", "pid gone", "never registered"])
-def test_a_copy_of_a_message_whose_claimant_is_gone_is_resent_as_ambiguous(sessions, settings, how: str):
+def test_a_copy_of_a_message_whose_claimant_died_mid_call_is_parked_not_sent_again(sessions, settings, how: str):
     if how == "stopped":
         _process(sessions, "other", stopped=True)
     elif how == "silent":
@@ -101,7 +101,11 @@ def test_a_copy_of_a_message_whose_claimant_is_gone_is_resent_as_ambiguous(sessi
         _process(sessions, "other", pid=_a_pid_that_is_gone())
     row = _pending_row(sessions, "other")
     claim = _claim_copy(sessions, settings, row)
-    assert isinstance(claim, store.Go) and claim.ambiguous
+    assert isinstance(claim, store.Refused) and claim.refusal.code == store.OUTCOME_UNKNOWN
+    with sessions() as session:
+        parked = session.get(MessageLog, row.id)
+        assert parked is not None and (parked.status, parked.error_code) == (Status.DEAD, "outcome_unknown")
+        assert "may have delivered it" in (parked.last_error or "")
 
 
 def test_a_claimant_elsewhere_counts_as_alive_while_its_heartbeat_is_fresh(sessions, settings):
@@ -110,7 +114,7 @@ def test_a_claimant_elsewhere_counts_as_alive_while_its_heartbeat_is_fresh(sessi
     assert isinstance(_claim_copy(sessions, settings, row), store.Wait)
 
 
-def test_this_process_waits_for_its_own_earlier_delivery_of_the_message_but_resends_a_forgotten_one(
+def test_this_process_waits_for_its_own_earlier_delivery_of_the_message_but_calls_for_a_forgotten_claim(
         sessions, settings):
     row = _pending_row(sessions, "me")
     assert isinstance(_claim_copy(sessions, settings, row, in_flight=True), store.Wait)
