@@ -37,7 +37,8 @@ from wanotify.shared.db.models import WAITING_STATUSES, MessageLog, Status
 from wanotify.shared.errors import PermanentError
 from wanotify.shared.messages import DEAD_ID_HEADER, SendCommand
 from wanotify.shared.runtime import load
-from wanotify.shared.topology import Topology
+from wanotify.shared.senders import load_senders
+from wanotify.shared.topology import DEFAULT_SENDER, Topology
 
 
 @dataclass
@@ -130,6 +131,7 @@ class Admin:
         outcome = Outcome()
         with transaction(self.sessions) as session:
             runtime = load(session, self.settings)
+            senders = [s.name for s in load_senders(session, self.settings)]
             # Cancel the rows first: any copy still on a queue afterwards is stale and dropped.
             result = session.execute(
                 update(MessageLog).where(MessageLog.status.in_(WAITING_STATUSES)).values(
@@ -139,7 +141,8 @@ class Admin:
             outcome.add("messages_cancelled", cancelled)
             record(session, self.actor, "queue.clear", count=cancelled)
         delays = {runtime.retry_delay_seconds(n, self.settings.retry_backoff) for n in range(1, 11)}
-        for name in [*self.topology.send_queues(), *(self.topology.retry_queue(d) for d in delays)]:
+        send_queues = [q for sender in dict.fromkeys([DEFAULT_SENDER, *senders]) for q in self.topology.send_queues(sender)]
+        for name in [*send_queues, *(self.topology.retry_queue(d) for d in delays)]:
             outcome.add("copies_dropped", await self._purge_queue(name))
         return outcome
 

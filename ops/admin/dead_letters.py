@@ -36,7 +36,7 @@ PURGED_PREFIX = "purged from dead letters: "
 # provider's last answer (consumers/providers/classify.py), or what parked it otherwise.
 MESSAGE_REASONS = ("meta_<code> (e.g. meta_131026, meta_190)", "http_<status> (e.g. http_400, http_503)",
                    "timeout", "network", "internal", "gateway_invalid_number", "gateway_rejected",
-                   "gateway_bad_response", "receipt_failed", "internal_error")
+                   "gateway_bad_response", "receipt_failed", "internal_error", "outcome_unknown")
 EVENT_REASONS = PARK_REASONS
 
 
@@ -72,19 +72,23 @@ class DeadFilter:
 
 
 AGE_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+MAX_AGE = timedelta(days=3650)
 
 
 def parse_age(raw: str) -> timedelta:
-    """``45s``, ``30m``, ``2h``, ``7d`` as a time span; ValueError saying how to write one."""
-    match = re.fullmatch(r"(\d+(?:\.\d+)?)([smhd])", raw.strip())
+    """``45s``, ``30m``, ``2h``, ``7d`` as a time span, at most ten years; ValueError saying how to write one."""
+    match = re.fullmatch(r"([0-9]+(?:\.[0-9]+)?)([smhd])", raw.strip())
     if not match:
         raise ValueError(f"{raw!r} is not an age: use a number and a unit, e.g. 45s, 30m, 2h, 7d")
-    return timedelta(seconds=float(match[1]) * AGE_UNITS[match[2]])
+    seconds = float(match[1]) * AGE_UNITS[match[2]]
+    if seconds > MAX_AGE.total_seconds():
+        raise ValueError(f"{raw!r} is more than ten years ({MAX_AGE.days}d)")
+    return timedelta(seconds=seconds)
 
 
 def parse_id(raw: str) -> str:
     """Validate an ``m<digits>`` / ``e<digits>`` id."""
-    if len(raw) < 2 or raw[0] not in "me" or not raw[1:].isdigit():
+    if len(raw) < 2 or raw[0] not in "me" or not (raw[1:].isascii() and raw[1:].isdigit()) or len(raw) > 19:
         raise ValueError(f"{raw!r} is not a dead-letter id: use m<number> for messages, e<number> for events")
     return raw
 

@@ -83,15 +83,15 @@ def upcoming(session: Session, senders: dict[str, dict[str, Any]], now: datetime
 
     A message goes from its own sender (``senders`` by name, as ``_sender`` describes them): the
     ETA assumes one call per that sender's gap from its next slot on, so the n-th of its messages
-    here goes n - 1 gaps after that slot (None while the sender is paused by hand or disabled).
+    here goes n - 1 gaps after that slot (None while the sender is paused until resumed or disabled).
     """
     rows = next_queued(session, limit)
     seen: Counter[str] = Counter()
     shown = []
     for m in rows:
         name = m.sender or DEFAULT_SENDER
-        sender = senders.get(name)
-        first_at = None if sender is None else sender["next_slot_at"]
+        sender = senders.get(name) or {"next_slot_at": None}  # a sender since removed: no slot
+        first_at = sender["next_slot_at"]
         eta = None if first_at is None else first_at + timedelta(seconds=seen[name] * sender["gap_seconds"])
         seen[name] += 1
         shown.append({"id": m.id, "template": m.template, "priority": m.priority, "recipient": mask_phone(m.recipient),

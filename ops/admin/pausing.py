@@ -64,16 +64,18 @@ def pause(session: Session, namespace: str, actor: str, reason: str | None = Non
     """Hold every message of ``sender`` until ``resume`` (or for ``duration``); the call in
     flight, if any, finishes. Other senders keep sending."""
     check_sender(session, sender)
+    if duration is not None and duration <= timedelta(0):
+        raise ActionRefused("a pause needs a duration above 0 (like 30m or 2h), or none to pause until resumed")
     text = f"{BY_HAND} by {actor}" + (f": {reason.strip()}" if reason and reason.strip() else "")
     text = text[:REASON_CHARS]
-    until = func.now() + (duration or BY_HAND_FOR)
+    until = func.now() + (BY_HAND_FOR if duration is None else duration)
     stmt = insert(SenderState).values(namespace=namespace, sender=sender, paused_until=until, pause_reason=text)
     paused_until = session.execute(stmt.on_conflict_do_update(
         index_elements=[SenderState.namespace, SenderState.sender], set_={"paused_until": until, "pause_reason": text})
         .returning(SenderState.paused_until)).scalar_one()
-    target: dict[str, Any] = {"sender": sender} | ({"seconds": duration.total_seconds()} if duration else {})
+    target: dict[str, Any] = {"sender": sender} | ({} if duration is None else {"seconds": duration.total_seconds()})
     record(session, actor, "sending.pause", target=target, detail=reason)
-    return Pause(True, paused_until if duration else None, text)
+    return Pause(True, None if duration is None else paused_until, text)
 
 
 def resume(session: Session, namespace: str, actor: str, sender: str = DEFAULT_SENDER) -> Pause | None:

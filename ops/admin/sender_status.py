@@ -46,7 +46,7 @@ def _lease(s: dict[str, Any]) -> str:
 
 def duration(seconds: float | None) -> str:
     if seconds is None:
-        return "never (no sender may send)"
+        return "never (a sender holding messages may not send: paused until resumed, or disabled)"
     if seconds < 120:
         return f"{seconds:.0f} s"
     if seconds < 7200:

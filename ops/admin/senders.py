@@ -138,16 +138,22 @@ def _check_gap(option: str, seconds: float) -> None:
         raise ActionRefused(f"{option} is seconds between two calls, more than 0 and at most {MAX_GAP_SECONDS}, got {seconds:g}")
 
 
+# Meta's highest fixed tier is 100,000 recipients a day (above it: unlimited, i.e. no limit here).
+MAX_DAILY_LIMIT = 1_000_000
+
+
 def check_limits(daily_limit: int | None, daily_reserve: int, warmup: tuple[int, ...]) -> None:
-    if daily_limit is not None and daily_limit < 1:
-        raise ActionRefused(f"--daily-limit is unique recipients per 24 h, at least 1, got {daily_limit}")
+    if daily_limit is not None and not 1 <= daily_limit <= MAX_DAILY_LIMIT:
+        raise ActionRefused(f"--daily-limit is unique recipients per 24 h, 1 to {MAX_DAILY_LIMIT:,} (leave it unset for "
+                            f"no limit), got {daily_limit}")
     if daily_reserve < 0:
         raise ActionRefused(f"--daily-reserve cannot be negative, got {daily_reserve}")
     if daily_reserve and (daily_limit is None or daily_reserve >= daily_limit):
         raise ActionRefused(f"--daily-reserve ({daily_reserve}) is the part of --daily-limit kept for high-priority "
                             f"messages: it needs a daily limit above it (now {daily_limit})")
-    if len(warmup) > MAX_WARMUP_DAYS or any(step < 1 for step in warmup):
-        raise ActionRefused(f"--warmup takes 1 to {MAX_WARMUP_DAYS} daily limits of at least 1, like 250,500,1000")
+    if len(warmup) > MAX_WARMUP_DAYS or any(not 1 <= step <= MAX_DAILY_LIMIT for step in warmup):
+        raise ActionRefused(f"--warmup takes 1 to {MAX_WARMUP_DAYS} daily limits of 1 to {MAX_DAILY_LIMIT:,}, "
+                            "like 250,500,1000")
 
 
 # --- changes -----------------------------------------------------------------------------

@@ -23,6 +23,7 @@ from wanotify.ops.admin.errors import ActionRefused
 from wanotify.shared.db.models import Rule, Template, TemplateChange
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.events import SCHEMAS, NotificationRequestedData
+from wanotify.shared.meta_templates import LANGUAGE
 from wanotify.shared.templates import SAMPLE_VARIABLES, check_syntax, environment, render
 
 # What notification.requested may name as its template (``wanotify.shared.events``).
@@ -145,6 +146,8 @@ def snapshot(t: Template | None) -> dict[str, Any] | None:
 def save(session: Session, actor: str, key: str, body: str, *, language: str | None = None,
          active: bool | None = None, default_language: str = "id") -> dict[str, Any]:
     """Create or replace a template after ``check``; a change is kept in its history."""
+    if language is not None and not LANGUAGE.fullmatch(language):
+        raise ActionRefused(f"language {language!r} is not a language code such as id or en_US")
     sample = check(session, key, body)
     found = session.get(Template, key, with_for_update=True)
     before = snapshot(found)

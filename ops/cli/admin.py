@@ -135,7 +135,7 @@ def templates_set(ctx: click.Context, key: str, body: str | None, path: Path | N
     with db_session(settings) as session:
         saved: dict[str, Any] = {"key": key, "created": False, "changed": False}
         if body is not None or path is not None:
-            text = (body if body is not None else path.read_text(encoding="utf-8")).strip()  # type: ignore[union-attr]
+            text = (body if body is not None else _read_text(path)).strip()  # type: ignore[arg-type]
             saved = template_service.save(session, cli_actor(), key, text, language=language, active=active,
                                           default_language=settings.default_language)
         if change.given:
@@ -238,3 +238,11 @@ def settings_reset(ctx: click.Context, key: str, as_json: bool) -> None:
     with db_session(settings_from(ctx)) as session:
         value = runtime.reset(session, settings_from(ctx), key)
     emit({"key": key, "value": value, "source": "environment"}, as_json, f"{key} = {value} (from the environment)")
+
+
+def _read_text(path: Path) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except UnicodeDecodeError as exc:
+        raise click.BadParameter(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8",
+                                 param_hint="--file") from None

@@ -205,6 +205,7 @@ def queue() -> None:
 def queue_clear(ctx: click.Context, yes: bool, dry_run: bool, as_json: bool) -> None:
     """Drop every message waiting to be sent (and waiting retries); their log rows become cancelled.
     Asks first, showing how many are waiting."""
+    confirmed = None  # with --yes: whatever waits when it runs
     if dry_run or not yes:
         with db_session(settings_from(ctx)) as session:
             waiting = count_waiting(session)
@@ -213,4 +214,5 @@ def queue_clear(ctx: click.Context, yes: bool, dry_run: bool, as_json: bool) -> 
             return
         if not click.confirm(f"Cancel the {waiting} message(s) waiting to be sent?", default=False, err=True):
             raise click.Abort
-    _report(_run(ctx, "clear_queue"), as_json)
+        confirmed = waiting  # more or fewer by then: nothing is cancelled, and it says so
+    _report(_run(ctx, "clear_queue", confirmed), as_json)

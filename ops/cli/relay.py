@@ -7,10 +7,10 @@ import threading
 
 import click
 from sqlalchemy import Engine, MetaData, Table, create_engine, inspect
-from sqlalchemy.exc import ArgumentError
+from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from wanotify.ops.cli.common import emit, json_option, settings_from
-from wanotify.ops.cli.errors import ConfigFailure
+from wanotify.ops.cli.errors import CliFailure, ConfigFailure, first_line
 from wanotify.producers.outbox import TABLE_NAME, OutboxRelay, outbox
 from wanotify.shared.startup import where_database
 from wanotify.shared.urls import redact_url
@@ -35,14 +35,20 @@ def relay(ctx: click.Context, database_url: str, amqp_url: str | None, namespace
     Runs until SIGINT/SIGTERM, waiting out outages of the database and of the broker; with
     --once, publishes what is unsent and exits. On PostgreSQL only one relay per table is
     active; others wait on standby."""
-    settings = settings_from(ctx)
+    database_url = _with_driver(database_url)
+    # A failure names the broker this command uses: the group's ``explain`` reads the root's settings.
+    settings = settings_from(ctx).with_(amqp_url=amqp_url or settings_from(ctx).amqp_url)
+    ctx.obj = ctx.find_root().obj = settings
     engine = _engine(database_url, table)
-    relayer = OutboxRelay(engine, amqp_url or settings.amqp_url, namespace or settings.namespace,
+    relayer = OutboxRelay(engine, settings.amqp_url, namespace or settings.namespace,
                           table=_table(table), batch_size=batch_size)
     click.echo(f"outbox relay: {where_database(database_url)} table {table} -> "
-               f"{redact_url(amqp_url or settings.amqp_url)} ({namespace or settings.namespace}.events)", err=True)
+               f"{redact_url(settings.amqp_url)} ({namespace or settings.namespace}.events)", err=True)
     try:
         stats = relayer.run_once() if once else relayer.run(_stop_on_signals())
+    except DBAPIError as exc:  # the app's database, not wanotify's: DATABASE_URL's advice does not apply
+        raise CliFailure(f"the app's database at {where_database(database_url)} (--database-url) failed: "
+                         f"{first_line(exc)} — check --database-url and that the database exists") from None
     finally:
         engine.dispose()
     summary = stats.as_dict()
@@ -50,12 +56,23 @@ def relay(ctx: click.Context, database_url: str, amqp_url: str | None, namespace
                            f"({summary['interruptions']} interruptions)")
 
 
+def _with_driver(database_url: str) -> str:
+    """``postgres://`` and ``postgresql://`` with the PostgreSQL driver wanotify installs (psycopg2):
+    SQLAlchemy would pick psycopg 3 for them, which is not installed."""
+    scheme, sep, rest = database_url.partition("://")
+    return f"postgresql+psycopg2://{rest}" if sep and scheme.lower() in ("postgres", "postgresql") else database_url
+
+
 def _engine(database_url: str, table: str) -> Engine:
     try:
         engine = create_engine(database_url, pool_size=2, pool_pre_ping=True, hide_parameters=True)
     except ArgumentError as exc:
         raise ConfigFailure(f"--database-url is not a database URL ({exc}): use e.g. "
-                            "postgresql+psycopg2://USER:PASSWORD@HOST:5432/DATABASE") from None
+                            "postgresql://USER:PASSWORD@HOST:5432/DATABASE") from None
+    except ImportError as exc:  # a dialect whose driver is not installed (mysql://, oracle://, …)
+        raise ConfigFailure(f"--database-url needs the Python driver {exc.name or 'for its database'}, which is not "
+                            "installed: install it beside wanotify, or name an installed one in the URL's scheme "
+                            "(postgresql:// uses psycopg2)") from None
     _check_table(engine, table, database_url)
     return engine
 

@@ -89,7 +89,7 @@ def _serve_web(settings: Settings, host: str, port: int, only: str | None, legac
 
 @click.command("fake-provider")
 @click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8089, show_default=True, type=int)
+@click.option("--port", default=8089, show_default=True, type=click.IntRange(0, 65535))
 @click.option("--strict", is_flag=True, help="Like the real Cloud API: text only inside a recipient's window "
               "(POST /_fake/window), templates only once registered (POST /_fake/templates).")
 def fake_provider(host: str, port: int, strict: bool) -> None:

@@ -3,18 +3,19 @@ number, admins add (never a secret), change, disable and enable one; every chang
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Callable, Iterator
 
 import pytest
 from playwright.sync_api import Page, expect
-from sqlalchemy import select, text
+from sqlalchemy import delete, select, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from tests.browser.server import Console, csrf_token
 from tests.support.db import sender_state
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
-from wanotify.shared.db.models import AuditEntry, SenderRow
+from wanotify.shared.db.models import AuditEntry, MessageLog, SenderRow
 
 PageAs = Callable[[str | None], Page]
 TOKEN = "EAAGm0PX4ZCpsBAKZCe1xTokenValue1234567890abcdef"
@@ -138,3 +139,21 @@ def test_the_actions_pause_without_a_default_sender_points_to_the_senders_page(p
     page.locator("#pause").click()
     expect(page.locator(".flash-error")).to_contain_text("unknown sender 'default' (senders: a, b)")
     expect(page.locator(".flash-error")).to_contain_text("the Senders page pauses each number")
+
+
+def test_the_overview_says_the_backlog_never_drains_while_its_sender_is_paused_until_resumed(
+        page_as: PageAs, console_server: Console, console_settings: Settings, pool) -> None:
+    with transaction(pool) as session:
+        session.add(MessageLog(event_id=uuid.uuid4(), event_type="member.registered", template="welcome_new_member",
+                               recipient="+628114040707", body="Halo", priority="normal", status="queued", sender="a"))
+    try:
+        page = page_as("operator")
+        page.goto(console_server.url + "/senders")
+        page.locator("#sender-a button:has-text('Pause')").click()  # no duration: until resumed
+        expect(page.locator(".flash-ok")).to_contain_text("until resumed")
+        page.goto(console_server.url + "/?refresh=off")
+        expect(page.locator("#stat-drain")).to_contain_text("never")
+        expect(page.locator("#senders tbody tr").first).to_contain_text("until someone resumes")
+    finally:
+        with transaction(pool) as session:
+            session.execute(delete(MessageLog).where(MessageLog.sender == "a", MessageLog.status == "queued"))

@@ -46,3 +46,24 @@ def test_relay_says_how_to_create_a_missing_outbox_table(settings, database_url)
 def test_relay_refuses_a_database_url_that_is_not_one(settings):
     done = wanotify(settings, "relay", "--database-url", "not a url", "--once")
     assert done.returncode == 2 and "--database-url is not a database URL" in done.stderr
+
+
+def test_relay_takes_a_plain_postgresql_url_and_names_what_failed_in_its_own_terms(settings, database_url):
+    with upstream_database(database_url) as url:
+        engine = create_engine(url)
+        place_order(engine, "M-1", 1)
+        engine.dispose()
+        plain = "postgresql://" + url.split("://", 1)[1]  # SQLAlchemy alone would want psycopg 3 for it
+        wrong_broker = wanotify(settings, "relay", "--database-url", plain, "--once",
+                                "--amqp-url", "amqp://guest:guest@127.0.0.1:9/")
+        assert wrong_broker.returncode == 1 and "Traceback" not in wrong_broker.stderr
+        assert "127.0.0.1:9/" in wrong_broker.stderr.splitlines()[-1]  # the broker it used, not AMQP_URL's
+        done = wanotify(settings, "relay", "--database-url", plain, "--once", "--json")
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["published"] == 1
+    missing = wanotify(settings, "relay", "--database-url", url, "--once")  # the database is gone now
+    last = missing.stderr.splitlines()[-1]
+    assert missing.returncode == 1 and "the app's database at" in last and "does not exist" in last
+    assert "wanotify migrate" not in last  # that creates wanotify's own database, not the app's
+    no_driver = wanotify(settings, "relay", "--database-url", "mysql://u:p@127.0.0.1/app", "--once")
+    assert no_driver.returncode == 2 and "needs the Python driver MySQLdb" in no_driver.stderr

@@ -117,3 +117,35 @@ def test_a_running_notifier_spreads_new_recipients_over_the_senders_and_a_drain_
     assert queue_depth(url, topology.send_queue_for("a", NORMAL)) == 4
     assert queue_depth(url, topology.send_queue_for("b", NORMAL)) == 0
     assert {m.sender for m in messages(sessions)} == {"a"}
+
+
+def test_a_pause_of_no_time_or_of_centuries_is_refused_and_status_shows_a_timed_pauses_end(pool) -> None:
+    pool.cli("senders", "add", "sales", "--provider", "fake")
+    # A script passing --for "${N}s" with N=0 must not stop the number until someone notices
+    assert "a pause needs a duration above 0" in refused(run_cli(pool, "senders", "pause", "sales", "--for", "0s"))
+    huge = run_cli(pool, "senders", "pause", "sales", "--for", "9999999999d")
+    assert huge.returncode == 2 and "more than ten years" in huge.stderr and "Traceback" not in huge.stderr
+    assert senders_json(pool, "list")[0]["state"] == "active"  # type: ignore[index]
+    pool.cli("senders", "pause", "sales", "--for", "2h", "--reason", "quality review")
+    line = next(x for x in pool.cli("status").splitlines() if "quality review" in x)
+    assert "paused until 20" in line and " UTC: " in line and "until resumed" not in line
+
+
+def test_queue_clear_cancels_the_messages_and_empties_every_senders_queues(
+        pool, publisher, sessions) -> None:
+    pool.cli("senders", "add", "a", "--provider", "fake")
+    pool.cli("senders", "add", "b", "--provider", "fake")
+    pool.start("notifier")
+    for i in range(4):
+        publisher.publish("member.registered", member(i))
+    wait_until(lambda: len(messages(sessions)) == 4, 30, "four messages")
+    topology, url = Topology(pool.settings.namespace), pool.settings.amqp_url
+    for sender in ("a", "b"):
+        wait_until(lambda s=sender: queue_depth(url, topology.send_queue_for(s, NORMAL), may_be_missing=True) == 2,
+                   10, f"{sender}'s two copies")
+    # When the admin confirms the four waiting messages
+    cleared = run_cli(pool, "queue", "clear", stdin="y\n")
+    assert cleared.returncode == 0 and "Cancel the 4 message(s)" in cleared.stderr
+    assert "messages cancelled: 4, copies dropped: 4" in cleared.stdout
+    assert [queue_depth(url, topology.send_queue_for(s, NORMAL)) for s in ("a", "b")] == [0, 0]
+    assert {m.status for m in messages(sessions)} == {"cancelled"}

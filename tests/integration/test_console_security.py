@@ -25,7 +25,7 @@ from wanotify.ops.web.console.security import COOKIE, IDLE_SECONDS, MAX_AGE_SECO
 from wanotify.ops.web.limits import Limits
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import session_factory, transaction
-from wanotify.shared.db.models import AuditEntry, ConsoleUser
+from wanotify.shared.db.models import AuditEntry, ConsoleUser, SenderRow
 from wanotify.shared.errors import ConfigError
 
 SECRET = "s" * 40
@@ -233,3 +233,38 @@ def test_with_the_database_down_a_page_says_so_in_one_line(amqp_url: str) -> Non
         reply = http.post(f"{url}/login", data={"csrf_token": token, "username": "viewer", "password": PASSWORD},
                           timeout=30)
     assert reply.status_code == 503 and "The database is unreachable" in reply.text
+
+
+@pytest.fixture
+def a_sender(engine) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    with transaction(session_factory(engine)) as session:
+        session.add(SenderRow(name="wt-bad-input", provider="fake", settings={}))
+    yield "wt-bad-input"
+    with transaction(session_factory(engine)) as session:
+        session.execute(delete(SenderRow).where(SenderRow.name == "wt-bad-input"))
+
+
+@pytest.mark.parametrize(("method", "path", "form", "said"), [
+    ("get", "/?refresh=inf", None, "Overview"),
+    ("get", "/?refresh=1e400", None, "Overview"),
+    ("get", "/messages?after=%C2%B2", None, "Messages"),
+    ("get", "/messages?after=99999999999999999999", None, "Messages"),
+    ("get", "/audit?before=%C2%B2", None, "Audit"),
+    ("get", "/dead?older_than=99999999999d", None, "more than ten years"),
+    ("post", "/dead/confirm", {"do": "purge:all", "older_than": "9999999999d"}, "more than ten years"),
+    ("post", "/actions/clear", {"confirm": "\u00b2"}, "Type the number of waiting messages"),
+    ("post", "/senders/{sender}/pause", {"duration": "100000000d"}, "more than ten years"),
+    ("post", "/senders/{sender}/pause", {"duration": "0s"}, "a pause needs a duration above 0"),
+    ("post", "/senders/{sender}/set", {"daily_limit": "99999999999999999999"}, "1 to 1,000,000"),
+    ("post", "/senders/{sender}/set", {"warmup": "250,99999999999"}, "1 to 1,000,000"),
+    ("post", "/templates/welcome_new_member", {"body": "Halo {{ name }}", "language": "not a lang!!"},
+     "not a language code"),
+])
+def test_bad_input_gets_a_clear_answer_not_a_server_error(base_url: str, a_sender: str, method: str, path: str,
+                                                          form: dict[str, str] | None, said: str) -> None:
+    http, token = logged_in(base_url, "admin")
+    url = base_url + path.format(sender=a_sender)
+    reply = http.get(url, timeout=10) if method == "get" else http.post(url, data={"csrf_token": token, **(form or {})},
+                                                                         timeout=10)
+    assert reply.status_code < 500, reply.text[:300]
+    assert said in reply.text

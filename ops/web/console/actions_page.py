@@ -12,7 +12,7 @@ from wanotify.ops.admin import controls, pausing
 from wanotify.ops.admin.publishing import send_urgent
 from wanotify.ops.admin.users import Role
 from wanotify.ops.web.console.acting import admin_action
-from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, post
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, post, whole_number
 from wanotify.shared.errors import WanotifyError
 
 
@@ -91,12 +91,12 @@ async def resume(ctx: Ctx) -> Response:
 
 
 async def clear(ctx: Ctx) -> Response:
-    typed = _field(ctx, "confirm")
-    if not typed.isdigit():
+    typed = whole_number(_field(ctx, "confirm"))
+    if typed is None:
         ctx.flash("Type the number of waiting messages to confirm clearing the queue.", "error")
         return ctx.redirect("/actions")
     try:
-        outcome = await admin_action(ctx, "clear_queue", int(typed))
+        outcome = await admin_action(ctx, "clear_queue", typed)
     except WanotifyError as exc:
         ctx.flash(str(exc), "error")
         return ctx.redirect("/actions")

@@ -7,14 +7,14 @@ from urllib.parse import urlencode
 from starlette.responses import Response
 
 from wanotify.ops.admin import audit
-from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, whole_number
 
 PAGE_SIZE = 50
 
 
 async def listing(ctx: Ctx) -> Response:
     q = ctx.request.query_params
-    before = int(q["before"]) if q.get("before", "").isdigit() else None
+    before = whole_number(q.get("before"))
     actor, action = q.get("actor", "").strip() or None, q.get("action", "").strip() or None
     entries = await ctx.db(audit.recent, before_id=before, limit=PAGE_SIZE + 1, actor=actor, action=action)
     more = len(entries) > PAGE_SIZE

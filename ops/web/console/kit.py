@@ -19,6 +19,18 @@ from wanotify.ops.admin import audit
 from wanotify.ops.admin.users import Role
 from wanotify.shared.db.engine import transaction
 
+# The largest id a BIGINT column holds: a larger one is no id, not a database error.
+BIGINT_MAX = 2**63 - 1
+
+
+def whole_number(raw: str | None, most: int = BIGINT_MAX) -> int | None:
+    """``raw`` as a whole number from 0 to ``most`` (ASCII digits only: "²" is a digit to
+    ``str.isdigit`` but not to ``int``), else None."""
+    if not raw or not (raw.isascii() and raw.isdigit()) or len(raw) > len(str(most)):
+        return None
+    value = int(raw)
+    return value if value <= most else None
+
 if TYPE_CHECKING:
     from wanotify.ops.web.console.runtime import Console
 

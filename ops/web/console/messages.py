@@ -8,7 +8,7 @@ from urllib.parse import urlencode
 from starlette.responses import Response
 
 from wanotify.ops.admin import messages as service
-from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get
+from wanotify.ops.web.console.kit import Ctx, NavEntry, Page, get, whole_number
 from wanotify.shared.db.models import Status
 
 FIELDS = ("phone", "event_id", "id", "template", "status", "from", "to")
@@ -35,7 +35,7 @@ async def one(ctx: Ctx) -> Response:
 
 
 def _after(raw: str | None) -> int | None:
-    return int(raw) if raw and raw.isdigit() else None
+    return whole_number(raw)
 
 
 PAGE = Page(routes=[get("/messages", listing), get("/messages/{id:int}", one)],

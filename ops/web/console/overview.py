@@ -33,7 +33,7 @@ def refresh_seconds(raw: str | None) -> int | None:
         return None
     try:
         value = round(float(raw))
-    except ValueError:
+    except (ValueError, OverflowError):  # not a number, nan, inf
         return DEFAULT_REFRESH
     return min(max(value, REFRESH_RANGE[0]), REFRESH_RANGE[1])
 
