@@ -44,8 +44,12 @@ HIDDEN_AT_LEAST = 6
 TAIL_SHOWN = 2
 HEAD_SHOWN_AT_MOST = 4
 NO_DIGITS = "***"
-# Seven or more digits, maybe spaced or dashed, not part of a longer token (a UUID, an id like WD-123…).
-_DIGIT_RUN = re.compile(r"(?<![\w-])\+?\d(?:[\s().-]*\d){6,}(?![\w-])")
+# Seven or more digits, maybe spaced or dashed, not part of a longer token (a UUID, an id like
+# WD-123…) nor of a time of day (``08:00:00.123456``: digits after or before "<digit>:").
+_DIGIT_RUN = re.compile(r"(?<![\w-])(?<!\d:)\+?\d(?:[\s().-]*\d){6,}(?!:\d)(?![\w-])")
+# Digit runs shaped like what members are told besides phone numbers: an amount with thousands
+# dots (Rp 1.500.000) and a date (2026-12-07, 07-12-2026). A phone number is never written so.
+_NOT_A_PHONE = re.compile(r"[1-9]\d{0,2}(?:\.\d{3})+|\d{4}-\d{2}-\d{2}|\d{2}-\d{2}-\d{4}")
 
 
 def mask_phone(phone: str) -> str:
@@ -66,8 +70,9 @@ def mask_phone(phone: str) -> str:
 
 
 def mask_phones_in_text(text: str) -> str:
-    """``text`` with every run of seven or more digits (spaces, dots, dashes allowed) masked."""
-    return _DIGIT_RUN.sub(lambda m: mask_phone(m.group()), text)
+    """``text`` with every run of seven or more digits (spaces, dots, dashes allowed) masked, but
+    amounts with thousands dots, dates and times of day, which are no phone numbers."""
+    return _DIGIT_RUN.sub(lambda m: m.group() if _NOT_A_PHONE.fullmatch(m.group()) else mask_phone(m.group()), text)
 
 
 def mask_event_body(body: str) -> str:

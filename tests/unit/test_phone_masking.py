@@ -74,3 +74,18 @@ def test_a_body_that_is_not_json_has_its_long_digit_runs_masked():
     masked = mask_event_body('{"data": {"phone": "0811-4040-707", oops')
     assert "4040" not in masked and "081******07" in masked
     assert mask_phones_in_text("amount 150000, order M-1001") == "amount 150000, order M-1001"
+
+
+@pytest.mark.parametrize("text", [
+    "pembayaran Anda sebesar Rp 1.500.000 telah kami terima", "Rp 15.000.000,00", "komisi 150.000.000",
+    '"occurred_at": "2026-12-07T08:00:00.123456+00:00"', "2026-12-07 08:00:00.123456", "jatuh tempo 2026-12-07.",
+    "tanggal 07-12-2026", "pukul 08:00:00.546337"])
+def test_amounts_dates_and_times_are_shown_as_they_are(text: str) -> None:
+    assert mask_phones_in_text(text) == text
+
+
+@pytest.mark.parametrize(("text", "hidden"), [
+    ("HP:08114040707", "4040"), ("hubungi 0812.3456.7890", "3456"), ("+62 811-4040-707, terima kasih", "4040"),
+    ("(0811) 4040 707", "4040"), ("nomor 628114040707.", "4040"), ("tel 0811-4040-707 08:00", "4040")])
+def test_phone_numbers_written_near_amounts_dates_and_times_are_still_masked(text: str, hidden: str) -> None:
+    assert hidden not in mask_phones_in_text(text)
