@@ -36,7 +36,7 @@ from wanotify.consumers.sender.settle import Settler
 from wanotify.consumers.sender.upgrade import LegacyQueues
 from wanotify.shared.broker import SendQueuePublisher, confirmed_channel, connect
 from wanotify.shared.config import Settings
-from wanotify.shared.db.copies import ScheduledCopy, failed_copies, forget_schedule
+from wanotify.shared.db.copies import ScheduledCopy, deferred_copies, failed_copies, forget_schedule
 from wanotify.shared.db.engine import transaction
 from wanotify.shared.db.retry import run_db
 from wanotify.shared.errors import ConfigError
@@ -256,7 +256,7 @@ class Sender:
                 log.warning("recovery sweep failed (%s: %s); the next sweep tries again", type(exc).__name__, exc)
 
     async def sweep_once(self) -> int:
-        """Publish a copy of every overdue retry, then forget its schedule; returns how many.
+        """Publish a copy of every overdue retry and deferral, then forget its schedule; returns how many.
 
         Publishing first: if it fails, or the process dies before the schedule is forgotten, the
         rows are still overdue and the next sweep publishes them again (a second copy is stale).
@@ -267,15 +267,17 @@ class Sender:
             await self._publisher.publish_send(copy.command)
         if copies:
             await run_db(lambda: self._forget(copies))
-            log.warning("republished %d overdue retries", len(copies))
+            log.warning("republished %d overdue retries and deferrals (their copies were presumed lost)", len(copies))
         return len(copies)
 
     def _overdue_copies(self) -> list[ScheduledCopy]:
         with transaction(self.sessions) as session:
+            # A deferral or a scheduled retry later than one sweep interval is presumed lost.
+            overdue = self.settings.retry_sweep_seconds
+            deferred = deferred_copies(session, overdue_seconds=overdue)
             if not load(session, self.settings).auto_retry_enabled:
-                return []
-            # A scheduled retry later than one sweep interval is presumed lost.
-            return failed_copies(session, overdue_seconds=self.settings.retry_sweep_seconds)
+                return deferred  # failed messages wait for `wanotify retry-failed`; a deferral is no retry
+            return deferred + failed_copies(session, overdue_seconds=overdue)
 
     def _forget(self, copies: list[ScheduledCopy]) -> None:
         with transaction(self.sessions) as session:

@@ -24,10 +24,12 @@ def next_copy(row: Any) -> SendCommand:
 
 @dataclass(frozen=True)
 class ScheduledCopy:
-    """A ``failed`` row's next copy, and the retry time it had when it was read."""
+    """A ``failed`` row's next copy and the retry time it had when it was read, or a deferred
+    ``queued`` row's and the time it was held until (``deferred``)."""
 
     command: SendCommand
     scheduled_at: datetime | None
+    deferred: bool = False
 
 
 def failed_copies(session: Session, *, overdue_seconds: float | None, limit: int = 1000,
@@ -48,21 +50,34 @@ def failed_copies(session: Session, *, overdue_seconds: float | None, limit: int
     return [ScheduledCopy(next_copy(row), row.next_attempt_at) for row in session.scalars(query)]
 
 
+def deferred_copies(session: Session, *, overdue_seconds: float, limit: int = 1000) -> list[ScheduledCopy]:
+    """Copies for ``queued`` rows held back (recipient interval, daily limit, pair rate) until a
+    time ``overdue_seconds`` past: their deferred copy was lost on its way back to the send queue
+    (a broker failure while dead-lettering, which publisher confirms do not cover), oldest first.
+    The same protocol as ``failed_copies``: publish, then ``forget_schedule``."""
+    query = (select(MessageLog).where(MessageLog.status == Status.QUEUED,
+                                      MessageLog.held_until < func.now() - timedelta(seconds=overdue_seconds))
+             .order_by(MessageLog.id).limit(limit))
+    return [ScheduledCopy(next_copy(row), row.held_until, deferred=True) for row in session.scalars(query)]
+
+
 def forget_schedule(session: Session, copies: list[ScheduledCopy]) -> int:
-    """After their copies were published: clear the retry time of rows that still wait for it.
+    """After their copies were published: clear the retry time (or the hold) of rows that still
+    wait for it.
 
     Compare-and-set on the time that was read, so a row that moved on meanwhile (sent, or
-    failed again with a new schedule) is left alone. Returns how many rows were cleared.
+    failed or deferred again with a new time) is left alone. Returns how many rows were cleared.
     """
     cleared = 0
     for copy in copies:
+        status, column = (Status.QUEUED, MessageLog.held_until) if copy.deferred else \
+            (Status.FAILED, MessageLog.next_attempt_at)
         result = session.execute(
             update(MessageLog).where(
                 MessageLog.id == copy.command.log_id,
-                MessageLog.status == Status.FAILED,
+                MessageLog.status == status,
                 MessageLog.attempts == copy.command.attempt - 1,
-                MessageLog.next_attempt_at.is_(None) if copy.scheduled_at is None
-                else MessageLog.next_attempt_at == copy.scheduled_at,
-            ).values(next_attempt_at=None))
+                column.is_(None) if copy.scheduled_at is None else column == copy.scheduled_at,
+            ).values({column: None}))
         cleared += result.rowcount  # type: ignore[attr-defined]
     return cleared

@@ -1,5 +1,6 @@
-"""The retry sweep: a failed message whose retry copy was lost is published again, and a
-publish that fails leaves it to the next sweep instead of forgetting it."""
+"""The retry sweep: a failed message whose retry copy was lost, or a deferred one whose deferred
+copy was, is published again, and a publish that fails leaves it to the next sweep instead of
+forgetting it."""
 
 from __future__ import annotations
 
@@ -42,6 +43,18 @@ def _overdue_failed_row(sessions, seconds_late: float) -> int:  # type: ignore[n
         return row.id
 
 
+def _deferred_row(sessions, seconds_late: float) -> int:  # type: ignore[no-untyped-def]
+    """A message deferred (recipient interval) until ``seconds_late`` ago, never called yet."""
+    with transaction(sessions) as session:
+        row = MessageLog(event_id=uuid.uuid4(), event_type="member.registered", template="welcome_new_member",
+                         recipient="+628114040707", body="hi", priority="normal", status=Status.QUEUED, attempts=0,
+                         held_until=datetime.now(UTC) - timedelta(seconds=seconds_late),
+                         held_reason="recipient_interval")
+        session.add(row)
+        session.flush()
+        return row.id
+
+
 @pytest.fixture
 def sender(settings, sessions) -> Sender:  # type: ignore[no-untyped-def]
     return Sender(settings.with_(retry_sweep_seconds=1.0), Metrics(), sessions, FakeProvider())
@@ -66,3 +79,13 @@ def test_a_retry_that_is_not_yet_overdue_by_a_sweep_interval_is_left_to_its_retr
     _overdue_failed_row(sessions, seconds_late=0.2)
     sender._publisher = publisher = RecordingPublisher(fail=False)
     assert asyncio.run(sender.sweep_once()) == 0 and publisher.published == []
+
+
+def test_a_deferred_message_whose_copy_was_lost_is_published_again_once(sender, sessions):
+    lost = _deferred_row(sessions, seconds_late=5)
+    _deferred_row(sessions, seconds_late=0.2)  # its copy may still be on its way back: left alone
+    sender._publisher = publisher = RecordingPublisher(fail=False)
+    assert asyncio.run(sender.sweep_once()) == 1
+    assert [(c.log_id, c.attempt) for c in publisher.published] == [(lost, 1)]
+    held = {m.id: m.held_until for m in messages(sessions)}
+    assert held[lost] is None and asyncio.run(sender.sweep_once()) == 0
