@@ -7,8 +7,9 @@ at the head of their queues, so first-in-first-out within a priority holds, and 
 that arrives during the gap is in the hold at once and goes next.
 
 A head is never handed back on a timer (on a quorum queue every requeue counts toward its
-delivery limit): only when the sender stops, loses its lease, or has held it for ``MAX_AGE``
-(the broker's consumer timeout is 30 minutes).
+delivery limit): only when the sender stops, loses its lease, is paused for longer than
+``MAX_AGE`` (it then stops consuming until ``MAX_AGE`` before the pause ends), or has held it
+for ``MAX_AGE`` (the broker's consumer timeout is 30 minutes).
 """
 
 from __future__ import annotations

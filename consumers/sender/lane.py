@@ -128,7 +128,7 @@ class Lane:
         self._lease_until = renewed_at + lease.LEASE_SECONDS - lease.RENEW_SECONDS if state.held else 0.0
         self._pause_until = time.monotonic() + state.pause_left()
         self.shared.metrics.sender_paused.labels(self.name).set(1 if state.pause_left() > 0 else 0)
-        if self._leased() != was_leased or state.pause_left() == 0:
+        if self._leased() != was_leased or state.pause_left() < MAX_AGE_SECONDS:
             self._wake.set()
 
     def lease_lost(self) -> None:
@@ -178,11 +178,16 @@ class Lane:
             pass
 
     async def _follow_lease(self) -> None:
+        """Consume while we hold the lease and the number is not paused for longer than a head
+        may be held: a long pause hands the heads back once and consumes again ``MAX_AGE``
+        before it ends (or at the renewal after a resume), instead of handing them back every
+        ``MAX_AGE``; on a quorum queue each hand-back counts toward the delivery limit."""
         leased = self._leased()
-        if leased and self._channel is None:
+        long_pause = self._pause_until - time.monotonic() >= MAX_AGE_SECONDS
+        if leased and not long_pause and self._channel is None:
             await self._consume()
-        elif not leased and self._channel is not None:
-            await self._release("lease lost")
+        elif self._channel is not None and (not leased or long_pause):
+            await self._release("lease lost" if not leased else "paused for longer than a head may be held")
 
     async def _consume(self) -> None:
         channel = await self.shared.connection.channel()

@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import time
 
+from tests.support.broker import queue_depth
 from tests.support.db import sender_state
 from tests.support.pool import JITTER, add_numbers, calls_by_number, min_gaps, numbers_cleanup, pinned
 from tests.support.processes import wait_until
+from wanotify.shared.priority import Priority
+from wanotify.shared.topology import Topology
 
 __all__ = ["numbers_cleanup"]  # the fixture, used by name
 
@@ -56,8 +59,11 @@ def test_an_admin_pause_of_one_number_holds_only_its_messages_until_it_is_resume
         publisher.publish("notification.requested", pinned(i, "ab"[i % 2]))
     fake_provider.wait_for_calls(3, timeout=20)
     time.sleep(1.5)
-    # Then only a's are sent
+    # Then only a's are sent, and b's queues are not consumed meanwhile: its heads wait on the
+    # broker, not handed back every ten minutes (each hand-back counts on a quorum queue)
     assert set(calls_by_number(fake_provider.calls())) == {"a"}
+    assert "sender b: stopped consuming (paused for longer than a head may be held)" in sender.log()
+    assert queue_depth(stack.settings.amqp_url, Topology(stack.settings.namespace).send_queue_for("b", Priority.NORMAL)) == 3
     # and once b is resumed, its messages go within about a second (the next lease renewal)
     stack.cli("senders", "resume", "b")
     calls = fake_provider.wait_for_calls(6, timeout=20)
