@@ -41,7 +41,10 @@ def _daily(daily: dict[str, Any]) -> str:
 
 def _lease(s: dict[str, Any]) -> str:
     holder = s["lease_process"] or s["lease_holder"] or "no process"
-    return f"{holder}, {'consumer attached' if s['consumer_attached'] else 'NO CONSUMER'}"
+    if s["consumer_attached"]:
+        return f"{holder}, consumer attached"
+    # A number paused for long stops consuming (its heads wait on the broker) until near its end.
+    return f"{holder}, {'not consuming while paused' if s['state'] == 'paused' else 'NO CONSUMER'}"
 
 
 def duration(seconds: float | None) -> str:

@@ -199,6 +199,18 @@ ALERT_CASES = """
         alertname: WanotifyNumberQualityLow
         exp_alerts:
           - exp_labels: {severity: warning}
+
+  - interval: 1m
+    input_series:
+      # the environment's number paused for long: its lane stops consuming, which is no fault
+      - series: 'rabbitmq_detailed_queue_consumers{job="rabbitmq-queues", vhost="/", queue="wanotify.send"}'
+        values: '0x10'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="default", state="paused"}'
+        values: '1x10'
+    alert_rule_test:
+      - eval_time: 9m
+        alertname: WanotifySendQueueWithoutConsumer
+        exp_alerts: []
 """
 
 

@@ -32,6 +32,11 @@ SENDER_CASES = """
         values: '1 1 0 0 0 0 0 0 0 0'
       - series: 'wanotify_sender_consumer_attached{job="wanotify-sender", sender="old"}'
         values: '0x10'
+      # paused for long: its lane stops consuming, which is no fault
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="held", state="paused"}'
+        values: '1x30'
+      - series: 'wanotify_sender_consumer_attached{job="wanotify-sender", sender="held"}'
+        values: '0x10'
     alert_rule_test:
       - eval_time: 4m
         alertname: WanotifySenderNumberPaused
@@ -40,6 +45,7 @@ SENDER_CASES = """
         alertname: WanotifySenderNumberPaused
         exp_alerts:
           - exp_labels: {severity: warning, sender: otp}
+          - exp_labels: {severity: warning, sender: held}
       - eval_time: 10m
         alertname: WanotifySenderAtDailyLimit
         exp_alerts: []

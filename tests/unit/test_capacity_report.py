@@ -59,7 +59,7 @@ def test_a_full_paused_sender_without_a_consumer_says_so_with_its_held_messages(
     text = "\n".join(render_senders([full.as_dict()]))
     assert "otp" in text and "paused" in text and "0/3/7" in text
     assert "250 of 250, FULL, room in 30 min" in text
-    assert "no process, NO CONSUMER" in text
+    assert "no process, not consuming while paused" in text
     assert "paused until 2026-05-01 13:00:00 UTC: 131048 spam rate limit" in text
     assert "held for daily_limit: 4, next due 12:30:00" in text
     assert "held for recipient_interval: 1, next due 12:00:05" in text
