@@ -130,7 +130,7 @@ def _database_refused(exc: BaseException, _broker: str, database: str) -> CliFai
     if "does not exist" in reason and "database" in reason:
         return CliFailure(f"the database in DATABASE_URL {database} does not exist ({reason}) — run "
                           "`wanotify migrate`, which creates it")
-    if "password" in reason or "authentication" in reason or "pg_hba.conf" in reason:
+    if "password" in reason or "authentication" in reason or "pg_hba.conf" in reason or "role" in reason:
         return ConfigFailure(f"PostgreSQL at {database} refused the login ({reason}) — fix the user and "
                              "password in DATABASE_URL")
     return CliFailure(f"cannot connect to PostgreSQL at {database} ({reason}) — check DATABASE_URL and that "

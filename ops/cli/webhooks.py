@@ -9,6 +9,7 @@ import click
 
 from wanotify.ops.cli.common import db_session, emit, json_option, settings_from, table
 from wanotify.ops.cli.dead import _duration  # the same "45s, 30m, 2h, 7d" as dead --older-than
+from wanotify.ops.cli.errors import CliFailure
 from wanotify.shared.db.engine import make_engine, session_factory
 from wanotify.shared.receipts import list_payloads, replay_payloads
 
@@ -54,6 +55,10 @@ def webhooks_replay(ctx: click.Context, since: timedelta | None, ids: tuple[int,
     rows = [{"id": r.payload_id, "receipts": r.counts, **({"events": r.events} if r.events else {})} for r in results]
     emit(rows, as_json, lambda r: f"replayed {len(r)} payload(s)\n" + table([_readable(x) for x in r],
                                                                              ["id", "receipts", "events"]))
+    missing = sorted(set(ids) - {r.payload_id for r in results})
+    if missing:  # the others were replayed (each replay is harmless to repeat): say which were not
+        raise CliFailure(f"no stored payload with id {', '.join(map(str, missing))} — `wanotify webhooks list` "
+                         "shows them")
 
 
 def _readable(row: dict[str, Any]) -> dict[str, Any]:

@@ -113,6 +113,10 @@ def test_webhooks_list_and_replay_work_on_the_stored_payloads(settings, sessions
     assert messages(sessions)[0].status == "read"
     again = wanotify(settings, "webhooks", "replay", "--since", "1h")
     assert again.returncode == 0 and "duplicate=1" in again.stdout
+    # and an id that names no payload fails, saying which, after replaying the ones that exist
+    unknown = wanotify(settings, "webhooks", "replay", "--id", str(listed[0]["id"]), "--id", "99999999")
+    assert unknown.returncode == 1 and "duplicate=1" in unknown.stdout
+    assert "no stored payload with id 99999999" in unknown.stderr
 
 
 def test_webhooks_replay_needs_to_be_told_what_to_replay(settings):

@@ -60,6 +60,7 @@ def run_raising(exc: BaseException, *args: str) -> tuple[int, str]:
      "run `wanotify migrate`, which creates it"),
     (OperationalError("SELECT 1", {}, Exception("password authentication failed for user")), 2,
      "refused the login"),
+    (OperationalError("SELECT 1", {}, Exception('FATAL:  role "app" does not exist')), 2, "refused the login"),
     (ProgrammingError("SELECT * FROM settings", {}, UndefinedTable('relation "settings" does not exist')), 1,
      "has no wanotify schema, or an old one (relation \"settings\" does not exist) — run `wanotify migrate` first"),
     (ArgumentError("Could not parse SQLAlchemy URL"), 2, "is not usable (Could not parse SQLAlchemy URL)"),
