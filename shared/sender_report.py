@@ -78,7 +78,7 @@ class SenderReport:
         return {
             "name": self.name, "provider": self.provider, "state": self.state,
             "paused_until": self.paused_until, "pause_reason": self.pause_reason,
-            "pause_kind": pause_kind(self.pause_reason) if self.state == "paused" else None,
+            "pause_kind": _pause_kind(self.pause_reason) if self.state == "paused" else None,
             "until_resumed": self.until_resumed,
             "gap_seconds": self.gap_seconds, "gap_max_seconds": self.gap_max_seconds,
             "lease_holder": self.lease_holder, "lease_process": self.lease_process,
@@ -246,13 +246,13 @@ def _state_of(sender: SenderConfig, state: SenderState | None, now: datetime) ->
     if sender.disabled:
         return {"state": "disabled", "paused_until": None, "pause_reason": None, "until_resumed": False}
     if state is not None and state.paused_until is not None and state.paused_until > now:
-        indefinite = pause_kind(state.pause_reason) == "by_hand" and state.paused_until - now >= INDEFINITE_AFTER
+        indefinite = _pause_kind(state.pause_reason) == "by_hand" and state.paused_until - now >= INDEFINITE_AFTER
         return {"state": "paused", "paused_until": state.paused_until, "pause_reason": state.pause_reason,
                 "until_resumed": indefinite}
     return {"state": "active", "paused_until": None, "pause_reason": None, "until_resumed": False}
 
 
-def pause_kind(reason: str | None) -> str:
+def _pause_kind(reason: str | None) -> str:
     return "by_hand" if (reason or "").startswith(BY_HAND) else "quality"
 
 

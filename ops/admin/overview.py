@@ -21,7 +21,7 @@ from wanotify.shared.db.models import MessageLog, SenderProcess, SenderState, St
 from wanotify.shared.monitoring import QueueProbe, next_queued, tally_waiting
 from wanotify.shared.phone import mask_phone
 from wanotify.shared.runtime import load
-from wanotify.shared.sender_report import SenderReport, collect_senders, pause_kind, pool_drain, probe_names, queue_rows
+from wanotify.shared.sender_report import SenderReport, collect_senders, pool_drain, probe_names, queue_rows
 from wanotify.shared.senders import SenderConfig, load_senders
 from wanotify.shared.topology import DEFAULT_SENDER, Topology
 
@@ -109,7 +109,6 @@ def _sender(report: SenderReport, last_call_at: datetime | None, now: datetime) 
     return {"name": report.name, "state": report.state, "gap_seconds": report.gap_seconds,
             "gap_max_seconds": report.gap_max_seconds, "waiting": report.waiting,
             "pause_reason": report.pause_reason, "paused_until": report.paused_until,
-            "paused_by_hand": report.state == "paused" and pause_kind(report.pause_reason) == "by_hand",
             "until_resumed": report.until_resumed,
             "paused_for_seconds": None if report.until_resumed else _seconds_after(report.paused_until, now),
             "last_call_at": last_call_at,
