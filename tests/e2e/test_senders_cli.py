@@ -16,7 +16,7 @@ from tests.support.broker import queue_depth
 from tests.support.db import messages
 from tests.support.processes import wait_until
 from wanotify.shared.db.engine import transaction
-from wanotify.shared.db.models import SenderRow
+from wanotify.shared.db.models import MessageLog, SenderRow
 from wanotify.shared.priority import Priority
 from wanotify.shared.topology import Topology
 
@@ -39,6 +39,23 @@ def _clean(sessions) -> None:  # type: ignore[no-untyped-def]
 
 def senders_json(stack, *args: str, **env: object) -> object:  # type: ignore[no-untyped-def]
     return json.loads(stack.cli("senders", *args, "--json", **env))
+
+
+def four_messages_on_two_senders(stack, publisher, sessions) -> list[MessageLog]:  # type: ignore[no-untyped-def]
+    """Senders a and b, a running notifier, and four new members' welcomes: their rows, once
+    each sender's two copies are on its queue."""
+    stack.cli("senders", "add", "a", "--provider", "fake")
+    stack.cli("senders", "add", "b", "--provider", "fake")
+    stack.start("notifier")
+    for i in range(4):
+        publisher.publish("member.registered", member(i))
+    rows = wait_until(lambda: rows if len(rows := messages(sessions)) == 4 else None, 30, "four messages")
+    topology, url = Topology(stack.settings.namespace), stack.settings.amqp_url
+    # The rows commit before the notifier declares a new sender's queues and publishes to them.
+    for sender in ("a", "b"):
+        wait_until(lambda s=sender: queue_depth(url, topology.send_queue_for(s, NORMAL), may_be_missing=True) == 2,
+                   10, f"{sender}'s two copies")
+    return rows
 
 
 def test_mistakes_are_refused_in_one_line_and_no_secret_reaches_the_database(pool, sessions) -> None:
@@ -99,17 +116,9 @@ def test_the_old_pause_command_reaches_any_sender(pool, sessions) -> None:
 
 def test_a_running_notifier_spreads_new_recipients_over_the_senders_and_a_drain_moves_one_senders_queue(
         pool, publisher, sessions) -> None:
-    pool.cli("senders", "add", "a", "--provider", "fake")
-    pool.cli("senders", "add", "b", "--provider", "fake")
-    pool.start("notifier")
-    for i in range(4):
-        publisher.publish("member.registered", member(i))
-    rows = wait_until(lambda: rows if len(rows := messages(sessions)) == 4 else None, 30, "four messages")
+    rows = four_messages_on_two_senders(pool, publisher, sessions)
     assert sorted(m.sender for m in rows) == ["a", "a", "b", "b"]
     topology, url = Topology(pool.settings.namespace), pool.settings.amqp_url
-    # The rows commit before the notifier declares a new sender's queues and publishes to them.
-    wait_until(lambda: queue_depth(url, topology.send_queue_for("a", NORMAL), may_be_missing=True) == 2, 10,
-               "a's two copies")
     # Given b is disabled, when its queue is drained to a, a holds all four and the rows say so
     pool.cli("senders", "disable", "b")
     drained = senders_json(pool, "drain", "b", "--to", "a")
@@ -133,16 +142,8 @@ def test_a_pause_of_no_time_or_of_centuries_is_refused_and_status_shows_a_timed_
 
 def test_queue_clear_cancels_the_messages_and_empties_every_senders_queues(
         pool, publisher, sessions) -> None:
-    pool.cli("senders", "add", "a", "--provider", "fake")
-    pool.cli("senders", "add", "b", "--provider", "fake")
-    pool.start("notifier")
-    for i in range(4):
-        publisher.publish("member.registered", member(i))
-    wait_until(lambda: len(messages(sessions)) == 4, 30, "four messages")
+    four_messages_on_two_senders(pool, publisher, sessions)
     topology, url = Topology(pool.settings.namespace), pool.settings.amqp_url
-    for sender in ("a", "b"):
-        wait_until(lambda s=sender: queue_depth(url, topology.send_queue_for(s, NORMAL), may_be_missing=True) == 2,
-                   10, f"{sender}'s two copies")
     # When the admin confirms the four waiting messages
     cleared = run_cli(pool, "queue", "clear", stdin="y\n")
     assert cleared.returncode == 0 and "Cancel the 4 message(s)" in cleared.stderr
