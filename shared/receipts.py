@@ -49,6 +49,9 @@ PARKED_BY_RECEIPT = "receipt_failed"
 T = TypeVar("T")
 
 
+NOT_JSON = object()  # a body that does not parse (JSON's own null is a useless payload, not a refusal)
+
+
 class PayloadNotJson(PermanentError):
     """A correctly signed body that is not JSON: kept, but nothing to apply."""
 
@@ -78,10 +81,10 @@ def receive_payload(sessions: sessionmaker[Session], body: bytes,
     The body is committed first, on its own, so it is there to replay even if applying fails.
     Raises ``PayloadNotJson`` (kept, not applied) or ``TransientError`` (database unavailable).
     """
-    payload = _json_or_none(body)
-    outcome = "received" if payload is not None else "not_json"
+    payload = _json_or_not(body)
+    outcome = "received" if payload is not NOT_JSON else "not_json"
     payload_id, new = _guarded(lambda: _store_payload(sessions, body, outcome))
-    if payload is None:
+    if payload is NOT_JSON:
         raise PayloadNotJson("the body is not JSON")
     counts, events = _guarded(lambda: _apply_payload(sessions, payload_id, payload, opt_out_keywords))
     return PayloadResult(payload_id, new, counts, events)
@@ -99,8 +102,9 @@ def replay_payloads(sessions: sessionmaker[Session], *, since: timedelta | None 
         rows = session.execute(query).all()
     results = []
     for payload_id, body in rows:
-        payload = _json_or_none(body)
-        counts, events = ({}, {}) if payload is None else _apply_payload(sessions, payload_id, payload, opt_out_keywords)
+        payload = _json_or_not(body)
+        counts, events = ({}, {}) if payload is NOT_JSON else _apply_payload(sessions, payload_id, payload,
+                                                                              opt_out_keywords)
         results.append(PayloadResult(payload_id, False, counts, events))
     return results
 
@@ -224,11 +228,11 @@ def _guarded(work: Callable[[], T]) -> T:
         raise TransientError(f"database unavailable: {type(getattr(exc, 'orig', exc)).__name__}") from exc
 
 
-def _json_or_none(body: bytes) -> Any:
+def _json_or_not(body: bytes) -> Any:
     try:
         return json.loads(body)
     except ValueError:  # also not UTF-8
-        return None
+        return NOT_JSON
 
 
 def _status_items(payload: Any) -> Iterator[dict[str, Any]]:

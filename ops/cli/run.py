@@ -10,6 +10,7 @@ import click
 from wanotify.consumers.runner import ROLES, run_roles
 from wanotify.ops.cli.common import emit, settings_from
 from wanotify.ops.cli.copies import Copies
+from wanotify.ops.cli.errors import ConfigFailure
 from wanotify.shared.config import Settings
 from wanotify.shared.errors import ConfigError
 
@@ -78,8 +79,9 @@ def _serve_web(settings: Settings, host: str, port: int, only: str | None, legac
         sys.exit(2)
     try:
         sock = listen(host, port)
-    except OSError as exc:
-        raise click.ClickException(f"cannot listen on {host}:{port}: {exc.strerror or exc}") from None
+    except OSError as exc:  # the port is taken, privileged or not on this host: configuration (exit 2)
+        raise ConfigFailure(f"cannot listen on {host}:{port}: {exc.strerror or exc} — choose a free port (--port) "
+                            "or stop the process that holds it") from None
     bound = sock.getsockname()[1]
     if settings.metrics_port is not None:
         start_http_server(settings.metrics_port, registry=registry)

@@ -85,6 +85,16 @@ def test_run_web_refuses_a_part_that_does_not_exist_and_lists_the_ones_that_do(s
     assert "'nonsense'" in line and "available parts: webhook" in line
 
 
+def test_run_web_on_a_port_in_use_is_a_configuration_error_in_one_line(settings):
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        done = wanotify(settings, "run", "web", "--only", "webhook", "--port", str(port))
+    assert done.returncode == 2 and "Traceback" not in done.stderr
+    assert f"cannot listen on 127.0.0.1:{port}" in done.stderr and "choose a free port (--port)" in done.stderr
+
+
 def test_the_old_webhook_command_still_works_and_says_it_is_deprecated(settings, sessions):
     proc = Proc(["webhook", "--host", "127.0.0.1", "--port", "0"], env(settings), ready="web: serving", name="old")
     try:

@@ -229,6 +229,9 @@ def test_unknown_messages_and_paths_get_json_404s_and_a_missing_event_id_422(api
     assert (missing.status_code, missing.json()["error"]) == (404, "not_found")
     nowhere = requests.get(f"{api}/api/v1/nowhere", headers=auth(key), timeout=10)
     assert (nowhere.status_code, nowhere.json()["error"]) == (404, "not_found")
+    not_an_id = requests.get(f"{api}/api/v1/messages/abc", headers=auth(key), timeout=10)
+    assert (not_an_id.status_code, not_an_id.json()["error"]) == (404, "not_found")
+    assert "a message id is a whole number" in not_an_id.json()["message"]
     no_event = requests.get(f"{api}/api/v1/messages", headers=auth(key), timeout=10)
     assert no_event.status_code == 422 and no_event.json()["errors"][0]["path"] == "event_id"
 

@@ -137,6 +137,10 @@ def test_a_signed_body_that_is_not_json_is_400(served):
     for body in (b"not json", b"\xff\xfe{", b'{"entry": ['):
         status, _ = post_signed(served, body)
         assert status == 400
+    # JSON that carries nothing (null, like [] or a string) is kept and answered 200, not "not JSON"
+    for body in (b"null", b"[]", b'"x"'):
+        status, reply = post_signed(served, body)
+        assert status == 200, reply
 
 
 def test_the_signature_is_checked_on_the_raw_bytes_with_non_ascii_escaped_or_not(served, sessions):

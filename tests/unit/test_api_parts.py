@@ -116,7 +116,7 @@ def test_the_openapi_document_is_valid_and_has_a_schema_for_every_catalogue_type
     validate(spec)
     assert {m.__name__ for m in SCHEMAS.values()} <= set(spec["components"]["schemas"])
     assert set(spec["paths"]) == {"/api/v1/events", "/api/v1/events/batch", "/api/v1/messages", "/api/v1/messages/{id}",
-                                  "/api/v1/schemas"}
+                                  "/api/v1/schemas", "/api/v1/schemas/{event_type}"}
 
 
 def test_the_docs_page_names_every_endpoint_and_schema_and_reads_types_shortly():

@@ -83,6 +83,13 @@ def _paths() -> dict[str, Any]:
             "security": [],
             "responses": {"200": {"description": "The schemas.", "content": {"application/json": {"schema": {
                 "type": "object"}}}}}}},
+        f"{BASE}/schemas/{{event_type}}": {"get": {
+            "operationId": "getEventSchema", "summary": "The JSON Schema of one event type's data",
+            "description": "The same schema as in `events` of /api/v1/schemas. No key needed.",
+            "security": [],
+            "parameters": [{"name": "event_type", "in": "path", "required": True, "schema": {"type": "string"}}],
+            "responses": {"200": {"description": "The schema.", "content": {"application/json": {"schema": {
+                "type": "object"}}}}, "404": _json("ErrorBody", "No such event type (`not_found`).")}}},
         f"{BASE}/messages/{{id}}": {"get": {
             "operationId": "getMessage", "summary": "One message: status, attempts, timestamps, receipts",
             "parameters": [message_id],

@@ -51,6 +51,7 @@ def build(settings: Settings, limits: Limits, registry: CollectorRegistry, *,
         Route("/events/batch", api.endpoint("events_batch", api.post_batch), methods=["POST"]),
         Route("/messages", api.endpoint("messages", api.list_messages), methods=["GET"]),
         Route("/messages/{id:int}", api.endpoint("message", api.get_message), methods=["GET"]),
+        Route("/messages/{id}", _not_a_message_id, methods=["GET"]),
         Route("/openapi.json", _openapi, methods=["GET"]),
         Route("/docs", _docs, methods=["GET"]),
         Route("/schemas", _schemas, methods=["GET"]),
@@ -68,6 +69,12 @@ async def _openapi(_request: Request) -> Response:
 
 async def _schemas(_request: Request) -> Response:
     return JSONResponse(_published_schemas(), headers=COMMON_HEADERS)
+
+
+async def _not_a_message_id(request: Request) -> Response:
+    """``/messages/abc``: say what a message id is, rather than "no such endpoint"."""
+    raise ApiError(404, "not_found", f"no message {request.path_params['id']!r}: a message id is a whole number, "
+                                     "as POST /api/v1/events returns it")
 
 
 async def _event_schema(request: Request) -> Response:
