@@ -246,14 +246,18 @@ def _state_of(sender: SenderConfig, state: SenderState | None, now: datetime) ->
     if sender.disabled:
         return {"state": "disabled", "paused_until": None, "pause_reason": None, "until_resumed": False}
     if state is not None and state.paused_until is not None and state.paused_until > now:
-        indefinite = _pause_kind(state.pause_reason) == "by_hand" and state.paused_until - now >= INDEFINITE_AFTER
         return {"state": "paused", "paused_until": state.paused_until, "pause_reason": state.pause_reason,
-                "until_resumed": indefinite}
+                "until_resumed": until_resumed(state.pause_reason, state.paused_until, now)}
     return {"state": "active", "paused_until": None, "pause_reason": None, "until_resumed": False}
 
 
 def _pause_kind(reason: str | None) -> str:
     return "by_hand" if (reason or "").startswith(BY_HAND) else "quality"
+
+
+def until_resumed(reason: str | None, paused_until: datetime, now: datetime) -> bool:
+    """Whether a pause in force lasts until someone resumes it: by hand, and with no end in sight."""
+    return _pause_kind(reason) == "by_hand" and paused_until - now >= INDEFINITE_AFTER
 
 
 def _lease(state: SenderState | None, process: SenderProcess | None, now: datetime) -> dict[str, Any]:

@@ -19,7 +19,7 @@ from sqlalchemy.orm import Session
 from wanotify.ops.admin.audit import record
 from wanotify.ops.admin.errors import ActionRefused
 from wanotify.shared.db.models import SenderRow, SenderState
-from wanotify.shared.sender_report import BY_HAND, INDEFINITE_AFTER
+from wanotify.shared.sender_report import BY_HAND, until_resumed
 from wanotify.shared.topology import DEFAULT_SENDER
 
 # Until resumed: far beyond any quality pause (at most a week), near enough for every datetime type.
@@ -44,9 +44,8 @@ def current_pause(state: SenderState | None, now: datetime) -> Pause | None:
     if state is None or state.paused_until is None or state.paused_until <= now:
         return None
     reason = state.pause_reason or ""
-    by_hand = reason.startswith(BY_HAND)
-    indefinite = by_hand and state.paused_until - now >= INDEFINITE_AFTER
-    return Pause(by_hand, None if indefinite else state.paused_until, reason)
+    indefinite = until_resumed(reason, state.paused_until, now)
+    return Pause(reason.startswith(BY_HAND), None if indefinite else state.paused_until, reason)
 
 
 def check_sender(session: Session, sender: str) -> None:
