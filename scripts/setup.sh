@@ -14,7 +14,9 @@ if [ ! -x .venv/bin/python ]; then
 fi
 log "installing wanotify and its test dependencies into .venv"
 .venv/bin/pip install --quiet --disable-pip-version-check --upgrade pip >/dev/null 2>&1 || true
-.venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
+# setuptools warns on every editable install of a package whose folder is the repository itself
+# (as here, by design: see pyproject.toml); the warning tells a user of this layout nothing.
+PYTHONWARNINGS="ignore:Editable installation" .venv/bin/pip install --quiet --disable-pip-version-check -e '.[dev]'
 
 port_open() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 wait_port() {
