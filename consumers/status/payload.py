@@ -8,6 +8,7 @@ from __future__ import annotations
 import json
 
 from wanotify.consumers.status.store import OutboxRow
+from wanotify.shared.phone import mask_phones_in_text
 from wanotify.shared.status_events import StatusEvent, status_routing_key
 
 
@@ -21,9 +22,12 @@ def amqp_message_id(row: OutboxRow) -> str:
 
 
 def status_event(row: OutboxRow) -> StatusEvent:
-    """Which message, of which event, and what became of it. Never a phone number."""
+    """Which message, of which event, and what became of it. Never a phone number: a provider's
+    error text may quote the recipient's ("Recipient +62… is not a valid WhatsApp user"), so the
+    error is masked as the API and the console mask it."""
+    error = None if row.error is None else mask_phones_in_text(row.error)
     return StatusEvent.model_validate({"message_id": row.log_id, "event_id": row.event_id, "template": row.template,
-                                       "sender": row.sender, "status": row.status, "at": row.at, "error": row.error})
+                                       "sender": row.sender, "status": row.status, "at": row.at, "error": error})
 
 
 def encode(row: OutboxRow) -> bytes:

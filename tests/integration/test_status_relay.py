@@ -41,7 +41,8 @@ def relay_for(settings, options: RelayOptions = FAST, name: str = "status-relay-
 def test_each_status_change_becomes_one_event_in_order_without_a_phone_number(settings, sessions, listener):
     # Given a message that went queued -> pending -> sent -> delivered -> read, and one that died
     log_id = log_message(sessions, ["queued", "pending", "sent", "delivered", "read"])
-    dead_id = log_message(sessions, ["queued", "pending", "failed", "dead"], error="131026: undeliverable")
+    dead_id = log_message(sessions, ["queued", "pending", "failed", "dead"],
+                          error="131026: Recipient +628114040707 is not a valid WhatsApp user")
     # When the relay runs
     relay, metrics = relay_for(settings)
     assert asyncio.run(relay.run_until_empty()) == 7
@@ -55,7 +56,7 @@ def test_each_status_change_becomes_one_event_in_order_without_a_phone_number(se
     read = events[3].body
     assert set(read) == {"message_id", "event_id", "template", "sender", "status", "at"}
     assert read["template"] == "welcome" and read["at"].endswith("Z")
-    assert events[-1].body["error"] == "131026: undeliverable"
+    assert events[-1].body["error"] == "131026: Recipient 6281******07 is not a valid WhatsApp user"
     assert all("8114040707" not in str(e.body) for e in events)
     # persistent JSON, one AMQP message_id per change (for consumers to dedupe on)
     assert all(e.persistent and e.content_type == "application/json" for e in events)
