@@ -191,6 +191,8 @@ def test_with_the_broker_unreachable_an_event_gets_503_with_retry_after(settings
         reply = post(url, key, {"event_type": "member.registered", "data": MEMBER})
     assert reply.status_code == 503 and reply.json()["error"] == "broker_unavailable"
     assert int(reply.headers["Retry-After"]) >= 1
+    # the event may have reached the broker: the answer gives the id to post it again with
+    assert uuid.UUID(reply.json()["event_id"]) and "this event_id" in reply.json()["message"]
 
 
 def add_message(sessions, event_id: uuid.UUID) -> int:  # type: ignore[no-untyped-def]

@@ -45,7 +45,9 @@ def _errors(*codes: int) -> dict[str, Any]:
              413: "The body is too large (`too_large`).",
              422: "Invalid: `errors` names each bad field by its path (`invalid_event`).",
              429: "Over the key's rate limit (`rate_limited`); wait Retry-After seconds.",
-             503: "RabbitMQ or PostgreSQL is unavailable; nothing was published; retry after Retry-After seconds."}
+             503: "RabbitMQ or PostgreSQL is unavailable; retry after Retry-After seconds. When the broker did not "
+                  "confirm (`broker_unavailable`) the event may have been published: post it again with the "
+                  "`event_id` (or batch `events[].event_id`) this answer gives, never with a new one."}
     return {str(code): _json("ErrorBody", texts[code]) for code in codes}
 
 

@@ -88,8 +88,11 @@ class Api:
             event_id = await self.publisher.publish(checked.event)
         except BrokerUnavailable:
             self.metrics.events.labels("unconfirmed").inc()
-            raise _broker_unavailable("the broker did not confirm the event; nothing was published: post it again "
-                                      "(with the same event_id)") from None
+            # The event may have reached the broker before its confirm was lost: the client needs
+            # the id (it may have sent none) to post it again without a second message.
+            raise _broker_unavailable("the broker did not confirm the event, so it may or may not have been "
+                                      "published: post it again with this event_id, which is never sent twice",
+                                      event_id=checked.event.event_id) from None
         self.metrics.events.labels("accepted").inc()
         log.info("api: event %s (%s) accepted from key %s", event_id, checked.event.event_type, owner.name)
         return _json({"event_id": event_id}, 202)
@@ -123,7 +126,8 @@ class Api:
         self.metrics.events.labels("unconfirmed").inc(failed)
         if failed:
             raise _broker_unavailable(f"the broker did not confirm {failed} of {len(items)} events: post the batch "
-                                      "again (the accepted ones will not be sent twice)", events=items)
+                                      "again with the event_id of each event listed here, so that none is sent "
+                                      "twice", events=items)
         log.info("api: batch of %d events accepted from key %s", len(items), owner.name)
         return _json({"events": items}, 202)
 
