@@ -186,6 +186,20 @@ def test_a_batch_with_one_bad_event_is_refused_whole_naming_that_event(api, key,
     assert too_many.status_code == 422 and too_many.json()["errors"][0]["path"] == "events"
 
 
+def test_a_lone_surrogate_in_a_free_text_gets_422_naming_its_path_not_a_500(api, key, settings):
+    event = {"event_type": "member.registered", "data": {**MEMBER, "note": "x\ud800"}}
+    reply = post(api, key, event)
+    assert reply.status_code == 422, reply.text
+    assert [e["path"] for e in reply.json()["errors"]] == ["data.note"]
+    batch = post(api, key, {"events": [{"event_type": "member.registered", "data": MEMBER}, event]},
+                 "/api/v1/events/batch")
+    assert batch.status_code == 422 and [e["path"] for e in batch.json()["errors"]] == ["events.1.data.note"]
+    # a pair of surrogates is one character (an emoji), and welcome
+    assert post(api, key, {"event_type": "member.registered",
+                           "data": {**MEMBER, "note": "\U0001f600"}}).status_code == 202
+    assert len(queued(settings)) == 1
+
+
 def test_with_the_broker_unreachable_an_event_gets_503_with_retry_after(settings, key):
     with serve_api(settings.with_(amqp_url="amqp://guest:guest@127.0.0.1:1/")) as url:
         reply = post(url, key, {"event_type": "member.registered", "data": MEMBER})

@@ -62,7 +62,7 @@ def check_event(raw: Any, checks: Checks, path: str = "") -> Checked:
         envelope = Envelope.model_validate(_filled(raw, checks.now))
     except ValidationError as exc:
         return Checked(None, _errors(exc, path))
-    errors = _check_data(envelope, checks, path)
+    errors = _check_data(envelope, checks, path) or _lone_surrogates(raw, path)
     if errors:
         return Checked(None, errors)
     body = json.dumps(envelope.model_dump(mode="json", exclude_none=True), separators=(",", ":"),
@@ -95,6 +95,23 @@ def _check_data(envelope: Envelope, checks: Checks, path: str) -> list[dict[str,
         normalize_phone(data.phone, checks.region)  # type: ignore[attr-defined]
     except InvalidEvent as exc:
         return [_error(_join(path, "data.phone"), exc.detail)]
+    return []
+
+
+def _lone_surrogates(raw: Any, path: str) -> list[dict[str, str]]:
+    """The first text holding half of a UTF-16 pair (JSON's ``"\\ud800"`` alone): JSON lets it be
+    written, but it is no character, and neither UTF-8 nor PostgreSQL can hold it. Walked
+    without recursion: the body's nesting is bounded only by the JSON parser."""
+    stack: list[tuple[str, Any]] = [(path, raw)]
+    while stack:
+        where, value = stack.pop()
+        if isinstance(value, dict):
+            stack.extend((_join(where, str(k)), v) for k, v in reversed(value.items()))
+        elif isinstance(value, list):
+            stack.extend((_join(where, str(i)), v) for i, v in reversed(list(enumerate(value))))
+        elif isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
+            return [_error(where, "holds a lone UTF-16 surrogate (a \\uD800–\\uDFFF escape without its pair), "
+                                  "which is not a character: send the text as valid Unicode")]
     return []
 
 
