@@ -11,7 +11,7 @@ from sqlalchemy.exc import ArgumentError, DBAPIError
 
 from wanotify.ops.cli.common import emit, json_option, settings_from
 from wanotify.ops.cli.errors import CliFailure, ConfigFailure, first_line
-from wanotify.producers.outbox import TABLE_NAME, OutboxRelay, outbox
+from wanotify.producers.outbox import TABLE_NAME, OutboxBusy, OutboxRelay, outbox
 from wanotify.shared.startup import where_database
 from wanotify.shared.urls import redact_url
 
@@ -46,6 +46,8 @@ def relay(ctx: click.Context, database_url: str, amqp_url: str | None, namespace
                f"{redact_url(settings.amqp_url)} ({namespace or settings.namespace}.events)", err=True)
     try:
         stats = relayer.run_once() if once else relayer.run(_stop_on_signals())
+    except OutboxBusy as exc:  # --once beside a running relay: let that one publish
+        raise CliFailure(str(exc)) from None
     except DBAPIError as exc:  # the app's database, not wanotify's: DATABASE_URL's advice does not apply
         raise CliFailure(f"the app's database at {where_database(database_url)} (--database-url) failed: "
                          f"{first_line(exc)} — check --database-url and that the database exists") from None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+import threading
 from collections.abc import Iterator
 
 import pytest
@@ -11,6 +12,7 @@ from sqlalchemy import create_engine
 
 from tests.support.processes import run_wanotify, wanotify_env
 from tests.support.upstream import EventTap, place_order, unsent, upstream_database
+from wanotify.producers.outbox import OutboxRelay
 
 
 @pytest.fixture
@@ -35,6 +37,25 @@ def test_relay_once_publishes_what_is_unsent_and_reports_it_as_json(settings, da
         engine.dispose()
     events = tap.wait_for(lambda got: len(got) >= 3, 10, "three events")
     assert [e["message_id"] for e in events] == committed
+
+
+def test_relay_once_beside_a_running_relay_says_so_in_one_line(settings, database_url, tap):
+    with upstream_database(database_url) as url:
+        engine = create_engine(url)
+        place_order(engine, "M-1", 1)
+        stop = threading.Event()
+        running = threading.Thread(target=OutboxRelay(engine, settings.amqp_url, settings.namespace,
+                                                      poll_seconds=0.05).run, args=(stop,))
+        running.start()
+        try:
+            tap.wait_for(lambda got: len(got) >= 1, 10, "the running relay's first event")
+            done = wanotify(settings, "relay", "--database-url", url, "--once")
+        finally:
+            stop.set()
+            running.join(10)
+            engine.dispose()
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    assert done.stderr.splitlines()[-1].startswith("Error: another relay is publishing this outbox now")
 
 
 def test_relay_says_how_to_create_a_missing_outbox_table(settings, database_url):
