@@ -248,6 +248,9 @@ def test_unknown_messages_and_paths_get_json_404s_and_a_missing_event_id_422(api
     not_an_id = requests.get(f"{api}/api/v1/messages/abc", headers=auth(key), timeout=10)
     assert (not_an_id.status_code, not_an_id.json()["error"]) == (404, "not_found")
     assert "a message id is a whole number" in not_an_id.json()["message"]
+    slash = requests.post(f"{api}/api/v1/events/", headers=auth(key), json={}, timeout=10, allow_redirects=False)
+    assert (slash.status_code, slash.json()["error"]) == (404, "not_found")  # not a redirect to plain http
+    assert not_an_id.headers["X-Content-Type-Options"] == "nosniff"  # once, not "nosniff, nosniff"
     no_event = requests.get(f"{api}/api/v1/messages", headers=auth(key), timeout=10)
     assert no_event.status_code == 422 and no_event.json()["errors"][0]["path"] == "event_id"
 

@@ -60,6 +60,9 @@ def build(settings: Settings, limits: Limits, registry: CollectorRegistry, *,
     ]
     app = Starlette(routes=routes, middleware=[Middleware(SecurityHeaders)],
                     exception_handlers={HTTPException: _http_error, ApiError: _api_error})  # type: ignore[dict-item]
+    # ``/events/`` gets a JSON 404, not a redirect: a 307 to an absolute URL built from the
+    # request points at plain http behind a TLS proxy, and an API client should fix its path.
+    app.router.redirect_slashes = False
     return Built([Mount(BASE, app=app)], partial(_lifespan, api, engine))
 
 
@@ -73,8 +76,8 @@ async def _schemas(_request: Request) -> Response:
 
 async def _not_a_message_id(request: Request) -> Response:
     """``/messages/abc``: say what a message id is, rather than "no such endpoint"."""
-    raise ApiError(404, "not_found", f"no message {request.path_params['id']!r}: a message id is a whole number, "
-                                     "as POST /api/v1/events returns it")
+    raise ApiError(404, "not_found", f"no message {request.path_params['id']!r}: a message id is a whole number: "
+                                     "GET /api/v1/messages?event_id=… lists an event's messages with theirs")
 
 
 async def _event_schema(request: Request) -> Response:

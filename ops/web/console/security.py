@@ -62,7 +62,10 @@ class SecurityHeaders:
 
         async def send_with_headers(message: Message) -> None:
             if message["type"] == "http.response.start":
-                message["headers"] = [*message.get("headers", []), *HEADERS]
+                # A header the response set itself (the API's nosniff) is not sent twice.
+                headers = list(message.get("headers", []))
+                present = {name.lower() for name, _ in headers}
+                message["headers"] = headers + [h for h in HEADERS if h[0] not in present]
             await send(message)
 
         await self.app(scope, receive, send_with_headers)
