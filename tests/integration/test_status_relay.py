@@ -65,6 +65,17 @@ def test_each_status_change_becomes_one_event_in_order_without_a_phone_number(se
     assert metrics.registry.get_sample_value("wanotify_status_events_published_total", {"status": "queued"}) == 2
 
 
+def test_a_message_the_sender_takes_back_to_the_queue_publishes_no_second_queued(settings, sessions, listener):
+    # Given a message deferred once after its claim, then sent; and one replayed after it died
+    deferred = log_message(sessions, ["queued", "pending", "queued", "pending", "sent"])
+    replayed = log_message(sessions, ["queued", "pending", "dead", "queued", "pending", "sent"])
+    relay, _ = relay_for(settings)
+    assert asyncio.run(relay.run_until_empty()) == 6
+    events = listener.wait_for(lambda got: len(got) >= 6, 10, "six status events")
+    # Then the take-back is no change to upstream apps, and a replay still is one
+    assert statuses_by_message(events) == {deferred: ["queued", "sent"], replayed: ["queued", "dead", "queued", "sent"]}
+
+
 def test_a_relay_waits_out_an_unreachable_broker_and_reports_its_backlog(settings, sessions, listener):
     # Given committed changes and a relay whose broker does not answer
     for _ in range(3):
