@@ -54,10 +54,12 @@ for _role in (*ROLES, "all"):
 @click.option("--only", metavar="PARTS", help="Comma-separated parts to serve (default: all): webhook, api, console.")
 @click.pass_context
 def web(ctx: click.Context, host: str, port: int, only: str | None) -> None:
-    """The web server: WhatsApp status webhooks at /webhooks/whatsapp, the HTTP API at /api/v1, /healthz.
+    """The web server: the admin console at /, the HTTP API at /api/v1, WhatsApp status webhooks at
+    /webhooks/whatsapp, and /healthz.
 
-    Needs WHATSAPP_VERIFY_TOKEN and WHATSAPP_APP_SECRET when it serves the webhook.
-    Runs until SIGINT/SIGTERM.
+    Needs WEB_SECRET_KEY when it serves the console, and WHATSAPP_VERIFY_TOKEN and
+    WHATSAPP_APP_SECRET when it serves the webhook (--only leaves parts out). Runs until
+    SIGINT/SIGTERM.
     """
     _serve_web(settings_from(ctx), host, port, only)
 
