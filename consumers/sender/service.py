@@ -43,7 +43,7 @@ from wanotify.shared.errors import ConfigError
 from wanotify.shared.metrics import Metrics
 from wanotify.shared.runtime import RuntimeSettings, env_defaults, load
 from wanotify.shared.senders import SenderConfig, active_senders
-from wanotify.shared.topology import Topology
+from wanotify.shared.topology import DEFAULT_SENDER, Topology
 
 log = logging.getLogger(__name__)
 
@@ -119,8 +119,9 @@ class Sender:
                               PgClaimStore(self.settings, self.sessions, self.sender_id, self.gate, self.runtime),
                               self.runtime, stop, Counter(), self._pacers)
         await self._refresh_lanes(await run_db(self._active_senders, stop))
-        log.info("sender %s consuming %s with %s", self.sender_id[:8], ", ".join(sorted(self.lanes)) or "no senders",
-                 self.settings.whatsapp.describe())
+        # The environment's provider is default's; a named sender's is in its "lane started" line.
+        default = f" (default: {self.settings.whatsapp.describe()})" if DEFAULT_SENDER in self.lanes else ""
+        log.info("sender %s consuming %s%s", self.sender_id[:8], ", ".join(sorted(self.lanes)) or "no senders", default)
         await self._renew()  # the leases now, not a heartbeat later: an idle number sends at once
 
     # --- the senders -------------------------------------------------------------------------

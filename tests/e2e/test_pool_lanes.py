@@ -52,6 +52,9 @@ def test_numbers_added_or_disabled_while_the_sender_runs_are_picked_up(stack, pu
     stack.start("notifier")
     sender = stack.start("sender", TOKEN_B="token-b", **env)
     wait_until(lambda: "sender a: holding its lease" in sender.log(), 15, "number a's lane")
+    # whose start line names the environment's provider only for default, which it does not serve
+    start = next(line for line in sender.log().splitlines() if " consuming a" in line)
+    assert start.endswith(" consuming a"), start
     # When number "b" is added, a message pinned to it is sent from it
     add_numbers(sessions, fake_provider.url, ["b"], 0.2)
     wait_until(lambda: "sender b: holding its lease" in sender.log(), 15, f"number b's lane:\n{sender.log()}")
