@@ -99,6 +99,19 @@ def test_the_cluster_consumers_list_every_node_and_use_quorum_queues() -> None:
     assert services["notifier-cluster"]["command"] == ["run", "notifier"]
 
 
+def test_the_cluster_stack_has_a_namespace_and_database_of_its_own_beside_the_main_stack() -> None:
+    # sharing them, its sender would stand by behind the main sender's lease, and one status
+    # relay would publish both stacks' events to one broker
+    services = _services()
+    main = Settings.from_env({k: str(v) for k, v in services["sender"]["environment"].items()})
+    for name in ("notifier-cluster", "sender-cluster", "migrate-cluster"):
+        own = Settings.from_env({k: str(v) for k, v in services[name]["environment"].items()})
+        assert own.namespace != main.namespace and own.database_url != main.database_url
+        assert services[name]["profiles"] == ["cluster"]
+    assert services["migrate-cluster"]["command"] == ["migrate"]
+    assert services["notifier-cluster"]["depends_on"]["migrate-cluster"]["condition"] == "service_completed_successfully"
+
+
 def test_the_first_connection_tries_every_listed_node_before_giving_up(caplog: pytest.LogCaptureFixture) -> None:
     import asyncio
     import socket
