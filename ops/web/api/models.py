@@ -107,5 +107,15 @@ class MessageStatus(BaseModel):
     calls: list[Call]
 
 
+class Parked(BaseModel):
+    """Why the notifier parked the event instead of making messages of it."""
+
+    reason: str = Field(description="invalid_data, invalid_phone, template_missing, template_error, unknown_sender, ...")
+    detail: str = Field(description="What to fix, in words; phone numbers masked.")
+    parked_at: datetime
+
+
 class MessageList(BaseModel):
     messages: list[MessageStatus]
+    parked: Parked | None = Field(None, description="Present when the notifier parked the event: it became no "
+                                                    "message, and an admin may replay it once the cause is fixed.")

@@ -22,12 +22,14 @@ from wanotify.ops.web.api.models import (
     EventIn,
     MessageList,
     MessageStatus,
+    Parked,
 )
 from wanotify.shared.events import SCHEMAS
 
 BASE = "/api/v1"
 REF = "#/components/schemas/{model}"
-BODY_MODELS: tuple[type[BaseModel], ...] = (EventIn, BatchIn, Accepted, BatchAccepted, ErrorBody, MessageStatus, MessageList)
+BODY_MODELS: tuple[type[BaseModel], ...] = (EventIn, BatchIn, Accepted, BatchAccepted, ErrorBody, MessageStatus, MessageList,
+                                            Parked)
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -67,7 +69,7 @@ def _paths() -> dict[str, Any]:
             "description": "All or nothing on validation: one invalid event refuses the batch (422, each error's "
                            "path starts with `events.<index>`) and nothing is published. Valid batches are "
                            "published event by event; if the broker fails part way, 503 lists which events "
-                           "were confirmed — post the whole batch again, the event ids make it safe. A batch "
+                           "were confirmed — post the whole batch again with the event ids it gives. A batch "
                            "spends one rate-limit token per event.",
             "requestBody": {"required": True, "content": {"application/json": {"schema": _ref("BatchIn")}}},
             "responses": {"202": _json("BatchAccepted", "Every event confirmed by the broker."),
@@ -75,7 +77,7 @@ def _paths() -> dict[str, Any]:
         f"{BASE}/messages": {"get": {
             "operationId": "listMessages", "summary": "The messages an event became",
             "description": "One per template the event's rules name; an empty list until the notifier has "
-                           "handled the event (or when it was parked).",
+                           "handled the event, or when it parked the event: then `parked` says why.",
             "parameters": [event_id],
             "responses": {"200": _json("MessageList", "The messages, oldest first."), **_errors(401, 422, 429, 503)}}},
         f"{BASE}/schemas": {"get": {

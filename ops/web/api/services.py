@@ -15,8 +15,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from wanotify.ops.admin import messages
-from wanotify.ops.web.api.models import MessageStatus
-from wanotify.shared.db.models import Rule
+from wanotify.ops.web.api.models import MessageStatus, Parked
+from wanotify.shared.db.models import DeadEvent, Rule
+from wanotify.shared.phone import mask_phones_in_text
 
 RULES_CACHE_SECONDS = 10.0
 MAX_MESSAGES_PER_EVENT = 100
@@ -55,6 +56,16 @@ def event_messages(session: Session, event_id: uuid.UUID) -> list[dict[str, Any]
     page = messages.search(session, messages.MessageQuery(event_id=event_id), limit=MAX_MESSAGES_PER_EVENT)
     views = [message_status(session, row["id"]) for row in reversed(page["rows"])]
     return [v for v in views if v is not None]
+
+
+def event_parked(session: Session, event_id: uuid.UUID) -> dict[str, Any] | None:
+    """Why the notifier parked the event (``Parked``, JSON-ready), or None if it is not parked."""
+    found = session.scalars(select(DeadEvent).where(DeadEvent.event_id == str(event_id), DeadEvent.status == "parked")
+                            .order_by(DeadEvent.parked_at.desc()).limit(1)).first()
+    if found is None:
+        return None
+    return Parked(reason=found.reason, detail=mask_phones_in_text(found.detail),
+                  parked_at=found.parked_at).model_dump(mode="json")
 
 
 def _view(m: dict[str, Any]) -> dict[str, Any]:
