@@ -120,6 +120,9 @@ class Lane:
         if self._task is not None:
             await asyncio.gather(self._task, return_exceptions=True)
         self._executor.shutdown(wait=False)
+        # This process no longer follows the number's pause: a pause it last saw must not stay
+        # exported until the process restarts (a paused sender then disabled).
+        self.shared.metrics.sender_paused.remove(self.name)
 
     def on_lease(self, state: lease.LaneState, renewed_at: float) -> None:
         """A lease renewal (started at monotonic ``renewed_at``) says what we hold and the pause."""

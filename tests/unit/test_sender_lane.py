@@ -177,3 +177,16 @@ def test_a_claim_that_met_a_database_outage_is_tried_again_and_the_call_made_onc
     lane, provider = _lane(claims)
     assert _handle(lane) == Ack()
     assert claims.tries == 2 and len(provider.sent) == 1
+
+
+def test_a_stopped_lane_no_longer_says_its_number_is_paused():
+    from wanotify.consumers.sender.lease import LaneState
+
+    # Given a lane that saw its number paused, then the sender disabled (its lane stopped)
+    lane, _ = _lane(FakeClaimStore())
+    now = datetime.now(UTC)
+    lane.on_lease(LaneState(True, now + timedelta(seconds=600), "paused by hand", now), time.monotonic())
+    asyncio.run(lane.stop())
+    # Then the process exports no pause for it: it no longer sends for that number
+    registry = lane.shared.metrics.registry
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a"}) is None
