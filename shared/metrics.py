@@ -58,8 +58,8 @@ class Metrics:
             "wanotify_sender_paused", "1 while the sender is paused (a provider quality limit, or an admin).",
             ["sender"], registry=r)
         self.sender_pauses = Counter(
-            "wanotify_sender_pauses_total", "Pauses caused by provider quality or policy limits.", ["code", "sender"],
-            registry=r)
+            "wanotify_sender_pauses_total", "Pauses caused by provider quality or policy limits, by Meta's error code.",
+            ["code", "sender"], registry=r)
         self.last_call = Gauge(
             "wanotify_sender_last_call_timestamp_seconds", "Unix time of the start of the sender's last call.",
             ["sender"], registry=r)

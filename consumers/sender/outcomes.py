@@ -21,7 +21,7 @@ from wanotify.consumers.providers.classify import RecipientOptedOut, TemplateRef
 from wanotify.consumers.sender import store
 from wanotify.consumers.sender.choice import Refusal
 from wanotify.consumers.sender.gate import Gate
-from wanotify.consumers.sender.policy import Cancel, Dead, Decision, PairRate, Pause, Retry, bounded, decide
+from wanotify.consumers.sender.policy import Cancel, Dead, Decision, PairRate, Pause, Retry, bounded, decide, pause_code
 from wanotify.consumers.sender.settle import Ack, Defer, Keep, Park, Requeue, RetryLater, Settlement
 from wanotify.shared.config import Settings
 from wanotify.shared.db.engine import transaction
@@ -83,7 +83,7 @@ class Outcomes:
             lambda: self._record(sender, decision, command, claim, error, "(the error text could not be stored)",
                                  "unstorable", call, deferred),
         ], f"the failure of {command.message_id}")
-        return self._settlement(sender, decision, text, deferred)
+        return self._settlement(sender, decision, text, deferred, code)
 
     def _record(self, sender: str, decision: Decision, command: SendCommand, claim: store.Go, error: Exception,
                 text: str, code: str | None, call: CallRecord, deferred: list[float]) -> Decision:
@@ -117,9 +117,10 @@ class Outcomes:
         now = session.execute(select(func.clock_timestamp())).scalar_one()
         return self.gate.pair_rate_hit(session, recipient, now)
 
-    def _settlement(self, sender: str, decision: Decision, text: str, deferred: list[float]) -> Settlement:
+    def _settlement(self, sender: str, decision: Decision, text: str, deferred: list[float],
+                    code: str | None) -> Settlement:
         if isinstance(decision, Pause):
-            self.metrics.sender_pauses.labels("quality", sender).inc()
+            self.metrics.sender_pauses.labels(pause_code(code), sender).inc()
             self.metrics.sender_paused.labels(sender).set(1)
             if decision.park:
                 return Park("quality_limit", text)

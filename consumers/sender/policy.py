@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from wanotify.consumers.providers.classify import RecipientOptedOut
+from wanotify.consumers.providers.classify import QUALITY_META_CODES, RecipientOptedOut
 from wanotify.shared.errors import PermanentError, QualityLimitError, TransientError
 from wanotify.shared.runtime import RuntimeSettings
 
@@ -54,6 +54,13 @@ PAIR_RATE_CODE = "meta_131056"
 # Codes about the number, not the message, that the provider layer does not raise as a quality
 # limit: 131031, the business account is locked. Sending on would only be refused again.
 SENDER_STOP_CODES = frozenset({"meta_131031"})
+# Every code that pauses a number, as a metric label; any other (another provider's) is "other".
+PAUSE_CODES = frozenset({f"meta_{code}" for code in QUALITY_META_CODES}) | SENDER_STOP_CODES
+
+
+def pause_code(code: str | None) -> str:
+    """The label a pause is counted under: Meta's code when it is one of the few that pause."""
+    return code if code in PAUSE_CODES else "other"
 
 
 def bounded(pause: Pause, earlier_pauses: int, runtime: RuntimeSettings) -> Pause:

@@ -138,6 +138,20 @@ def test_a_quality_pause_parks_the_message_once_it_caused_more_pauses_than_it_ha
     assert [bounded(pause, earlier, RUNTIME).park for earlier in range(5)] == [False, False, False, True, True]
 
 
+def test_a_pause_is_counted_under_metas_code_from_a_fixed_set():
+    from wanotify.consumers.sender.outcomes import Outcomes
+    from wanotify.shared.config import Settings
+
+    metrics = Metrics()
+    outcomes = Outcomes(Settings.from_env({}), metrics, None)  # type: ignore[arg-type]
+    for code in ("meta_131049", "meta_131031", "meta_999999", None):
+        assert outcomes._settlement("b", Pause(3600), "spam", [], code) == Keep()
+    counted = {code: metrics.registry.get_sample_value("wanotify_sender_pauses_total", {"code": code, "sender": "b"})
+               for code in ("meta_131049", "meta_131031", "other", "quality")}
+    # a code outside the quality and account set counts as "other": the label set stays small
+    assert counted == {"meta_131049": 1, "meta_131031": 1, "other": 2, "quality": None}
+
+
 # --- settling: one construct does every ack, nack and republish ----------------------------
 
 def _apply(settlement, publisher: FakePublisher | None = None) -> tuple[FakeDelivery, FakePublisher, bool]:  # type: ignore[no-untyped-def]
