@@ -12,7 +12,7 @@ from typing import Any
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
 
-from wanotify.shared.sender_metrics import SenderMetrics
+from wanotify.shared.sender_metrics import PAUSE_KINDS, SenderMetrics
 
 GAP_BUCKETS = (0.05, 0.1, 0.2, 0.5, 1, 2, 5, 9.5, 10, 10.05, 10.1, 10.5, 11, 15, 30, 60, 300, 3600)
 CALL_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
@@ -55,8 +55,9 @@ class Metrics:
             "wanotify_send_gap_seconds", "Time between the starts of two consecutive calls of this sender.",
             ["sender"], buckets=GAP_BUCKETS, registry=r)
         self.sender_paused = Gauge(
-            "wanotify_sender_paused", "1 while the sender is paused (a provider quality limit, or an admin).",
-            ["sender"], registry=r)
+            "wanotify_sender_paused",
+            "1 while the sender is paused, for the pause's kind: quality (a provider quality or policy limit) or by_hand.",
+            ["sender", "kind"], registry=r)
         self.sender_pauses = Counter(
             "wanotify_sender_pauses_total", "Pauses caused by provider quality or policy limits, by Meta's error code.",
             ["code", "sender"], registry=r)
@@ -87,6 +88,16 @@ class Metrics:
             "wanotify_status_relay_active", "1 while this process holds the status relay lock.", registry=r)
         self.meta = MetaStateMetrics(r)
         self.senders = SenderMetrics(r)  # per sender: state, daily usage, queues, consumer, held
+
+    def show_pause(self, sender: str, kind: str | None) -> None:
+        """The sender's pause as this process sees it: 1 for its kind, 0 for the other (None: not paused)."""
+        for each in PAUSE_KINDS:
+            self.sender_paused.labels(sender, each).set(1 if each == kind else 0)
+
+    def forget_pause(self, sender: str) -> None:
+        """This process no longer sends for the sender: it exports nothing about its pause."""
+        for each in PAUSE_KINDS:
+            self.sender_paused.remove(sender, each)
 
     def serve(self, port: int, addr: str = "0.0.0.0") -> None:
         """Serve ``/metrics`` on ``port`` from a daemon thread."""

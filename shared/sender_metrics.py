@@ -17,6 +17,8 @@ if TYPE_CHECKING:
     from wanotify.shared.sender_report import SenderReport
 
 STATES = ("active", "paused", "disabled")
+# Why a sender is paused: Meta's quality or policy code, or an admin (``sender_report.pause_kind``).
+PAUSE_KINDS = ("quality", "by_hand")
 
 Labels = tuple[str, ...]
 

@@ -78,7 +78,7 @@ class SenderReport:
         return {
             "name": self.name, "provider": self.provider, "state": self.state,
             "paused_until": self.paused_until, "pause_reason": self.pause_reason,
-            "pause_kind": _pause_kind(self.pause_reason) if self.state == "paused" else None,
+            "pause_kind": pause_kind(self.pause_reason) if self.state == "paused" else None,
             "until_resumed": self.until_resumed,
             "gap_seconds": self.gap_seconds, "gap_max_seconds": self.gap_max_seconds,
             "lease_holder": self.lease_holder, "lease_process": self.lease_process,
@@ -251,13 +251,14 @@ def _state_of(sender: SenderConfig, state: SenderState | None, now: datetime) ->
     return {"state": "active", "paused_until": None, "pause_reason": None, "until_resumed": False}
 
 
-def _pause_kind(reason: str | None) -> str:
+def pause_kind(reason: str | None) -> str:
+    """``by_hand`` for an admin's pause, ``quality`` for one Meta's quality or policy code caused."""
     return "by_hand" if (reason or "").startswith(BY_HAND) else "quality"
 
 
 def until_resumed(reason: str | None, paused_until: datetime, now: datetime) -> bool:
     """Whether a pause in force lasts until someone resumes it: by hand, and with no end in sight."""
-    return _pause_kind(reason) == "by_hand" and paused_until - now >= INDEFINITE_AFTER
+    return pause_kind(reason) == "by_hand" and paused_until - now >= INDEFINITE_AFTER
 
 
 def _lease(state: SenderState | None, process: SenderProcess | None, now: datetime) -> dict[str, Any]:

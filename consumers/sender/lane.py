@@ -46,6 +46,7 @@ from wanotify.shared.metrics import Metrics
 from wanotify.shared.phone import mask_phone
 from wanotify.shared.priority import Priority
 from wanotify.shared.runtime import RuntimeSettings
+from wanotify.shared.sender_report import pause_kind
 from wanotify.shared.senders import SenderConfig
 from wanotify.shared.topology import DEFAULT_SENDER, PRIORITY_ORDER, Topology, declare_sender_queues_async
 
@@ -122,7 +123,7 @@ class Lane:
         self._executor.shutdown(wait=False)
         # This process no longer follows the number's pause: a pause it last saw must not stay
         # exported until the process restarts (a paused sender then disabled).
-        self.shared.metrics.sender_paused.remove(self.name)
+        self.shared.metrics.forget_pause(self.name)
 
     def on_lease(self, state: lease.LaneState, renewed_at: float) -> None:
         """A lease renewal (started at monotonic ``renewed_at``) says what we hold and the pause."""
@@ -130,7 +131,7 @@ class Lane:
         self.state = state
         self._lease_until = renewed_at + lease.LEASE_SECONDS - lease.RENEW_SECONDS if state.held else 0.0
         self._pause_until = time.monotonic() + state.pause_left()
-        self.shared.metrics.sender_paused.labels(self.name).set(1 if state.pause_left() > 0 else 0)
+        self.shared.metrics.show_pause(self.name, pause_kind(state.pause_reason) if state.pause_left() > 0 else None)
         if self._leased() != was_leased or state.pause_left() < MAX_AGE_SECONDS:
             self._wake.set()
 
@@ -279,7 +280,7 @@ class Lane:
                              self.shared.stop)
         if not isinstance(claim, store.Go):
             return self._not_now(command, claim)
-        self.shared.metrics.sender_paused.labels(self.name).set(0)
+        self.shared.metrics.show_pause(self.name, None)
         if claim.ambiguous:
             # Our own claim with no call of ours in hand: its commit landed but its answer was
             # lost, so the call was never made (another process's is parked: ``store.claim``).
@@ -321,7 +322,7 @@ class Lane:
             self.lease_lost()
         elif claim.why == "paused":
             self._pause_until = time.monotonic() + claim.seconds
-            self.shared.metrics.sender_paused.labels(self.name).set(1)
+            self.shared.metrics.show_pause(self.name, pause_kind(claim.pause_reason))
         else:  # another process's gap, or another try of this message still in progress
             if claim.why == "claimed":
                 log.debug("holding %s: another try of it is still in progress", command.message_id, extra=fields)

@@ -121,7 +121,7 @@ class Outcomes:
                     code: str | None) -> Settlement:
         if isinstance(decision, Pause):
             self.metrics.sender_pauses.labels(pause_code(code), sender).inc()
-            self.metrics.sender_paused.labels(sender).set(1)
+            self.metrics.show_pause(sender, "quality")
             if decision.park:
                 return Park("quality_limit", text)
             return Keep()  # held until the pause ends: no requeue, no redelivery counted

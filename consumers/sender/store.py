@@ -81,6 +81,7 @@ class Wait:
     seconds: float
     paused: bool = False
     why: str = "gap"  # gap, paused, lease (not ours), or claimed (another try of this message is in progress)
+    pause_reason: str | None = None  # when paused: the sender's pause reason
 
 
 # How often a copy whose message is being sent by a live claimant looks again.
@@ -149,7 +150,8 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
         return Refused(form)
     runtime = runtime_of(session)
     if state.paused_until and state.paused_until > now:
-        return Wait((state.paused_until - now).total_seconds(), paused=True, why="paused")
+        return Wait((state.paused_until - now).total_seconds(), paused=True, why="paused",
+                    pause_reason=state.pause_reason)
     gap = runtime.gap_seconds if pool.gap is None else pool.gap
     external = _external_wait(state, now, gap, sender_id)
     wait = max(external, local_remaining(gap))

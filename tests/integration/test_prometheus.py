@@ -66,7 +66,7 @@ ALERT_CASES = """
     input_series:
       - series: 'up{job="wanotify-sender", instance="sender:9102"}'
         values: '1 1 0 0 0 0'
-      - series: 'wanotify_sender_paused{job="wanotify-sender", instance="sender:9102"}'
+      - series: 'wanotify_sender_paused{job="wanotify-sender", instance="sender:9102", sender="default", kind="quality"}'
         values: '0 1 1 1 1 1 1 1'
       - series: 'wanotify_send_backlog_drain_seconds{job="wanotify-notifier", instance="notifier:9101"}'
         values: '100+300x30'
@@ -89,7 +89,7 @@ ALERT_CASES = """
       - eval_time: 7m
         alertname: WanotifySenderPaused
         exp_alerts:
-          - exp_labels: {severity: critical}
+          - exp_labels: {severity: critical, sender: default}
       - eval_time: 9m
         alertname: WanotifySendDeadLettersWaiting
         exp_alerts:
@@ -199,6 +199,24 @@ ALERT_CASES = """
         alertname: WanotifyNumberQualityLow
         exp_alerts:
           - exp_labels: {severity: warning}
+
+  - interval: 1m
+    input_series:
+      # An admin paused "promo" (`wanotify senders pause promo`): a notice, not a page naming a quality limit.
+      - series: 'wanotify_sender_paused{job="wanotify-sender", sender="promo", kind="by_hand"}'
+        values: '1x10'
+      - series: 'wanotify_sender_paused{job="wanotify-sender", sender="promo", kind="quality"}'
+        values: '0x10'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="promo", state="paused"}'
+        values: '1x10'
+    alert_rule_test:
+      - eval_time: 9m
+        alertname: WanotifySenderPaused
+        exp_alerts: []
+      - eval_time: 9m
+        alertname: WanotifySenderNumberPaused
+        exp_alerts:
+          - exp_labels: {severity: warning, sender: promo}
 
   - interval: 1m
     input_series:

@@ -130,8 +130,25 @@ def test_the_paused_gauge_is_per_number():
     other.shared = lane.shared
     other.on_lease(LaneState(True, None, None, now), time.monotonic())
     registry = lane.shared.metrics.registry
-    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a"}) == 1
-    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "b"}) == 0
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a", "kind": "quality"}) == 1
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "b", "kind": "quality"}) == 0
+
+
+def test_the_paused_gauge_tells_a_pause_by_hand_from_a_quality_pause():
+    from wanotify.consumers.sender.lease import LaneState
+
+    lane, _ = _lane(FakeClaimStore())
+    now = datetime.now(UTC)
+    lane.on_lease(LaneState(True, now + timedelta(seconds=600), "paused by hand by ops: migration", now),
+                  time.monotonic())
+    registry = lane.shared.metrics.registry
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a", "kind": "by_hand"}) == 1
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a", "kind": "quality"}) == 0
+    # a claim that meets the pause says its kind too
+    lane.shared.claims = FakeClaimStore(store.Wait(30.0, paused=True, why="paused", pause_reason="HTTP 400 (#131048)"))
+    _handle(lane)
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a", "kind": "quality"}) == 1
+    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a", "kind": "by_hand"}) == 0
 
 
 class SlowClaimStore(FakeClaimStore):
@@ -189,4 +206,5 @@ def test_a_stopped_lane_no_longer_says_its_number_is_paused():
     asyncio.run(lane.stop())
     # Then the process exports no pause for it: it no longer sends for that number
     registry = lane.shared.metrics.registry
-    assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a"}) is None
+    for kind in ("quality", "by_hand"):
+        assert registry.get_sample_value("wanotify_sender_paused", {"sender": "a", "kind": kind}) is None
