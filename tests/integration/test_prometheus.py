@@ -74,8 +74,6 @@ ALERT_CASES = """
         values: '0 0 2 2 2 2 2 2 2 2'
       - series: 'rabbitmq_detailed_queue_messages{job="rabbitmq-queues", vhost="/", queue="wanotify.events.dead"}'
         values: '0x10'
-      - series: 'rabbitmq_detailed_queue_consumers{job="rabbitmq-queues", vhost="/", queue="wanotify.send"}'
-        values: '1 1 0 0 0 0 0 0 0 0'
       - series: 'rabbitmq_detailed_queue_consumers{job="rabbitmq-queues", vhost="/", queue="wanotify.notifier"}'
         values: '1x10'
     alert_rule_test:
@@ -97,10 +95,6 @@ ALERT_CASES = """
       - eval_time: 9m
         alertname: WanotifyEventDeadLettersWaiting
         exp_alerts: []
-      - eval_time: 9m
-        alertname: WanotifySendQueueWithoutConsumer
-        exp_alerts:
-          - exp_labels: {severity: critical, queue: wanotify.send}
       - eval_time: 9m
         alertname: WanotifyNotifierQueueWithoutConsumer
         exp_alerts: []
@@ -218,17 +212,6 @@ ALERT_CASES = """
         exp_alerts:
           - exp_labels: {severity: warning, sender: promo}
 
-  - interval: 1m
-    input_series:
-      # the environment's number paused for long: its lane stops consuming, which is no fault
-      - series: 'rabbitmq_detailed_queue_consumers{job="rabbitmq-queues", vhost="/", queue="wanotify.send"}'
-        values: '0x10'
-      - series: 'wanotify_sender_state{job="wanotify-sender", sender="default", state="paused"}'
-        values: '1x10'
-    alert_rule_test:
-      - eval_time: 9m
-        alertname: WanotifySendQueueWithoutConsumer
-        exp_alerts: []
 """
 
 

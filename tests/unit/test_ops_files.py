@@ -244,7 +244,7 @@ def test_the_alerts_cover_dead_letters_backlog_consumers_retries_pauses_parking_
     exprs = " ".join(rule["expr"] for rule in alert_rules())
     for needle in ("send\\\\.dead", "events\\\\.dead", "wanotify_messages_dead_total",
                    "wanotify_send_backlog_drain_seconds", "3600", "rabbitmq_detailed_queue_consumers",
-                   "wanotify_queue_consumers", "wanotify_retries_total", "wanotify_sender_paused",
+                   "wanotify_sender_consumer_attached", "wanotify_retries_total", "wanotify_sender_paused",
                    "wanotify_events_parked_total", "up == 0"):
         assert needle in exprs, needle
 
