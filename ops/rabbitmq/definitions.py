@@ -1,10 +1,17 @@
 """Generate ``ops/rabbitmq/definitions.json`` from ``wanotify.shared.topology.Topology``.
 
 RabbitMQ imports a definitions file at boot (``load_definitions`` in ``rabbitmq.conf``), so a
-fresh broker starts with the exchange, queues (with their arguments) and binding that the
-processes would declare themselves. Every name and argument comes from ``Topology``: nothing
-is typed here, so the file and the code cannot drift apart (a unit test regenerates the file
-and compares).
+fresh broker starts with what ``declare_topology`` declares in every process: the events,
+status and return exchanges, the fixed queues with the ``default`` sender's three send queues
+(with their arguments), the notifier's binding and the return exchange's bindings to
+``default``'s queues. Every name and argument comes from ``Topology``: nothing is typed here,
+so the file and the code cannot drift apart (unit tests compare the document with what
+``declare_topology`` declares, and the committed files with a fresh generation).
+
+Not in the file, because they depend on the running system: a named sender's send queues and
+their return bindings (a lane declares them when it starts, from the sender rows in the
+database), the retry queues of other delays than ``DEFAULT_RETRY_DELAYS`` and the deferral
+queues (each declared when first needed).
 
 A node that imports definitions at boot does not create its default ``guest`` user, so the
 document also carries one user for the demo deployment (``wanotify``/``wanotify``,
@@ -28,7 +35,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from wanotify.shared.topology import QUEUE_TYPES, QueueSpec, Topology
+from wanotify.shared.topology import DEFAULT_SENDER, QUEUE_TYPES, QueueArgs, QueueSpec, Topology
 
 VHOST = "/"
 DEFAULT_RETRY_DELAYS: tuple[float, ...] = (300.0,)
@@ -58,6 +65,16 @@ def _queue(spec: QueueSpec) -> dict[str, Any]:
     }
 
 
+def _exchange(name: str, kind: str) -> dict[str, Any]:
+    return {"name": name, "vhost": VHOST, "type": kind, "durable": True, "auto_delete": False, "internal": False,
+            "arguments": {}}
+
+
+def _binding(exchange: str, queue: str, key: str, arguments: QueueArgs) -> dict[str, Any]:
+    return {"source": exchange, "vhost": VHOST, "destination": queue, "destination_type": "queue",
+            "routing_key": key, "arguments": dict(arguments)}
+
+
 def build_definitions(namespace: str = "wanotify", retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,  # type: ignore[type-arg]
                       queue_type: str = "classic") -> dict:
     """The definitions document for one namespace, with one retry queue per delay in ``retry_delays``."""
@@ -78,27 +95,12 @@ def build_definitions(namespace: str = "wanotify", retry_delays: Sequence[float]
             "tags": ["administrator"],
         }],
         "permissions": [{"user": DEMO_USER, "vhost": VHOST, "configure": ".*", "write": ".*", "read": ".*"}],
-        "exchanges": [{
-            "name": topology.events_exchange,
-            "vhost": VHOST,
-            "type": "topic",
-            "durable": True,
-            "auto_delete": False,
-            "internal": False,
-            "arguments": {},
-        }],
+        "exchanges": [_exchange(name, kind) for name, kind in topology.exchanges()],
         "queues": [_queue(spec) for spec in specs],
-        "bindings": [
-            {
-                "source": exchange,
-                "vhost": VHOST,
-                "destination": queue,
-                "destination_type": "queue",
-                "routing_key": key,
-                "arguments": {},
-            }
-            for exchange, queue, key in topology.bindings()
-        ],
+        "bindings": [_binding(exchange, queue, key, {}) for exchange, queue, key in topology.bindings()] + [
+            # delayed copies return to default's queues by their header (named senders' at run time)
+            _binding(topology.return_exchange, queue, "", arguments)
+            for queue, arguments in topology.return_bindings(DEFAULT_SENDER)],
     }
 
 

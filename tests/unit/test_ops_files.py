@@ -301,14 +301,44 @@ def test_definitions_declare_every_topology_queue_with_its_arguments(namespace: 
         assert queues[name]["vhost"] == "/", name
 
 
-def test_definitions_declare_the_events_exchange_and_the_notifier_binding() -> None:
-    topology = Topology("acme")
-    document = defs.build_definitions("acme")
+class RecordingChannel:
+    """A pika channel that only notes what ``declare_topology`` declares, as definitions entries."""
+
+    def __init__(self) -> None:
+        self.exchanges: set[tuple[str, str]] = set()
+        self.queues: dict[str, dict[str, Any]] = {}
+        self.bindings: list[tuple[str, str, str, dict[str, Any]]] = []
+
+    def exchange_declare(self, name: str, exchange_type: str, durable: bool) -> None:
+        assert durable
+        self.exchanges.add((name, exchange_type))
+
+    def queue_declare(self, name: str, durable: bool, arguments: dict[str, Any]) -> None:
+        assert durable
+        self.queues[name] = arguments
+
+    def queue_bind(self, queue: str, exchange: str, routing_key: str, arguments: dict[str, Any] | None = None) -> None:
+        self.bindings.append((exchange, queue, routing_key, arguments or {}))
+
+
+@pytest.mark.parametrize("queue_type", ["classic", "quorum"])
+def test_definitions_hold_every_exchange_queue_and_binding_the_processes_declare(queue_type: str) -> None:
+    from wanotify.shared.topology import declare_topology
+
+    topology = Topology("acme", queue_type)
+    declared = RecordingChannel()
+    declare_topology(declared, topology)
+    document = defs.build_definitions("acme", [300.0], queue_type=queue_type)
     assert document["vhosts"] == [{"name": "/"}]
-    assert [(e["name"], e["type"], e["durable"], e["vhost"]) for e in document["exchanges"]] == [
-        (topology.events_exchange, "topic", True, "/")]
-    assert [(b["source"], b["destination"], b["routing_key"], b["destination_type"])
-            for b in document["bindings"]] == [(ex, q, key, "queue") for ex, q, key in topology.bindings()]
+    assert {(e["name"], e["type"]) for e in document["exchanges"]} == declared.exchanges
+    assert all((e["durable"], e["auto_delete"], e["vhost"]) == (True, False, "/") for e in document["exchanges"])
+    # the processes declare a retry queue when they first need it; the file has the default delay's
+    queues = {q["name"]: q["arguments"] for q in document["queues"]}
+    assert queues == declared.queues | {topology.retry_queue(300.0): topology.retry_queue_spec(300.0).arguments}
+    assert sorted((b["source"], b["destination"], b["routing_key"], b["arguments"], b["destination_type"])
+                  for b in document["bindings"]) == sorted((*b, "queue") for b in declared.bindings)
+    # a retry queue's dead-letter exchange is in the file: what expires finds its way back
+    assert queues[topology.retry_queue(300.0)]["x-dead-letter-exchange"] in {e for e, _ in declared.exchanges}
 
 
 def test_two_delays_that_round_to_the_same_millisecond_share_one_retry_queue() -> None:
