@@ -133,8 +133,13 @@ ALERT_CASES = """
 
   - interval: 1m
     input_series:
-      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send"}'
+      # default sends a call a minute until minute 10, then none, with messages still ready
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.normal"}'
         values: '5x60'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="default", state="active"}'
+        values: '1x60'
+      - series: 'wanotify_sender_last_call_timestamp_seconds{job="wanotify-sender", sender="default"}'
+        values: '0+60x10 600x50'
       - series: 'wanotify_provider_call_duration_seconds_count{job="wanotify-sender", outcome="ok"}'
         values: '0+6x10 60x50'
       - series: 'wanotify_retries_total{job="wanotify-sender"}'
@@ -146,7 +151,7 @@ ALERT_CASES = """
       - eval_time: 45m
         alertname: WanotifySenderStalled
         exp_alerts:
-          - exp_labels: {severity: critical}
+          - exp_labels: {severity: critical, sender: default}
       - eval_time: 10m
         alertname: WanotifyRetryRateHigh
         exp_alerts: []

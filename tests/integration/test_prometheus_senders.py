@@ -67,13 +67,57 @@ SENDER_CASES = """
         values: '5x40'
       - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.dead"}'
         values: '0x40'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="otp", state="active"}'
+        values: '1x40'
       - series: 'wanotify_provider_call_duration_seconds_count{job="wanotify-sender", outcome="ok"}'
         values: '0x40'
     alert_rule_test:
       - eval_time: 30m
         alertname: WanotifySenderStalled
         exp_alerts:
-          - exp_labels: {severity: critical}
+          - exp_labels: {severity: critical, sender: otp}
+
+  - interval: 1m
+    input_series:
+      # A pool: otp is active with messages ready and makes no call; promo is paused by Meta, which
+      # must not silence otp; sales calls every minute; default is disabled; gone is no sender now.
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.otp.high"}'
+        values: '5x40'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="otp", state="active"}'
+        values: '1x40'
+      - series: 'wanotify_sender_last_call_timestamp_seconds{job="wanotify-sender", sender="otp"}'
+        values: '60x40'
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.promo.low"}'
+        values: '5x40'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="promo", state="paused"}'
+        values: '1x40'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="promo", state="active"}'
+        values: '0x40'
+      - series: 'wanotify_sender_paused{job="wanotify-sender", sender="promo", kind="quality"}'
+        values: '1x40'
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.sales.normal"}'
+        values: '5x40'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="sales", state="active"}'
+        values: '1x40'
+      - series: 'wanotify_sender_last_call_timestamp_seconds{job="wanotify-sender", sender="sales"}'
+        values: '0+60x40'
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.normal"}'
+        values: '5x40'
+      - series: 'wanotify_sender_state{job="wanotify-sender", sender="default", state="disabled"}'
+        values: '1x40'
+      - series: 'rabbitmq_detailed_queue_messages_ready{job="rabbitmq-queues", vhost="/", queue="wanotify.send.gone.low"}'
+        values: '5x40'
+      - series: 'wanotify_provider_call_duration_seconds_count{job="wanotify-sender", outcome="ok"}'
+        values: '0+1x40'
+    alert_rule_test:
+      - eval_time: 20m
+        alertname: WanotifySenderStalled
+        exp_alerts: []
+      # otp's last call (minute 1) is 15 minutes old from minute 16; 15 minutes later it fires
+      - eval_time: 38m
+        alertname: WanotifySenderStalled
+        exp_alerts:
+          - exp_labels: {severity: critical, sender: otp}
 
   - interval: 1m
     input_series:
