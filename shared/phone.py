@@ -14,14 +14,13 @@ from wanotify.shared.errors import InvalidEvent
 def normalize_phone(raw: str, default_region: str) -> str:
     """Parse a local or international number and return it in E.164 (``+628114040707``).
 
-    Accepts ``08114040707``, ``628114040707``, ``+62 811-4040-707`` and ``0062…``; a number
-    written with its country code but without ``+`` is recognised when the bare digits are
-    not valid in the default region.
+    Accepts ``08114040707``, ``628114040707``, ``+62 811-4040-707`` and ``0062…``; digits that
+    begin with the default region's country code are read as an international number first.
     """
     text = raw.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
-    for candidate in _candidates(text):
+    for candidate in _candidates(text, default_region):
         try:
             parsed = phonenumbers.parse(candidate, default_region)
         except phonenumbers.NumberParseException:
@@ -31,10 +30,17 @@ def normalize_phone(raw: str, default_region: str) -> str:
     raise InvalidEvent("invalid_phone", f"not a valid phone number for region {default_region}: {mask_phone(raw)}")
 
 
-def _candidates(text: str) -> list[str]:
+def _candidates(text: str, default_region: str) -> list[str]:
+    """The readings of ``text`` to try, the likelier first."""
     if text.startswith("+"):
         return [text]
-    # "628114040707" in region ID parses as a local number; try it as international too.
+    # "62812345678" is also a valid fixed line in area 0628, but a member who writes the country
+    # code means +62 812…: digits that begin with it are read as international first. Other
+    # digits ("08114040707", "8114040707") are local first, and "+" is only a fallback.
+    country_code = str(phonenumbers.country_code_for_region(default_region))
+    digits = "".join(c for c in text if c.isdigit())
+    if country_code != "0" and digits.startswith(country_code):
+        return ["+" + text, text]
     return [text, "+" + text]
 
 

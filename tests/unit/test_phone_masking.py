@@ -54,6 +54,23 @@ def test_an_invalid_number_is_reported_with_a_nonempty_mask_and_none_of_its_digi
     assert shown and set(shown) == {"*"}
 
 
+@pytest.mark.parametrize(("phone", "e164"), [
+    # Written with the country code but without "+": read as the international number first, even
+    # where the same digits are also a valid local number (62812345678 is a fixed line in area 0628).
+    ("62812345678", "+62812345678"), ("62274123456", "+62274123456"), ("6221 1234567", "+62211234567"),
+    ("628114040707", "+628114040707"),
+    # Local forms still read as local numbers.
+    ("08114040707", "+628114040707"), ("8114040707", "+628114040707"), ("0274 123456", "+62274123456"),
+    ("+62 811-4040-707", "+628114040707"), ("0062 811 4040 707", "+628114040707")])
+def test_a_number_is_read_in_its_usual_indonesian_forms(phone, e164):
+    assert normalize_phone(phone, "ID") == e164
+
+
+def test_digits_that_only_start_like_the_country_code_are_still_a_local_number():
+    # Italian mobiles begin with 3, and 39 is Italy's code: +39 12345678 is no number, the local one is.
+    assert normalize_phone("3912345678", "IT") == "+393912345678"
+
+
 def test_a_parked_event_body_is_printed_with_its_phone_masked_and_the_rest_intact():
     body = json.dumps({"event_id": "6f1c2d3e-8a9b-4c5d-9e0f-112233445566", "event_type": "member.registered",
                        "data": {"member_id": "M-1001", "name": "Budi", "phone": "08114040707", "amount": 150000}})
