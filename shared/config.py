@@ -12,6 +12,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any, TypeVar
 
+import phonenumbers
+
 from wanotify.shared.errors import ConfigError
 from wanotify.shared.topology import QUEUE_TYPES
 from wanotify.shared.urls import amqp_url, database_url
@@ -92,6 +94,14 @@ def _choice(env: Mapping[str, str], key: str, choices: tuple[str, ...]) -> str:
     if value not in choices:
         raise ConfigError(f"{key} must be one of {', '.join(choices)}, got {value!r}")
     return value
+
+
+def _region(env: Mapping[str, str]) -> str:
+    # An unknown region ("IDN", "XX") would make every local number invalid_phone, event by event.
+    region = (env.get("DEFAULT_REGION") or "ID").strip().upper()
+    if region not in phonenumbers.SUPPORTED_REGIONS:
+        raise ConfigError(f"DEFAULT_REGION must be a country's two-letter code such as ID, got {region!r}")
+    return region
 
 
 def _log_level(env: Mapping[str, str]) -> str:
@@ -203,7 +213,7 @@ class Settings:
             max_retries=_number(env, "MAX_RETRIES", 3, maximum=MAX_RETRIES_LIMIT),
             retry_delay_seconds=_number(env, "RETRY_DELAY_SECONDS", 300.0, maximum=MAX_RETRY_DELAY_SECONDS),
             retry_backoff=_number(env, "RETRY_BACKOFF", 1.0, minimum=1.0, maximum=10),
-            default_region=(env.get("DEFAULT_REGION") or "ID").upper(),
+            default_region=_region(env),
             default_language=env.get("DEFAULT_LANGUAGE") or "id",
             metrics_port=_optional_int(env, "METRICS_PORT", maximum=65_535),
             quality_pause_seconds=_number(env, "QUALITY_PAUSE_SECONDS", 3600.0, maximum=7 * 86_400),

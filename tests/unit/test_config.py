@@ -42,6 +42,8 @@ def test_values_are_read_with_their_types():
     ({"WHATSAPP_PROVIDER": "twilio"}, "WHATSAPP_PROVIDER must be one of meta, gateway, fake"),
     ({"WANOTIFY_NAMESPACE": "my queues"}, "WANOTIFY_NAMESPACE must not contain spaces"),
     ({"LOG_LEVEL": "loud"}, "LOG_LEVEL must be one of debug, info, warning, error"),
+    ({"DEFAULT_REGION": "IDN"}, "DEFAULT_REGION must be a country's two-letter code such as ID, got 'IDN'"),
+    ({"DEFAULT_REGION": "XX"}, "DEFAULT_REGION must be a country's two-letter code such as ID, got 'XX'"),
 ])
 def test_a_bad_value_is_refused_with_a_message_naming_the_variable_and_its_bounds(env, says):
     with pytest.raises(ConfigError) as refused:
