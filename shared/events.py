@@ -38,14 +38,17 @@ PARK_REASONS = (
 )
 
 
-def _id_to_str(value: Any) -> Any:
-    # Upstream apps often send numeric ids; they are identifiers, not numbers.
+def _int_to_str(value: Any) -> Any:
+    # Upstream apps often send numeric ids and phone numbers (628114040707); they are
+    # identifiers, not numbers. A float or a boolean is still refused: it is no one's id.
     return str(value) if isinstance(value, int) and not isinstance(value, bool) else value
 
 
 Text = Annotated[str, Field(min_length=1, max_length=500)]
 # The published JSON Schema (shared/schemas.py) says so too: an identifier is a string or an integer.
-Identifier = Annotated[str, BeforeValidator(_id_to_str, json_schema_input_type=str | int), Field(min_length=1, max_length=100)]
+Identifier = Annotated[str, BeforeValidator(_int_to_str, json_schema_input_type=str | int), Field(min_length=1, max_length=100)]
+# A phone number as sent; parsed to E.164 with DEFAULT_REGION after validation (shared/phone.py).
+Phone = Annotated[str, BeforeValidator(_int_to_str, json_schema_input_type=str | int), Field(min_length=1, max_length=40)]
 Amount = Annotated[Decimal, Field(ge=0, max_digits=20, decimal_places=4, allow_inf_nan=False)]
 Url = Annotated[str, Field(pattern=r"^https?://\S+$", max_length=2000)]
 EventType = Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*(\.[a-z][a-z0-9_]*)+$", max_length=100)]
@@ -70,7 +73,7 @@ class _Data(BaseModel):
 class MemberData(_Data):
     member_id: Identifier
     name: Text
-    phone: Annotated[str, Field(min_length=1, max_length=40)]
+    phone: Phone
 
 
 class AmountData(MemberData):
@@ -90,7 +93,7 @@ class WithdrawalRejectedData(WithdrawalData):
 
 
 class NotificationRequestedData(_Data):
-    phone: Annotated[str, Field(min_length=1, max_length=40)]
+    phone: Phone
     template: Annotated[str, Field(pattern=r"^[a-z0-9_]{1,100}$")]
     variables: dict[str, Any] = Field(default_factory=dict)
     priority: Priority | None = None
@@ -116,7 +119,7 @@ SCHEMAS: dict[str, type[_Data]] = {
 
 
 class PhoneOnlyData(_Data):
-    phone: Annotated[str, Field(min_length=1, max_length=40)]
+    phone: Phone
 
 
 @dataclass(frozen=True)

@@ -32,6 +32,20 @@ def test_usual_phone_forms_are_accepted(phone):
     assert plan.messages[0].recipient == "+628114040707"
 
 
+@pytest.mark.parametrize("event_type", ["member.registered", "notification.requested"])
+def test_a_phone_sent_as_a_json_number_is_accepted_like_a_numeric_member_id(event_type):
+    data = {"member_id": 1001, "name": "Budi"} if event_type == "member.registered" else {
+        "template": "test_message", "variables": {"sent_at": "now"}}
+    plan = plan_event(encode(event_type, data | {"phone": 628114040707}), CATALOG, "ID")
+    assert plan.parked is None and plan.messages[0].recipient == "+628114040707"
+
+
+@pytest.mark.parametrize("phone", [True, 628114040707.0, [628114040707]])
+def test_a_phone_that_is_neither_text_nor_a_whole_number_is_invalid_data(phone):
+    plan = plan_event(encode("member.registered", MEMBER | {"phone": phone}), CATALOG, "ID")
+    assert plan.parked is not None and plan.parked.reason == "invalid_data" and "phone" in plan.parked.detail
+
+
 def test_a_payment_link_is_high_priority_and_formats_the_amount():
     data = MEMBER | {"amount": "1500000", "payment_url": "https://pay.example.com/x"}
     [message] = plan_event(encode("payment.link_created", data), CATALOG, "ID").messages

@@ -36,7 +36,7 @@ DATA: dict[str, dict[str, Any]] = {
     "member.registered": MEMBER,
     "payment.link_created": MEMBER | {"amount": 150000, "payment_url": "https://pay.example/x/1"},
     "payment.succeeded": MEMBER | {"amount": "150000.50"},
-    "member.activated": MEMBER | {"member_id": 1001},  # numeric ids are accepted as identifiers
+    "member.activated": MEMBER | {"member_id": 1001, "phone": 628114040707},  # numbers as ids and phones too
     "commission.received": MEMBER | {"amount": 2500},
     "withdrawal.requested": MEMBER | {"withdrawal_id": "W-1", "amount": 50000},
     "withdrawal.approved": MEMBER | {"withdrawal_id": 77, "amount": 50000, "bank": "extra fields are kept"},
@@ -51,6 +51,8 @@ INVALID: list[tuple[str, dict[str, Any]]] = [
     ("member.registered", {"data": MEMBER | {"name": ""}}),
     ("member.registered", {"data": MEMBER | {"name": 42}}),
     ("member.registered", {"data": MEMBER | {"member_id": ""}}),
+    ("member.registered", {"data": MEMBER | {"phone": True}}),
+    ("notification.requested", {"data": {"phone": [628114040707], "template": "t"}}),
     ("payment.link_created", {"data": MEMBER | {"amount": 1, "payment_url": "ftp://x"}}),
     ("payment.succeeded", {"data": MEMBER | {"amount": -5}}),
     ("payment.succeeded", {"data": MEMBER}),  # no amount
