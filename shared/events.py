@@ -19,6 +19,10 @@ from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.priority import Priority
 
 MAX_EVENT_BYTES = 64 * 1024
+# Levels of objects and arrays an event may nest, the event itself being the first: deeper data
+# would exhaust Python's recursion (JSON parsing, validation, storing) instead of being refused.
+MAX_NESTING = 32
+TOO_DEEP = f"nests objects and arrays deeper than {MAX_NESTING} levels"
 
 # Fixed label values for the "events parked" metric and the dead-letter reason header.
 PARK_REASONS = (
@@ -166,7 +170,9 @@ def decode_envelope(body: bytes) -> Envelope:
         raise InvalidEvent("not_utf8", f"event body is not valid UTF-8 ({exc.reason} at byte {exc.start})") from None
     try:
         raw = json.loads(text, parse_constant=_reject_constant)
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise InvalidEvent("invalid_data", f"event {TOO_DEEP}") from None  # hundreds of levels: too deep to parse
+    except ValueError as exc:
         raise InvalidEvent("not_json", f"event body is not JSON: {exc}") from None
     if not isinstance(raw, dict):
         raise InvalidEvent("not_object", f"event must be a JSON object, got {type(raw).__name__}")
@@ -180,8 +186,28 @@ def _reject_constant(name: str) -> Any:
     raise ValueError(f"{name} is not valid JSON")
 
 
+def nesting(value: Any) -> int:
+    """How many levels of objects and arrays ``value`` nests (a scalar: 0), found without recursion."""
+    deepest, pending = 0, [(value, 1)]
+    while pending:
+        item, level = pending.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is not None:
+            deepest = max(deepest, level)
+            pending.extend((child, level + 1) for child in children)
+    return deepest
+
+
+def check_nesting(envelope: Envelope) -> None:
+    """``InvalidEvent`` when the event nests deeper than ``MAX_NESTING`` (its data does: the other
+    envelope fields are scalars, and unknown ones are dropped)."""
+    if 1 + nesting(envelope.data) > MAX_NESTING:
+        raise InvalidEvent("invalid_data", f"{envelope.event_type} data {TOO_DEEP}")
+
+
 def validate_data(envelope: Envelope) -> Event:
     """Check the data against its type's schema (catalogue types) or the minimal one."""
+    check_nesting(envelope)
     schema = SCHEMAS.get(envelope.event_type, PhoneOnlyData)
     try:
         data = schema.model_validate(envelope.data)

@@ -9,6 +9,7 @@ from typing import Any
 import phonenumbers
 
 from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.events import MAX_NESTING
 
 
 def normalize_phone(raw: str, default_region: str) -> str:
@@ -83,12 +84,39 @@ def mask_phones_in_text(text: str) -> str:
 
 def mask_event_body(body: str) -> str:
     """A raw event body fit to print: as JSON, every ``phone`` field masked (``data.phone`` and any
-    other) and long digit runs in other strings; if it is not JSON, long digit runs anywhere."""
+    other) and long digit runs in other strings; if it is not JSON, long digit runs anywhere.
+    Objects and arrays deeper than ``MAX_NESTING`` levels are printed as ``"…"``."""
+    body = _cut_below(body, MAX_NESTING)
     try:
         event = json.loads(body)
     except ValueError:
         return mask_phones_in_text(body)
     return json.dumps(_masked(event), ensure_ascii=False)
+
+
+# A JSON string (skipped whole: brackets inside it are text) or a bracket.
+_STRING_OR_BRACKET = re.compile(r'"(?:[^"\\]|\\.)*"|[\[\]{}]')
+ELLIPSIS = '"…"'
+
+
+def _cut_below(text: str, limit: int) -> str:
+    """``text`` with every object or array deeper than ``limit`` levels replaced by ``"…"``, so
+    nothing after it recurses that deep (a parked event may nest thousands of levels). A
+    JSON body stays JSON; an unfinished one is cut from its first too-deep bracket on."""
+    kept, resume_at, level = [], 0, 0
+    for token in _STRING_OR_BRACKET.finditer(text):
+        if token.group() in ("[", "{"):
+            level += 1
+            if level == limit + 1:
+                kept.append(text[resume_at:token.start()])
+        elif token.group() in ("]", "}"):
+            if level == limit + 1:
+                kept.append(ELLIPSIS)
+                resume_at = token.end()
+            level = max(level - 1, 0)
+    if level > limit:
+        return "".join(kept) + ELLIPSIS
+    return "".join(kept) + text[resume_at:]
 
 
 def _masked(value: Any, key: str = "") -> Any:

@@ -13,6 +13,8 @@ from tests.e2e.scenario import member
 from tests.support.broker import queue_depth
 from tests.support.db import messages
 from tests.support.processes import run_wanotify, wait_until
+from tests.support.raw import publish_raw
+from wanotify.shared.events import build_envelope
 from wanotify.shared.topology import Topology
 
 
@@ -212,6 +214,28 @@ def test_dead_show_masks_the_phone_number_of_a_parked_event(stack, publisher, se
     assert json.loads(shown["body"])["data"] == {"member_id": "M-1", "phone": "081******07"}
     text = stack.cli("dead", "show", parked["id"])
     assert "081******07" in text and "8114040707" not in text
+
+
+def test_events_nested_too_deep_are_parked_as_invalid_data_and_dead_show_prints_them(stack, settings):
+    notifier = stack.start("notifier")
+    member_event = json.dumps(build_envelope("member.registered", member(1) | {"phone": "08114040707", "x": "DEEP"}))
+    requested = json.dumps(build_envelope("notification.requested", {
+        "phone": "08114040707", "template": "test_message", "variables": {"sent_at": "now", "x": "DEEP"}}))
+    publish_raw(settings.amqp_url, settings.namespace, [
+        ("member.registered", member_event.replace('"DEEP"', "[" * 3000 + "]" * 3000).encode()),
+        ("notification.requested", requested.replace('"DEEP"', "[" * 900 + "]" * 900).encode())])
+    wait_until(lambda: len(json.loads(stack.cli("dead", "list", "--json"))) == 2, 15, "two parked events")
+    parked = json.loads(stack.cli("dead", "list", "--json"))
+    # Then each is parked for what it is, JSON nested too deep, not "not JSON" or an internal error
+    assert [(p["reason"], p["error"].endswith("nests objects and arrays deeper than 32 levels")) for p in parked] == [
+        ("invalid_data", True), ("invalid_data", True)]
+    # and dead show prints each body down to the limit, its phone number masked
+    for row in parked:
+        shown = json.loads(stack.cli("dead", "show", row["id"], "--json"))
+        assert "…" in shown["body"] and json.loads(shown["body"])["data"]["phone"] == "081******07"
+        assert "081******07" in stack.cli("dead", "show", row["id"])
+    # and the notifier logged no traceback, and still runs
+    assert "Traceback" not in notifier.log() and notifier.popen.poll() is None
 
 
 def test_status_watch_json_prints_one_compact_object_per_line_without_library_warnings(stack):

@@ -40,7 +40,9 @@ def first_failure(body: bytes) -> str:
         return "not_utf8"
     try:
         value = json.loads(text, parse_constant=_no_constant)
-    except (ValueError, RecursionError):
+    except RecursionError:
+        return "invalid_data"  # JSON nested far deeper than events may nest
+    except ValueError:
         return "not_json"
     return "invalid_envelope" if isinstance(value, dict) else "not_object"
 

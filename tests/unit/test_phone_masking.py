@@ -87,6 +87,20 @@ def test_phone_numbers_anywhere_in_a_json_body_are_masked():
     assert "4040" not in masked and "6281******07" in masked and "WD-20261122001" in masked
 
 
+@pytest.mark.parametrize("depth", [33, 900, 3000])
+def test_a_deeply_nested_body_is_printed_down_to_the_limit_and_the_rest_as_an_ellipsis(depth):
+    deep = "[" * depth + '"tel 08114040707"' + "]" * depth
+    body = '{"data": {"phone": "08114040707", "x": ' + deep + "}}"
+    masked = mask_event_body(body)
+    assert json.loads(masked)["data"]["phone"] == "081******07"
+    assert masked == '{"data": {"phone": "081******07", "x": ' + "[" * 30 + '"…"' + "]" * 30 + "}}"
+
+
+def test_a_deeply_nested_body_that_is_not_json_is_cut_at_the_limit_too():
+    masked = mask_event_body('{"data": {"phone": "0811-4040-707", "x": ' + "[" * 3000 + "08114040707")
+    assert masked == '{"data": {"phone": "081******07", "x": ' + "[" * 30 + '"…"'
+
+
 def test_a_body_that_is_not_json_has_its_long_digit_runs_masked():
     masked = mask_event_body('{"data": {"phone": "0811-4040-707", oops')
     assert "4040" not in masked and "081******07" in masked

@@ -46,6 +46,30 @@ def test_a_phone_that_is_neither_text_nor_a_whole_number_is_invalid_data(phone):
     assert plan.parked is not None and plan.parked.reason == "invalid_data" and "phone" in plan.parked.detail
 
 
+def nested(lists: int) -> str:
+    return "[" * lists + "]" * lists
+
+
+@pytest.mark.parametrize(("event_type", "data", "lists"), [
+    ("member.registered", MEMBER | {"extra": "DEEP"}, 31),  # the event, its data, 31 lists: 33 levels
+    ("member.registered", MEMBER | {"extra": "DEEP"}, 3000),  # too deep for Python's own JSON parser
+    ("notification.requested", {"phone": "08114040707", "template": "test_message",
+                                "variables": {"sent_at": "now", "x": "DEEP"}}, 900),
+])
+def test_an_event_nested_deeper_than_the_limit_is_invalid_data_before_anything_recurses_into_it(event_type, data, lists):
+    body = encode(event_type, data).replace(b'"DEEP"', nested(lists).encode())
+    plan = plan_event(body, CATALOG, "ID")
+    assert plan.parked is not None and not plan.messages
+    assert plan.parked.reason == "invalid_data"
+    assert plan.parked.detail.endswith("nests objects and arrays deeper than 32 levels")
+
+
+def test_an_event_nested_exactly_to_the_limit_is_accepted():
+    body = encode("member.registered", MEMBER | {"extra": "DEEP"}).replace(b'"DEEP"', nested(30).encode())
+    plan = plan_event(body, CATALOG, "ID")
+    assert plan.parked is None and plan.messages
+
+
 def test_a_payment_link_is_high_priority_and_formats_the_amount():
     data = MEMBER | {"amount": "1500000", "payment_url": "https://pay.example.com/x"}
     [message] = plan_event(encode("payment.link_created", data), CATALOG, "ID").messages
