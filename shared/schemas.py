@@ -7,8 +7,9 @@ The notifier validates an event with ``Envelope`` and then its type's data model
 checks, and ``wanotify schemas export --check`` (run by the tests) keeps the checked-in copies
 under docs/ equal to the code.
 
-What a schema cannot say: a phone number must also parse (with ``DEFAULT_REGION``) and an
-event may be at most 64 KiB; the notifier parks an event that fails either, with its reason.
+What a schema cannot say: a phone number must also parse (with ``DEFAULT_REGION``), an event
+may be at most 64 KiB and nest at most 32 levels of objects and arrays; the notifier parks an
+event that fails any of these, with its reason.
 """
 
 from __future__ import annotations

@@ -94,6 +94,22 @@ def test_an_event_too_large_for_the_notifier_is_refused_before_it_is_published()
     assert "limit" in error["message"]
 
 
+def test_an_event_nested_deeper_than_the_notifier_takes_is_refused_before_it_is_published():
+    deep: list = []  # type: ignore[type-arg]
+    for _ in range(30):  # the event, its data, 31 lists: 33 levels
+        deep = [deep]
+    [error] = check_event({"event_type": "member.registered", "data": {**MEMBER, "x": deep}}, CHECKS).errors
+    assert error == {"path": "data", "message": "member.registered data nests objects and arrays deeper than 32 levels"}
+    assert check_event({"event_type": "member.registered", "data": {**MEMBER, "x": deep[0]}}, CHECKS).errors == []
+
+
+def test_a_body_nested_too_deep_to_parse_is_a_400_that_says_so():
+    with pytest.raises(ApiError) as refused:
+        parse_json(b'{"x": ' + b"[" * 3000 + b"]" * 3000 + b"}")
+    assert (refused.value.status, refused.value.code) == (400, "not_json")
+    assert refused.value.message == "the body nests objects and arrays deeper than 32 levels"
+
+
 @pytest.mark.parametrize("body", [b"{", b"\xff", b"NaN", b"[" * 100_000])
 def test_a_body_that_is_not_json_is_a_400(body):
     with pytest.raises(ApiError) as refused:

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ValidationError
 from wanotify.ops.web.api.errors import ApiError
 from wanotify.producers.envelope import OutgoingEvent
 from wanotify.shared.errors import InvalidEvent
-from wanotify.shared.events import MAX_EVENT_BYTES, SCHEMAS, Envelope, PhoneOnlyData
+from wanotify.shared.events import MAX_EVENT_BYTES, SCHEMAS, TOO_DEEP, Envelope, PhoneOnlyData, check_nesting
 from wanotify.shared.phone import normalize_phone
 
 
@@ -46,7 +46,9 @@ def parse_json(body: bytes) -> Any:
         return json.loads(body.decode("utf-8"), parse_constant=_reject_constant)
     except UnicodeDecodeError as exc:
         raise ApiError(400, "not_json", f"the body is not UTF-8 ({exc.reason} at byte {exc.start})") from None
-    except (ValueError, RecursionError) as exc:
+    except RecursionError:
+        raise ApiError(400, "not_json", f"the body {TOO_DEEP}") from None  # hundreds of levels: too deep to parse
+    except ValueError as exc:
         raise ApiError(400, "not_json", f"the body is not JSON: {exc}") from None
 
 
@@ -86,6 +88,10 @@ def _check_data(envelope: Envelope, checks: Checks, path: str) -> list[dict[str,
     if envelope.event_type not in checks.known_types:
         return [_error(_join(path, "event_type"), f"unknown event type {envelope.event_type!r}: no notification rule "
                                                   "names it (see the event catalogue in the docs)")]
+    try:
+        check_nesting(envelope)
+    except InvalidEvent as exc:
+        return [_error(_join(path, "data"), exc.detail)]
     schema: type[BaseModel] = SCHEMAS.get(envelope.event_type, PhoneOnlyData)
     try:
         data = schema.model_validate(envelope.data)
