@@ -241,8 +241,8 @@ def settings_reset(ctx: click.Context, key: str, as_json: bool) -> None:
 
 
 def _read_text(path: Path) -> str:
-    try:
-        return path.read_text(encoding="utf-8")
+    try:  # utf-8-sig drops the byte-order mark Windows editors write ("UTF-8 with BOM")
+        return path.read_text(encoding="utf-8-sig")
     except UnicodeDecodeError as exc:
         raise click.BadParameter(f"{path} is not UTF-8 text (byte {exc.start}): save it as UTF-8",
                                  param_hint="--file") from None

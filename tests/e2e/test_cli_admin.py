@@ -220,6 +220,17 @@ def test_a_template_for_requested_notifications_may_use_any_variable(stack, sess
         run_cli(stack, "templates", "delete", "promo_x")
 
 
+def test_a_template_file_saved_with_a_byte_order_mark_is_read_without_it(stack, sessions, tmp_path):
+    # Windows Notepad writes "UTF-8 with BOM"; the mark is no part of the text the member reads
+    path = tmp_path / "promo.txt"
+    path.write_bytes("\ufeffHalo {{ nickname }}".encode())
+    try:
+        stack.cli("templates", "set", "promo_bom", "--file", str(path))
+        assert json.loads(stack.cli("templates", "show", "promo_bom", "--json"))["body"] == "Halo {{ nickname }}"
+    finally:
+        run_cli(stack, "templates", "delete", "promo_bom")
+
+
 def test_every_template_change_is_in_its_history_and_delete_is_refused_while_a_rule_uses_it(stack, sessions):
     try:
         stack.cli("templates", "set", "reminder_x", "--body", "Halo {{ name }}")
