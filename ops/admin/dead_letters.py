@@ -33,11 +33,16 @@ TEMPLATE_REASONS = ("template_error", "template_missing")
 PURGED_PREFIX = "purged from dead letters: "
 
 # What a parked message's reason (its error_code) can be: what the sender stores for the
-# provider's last answer (consumers/providers/classify.py), or what parked it otherwise.
+# provider's last answer (consumers/providers/classify.py), why it refused to send it
+# (consumers/sender/choice.py), or what parked it otherwise.
 MESSAGE_REASONS = ("meta_<code> (e.g. meta_131026, meta_190)", "http_<status> (e.g. http_400, http_503)",
                    "timeout", "network", "internal", "gateway_invalid_number", "gateway_rejected",
-                   "gateway_bad_response", "receipt_failed", "internal_error", "outcome_unknown")
+                   "gateway_bad_response", "receipt_failed", "internal_error", "outcome_unknown",
+                   "no_approved_template", "template_params", "template_paused", "template_disabled",
+                   "template_rejected", "unstorable")
 EVENT_REASONS = PARK_REASONS
+# The two families of MESSAGE_REASONS named by a number: Meta's error code, or the HTTP status.
+NUMBERED_REASON = re.compile(r"(meta|http)_[0-9]{1,9}")
 
 
 @dataclass(frozen=True)
@@ -91,6 +96,15 @@ def parse_id(raw: str) -> str:
     if len(raw) < 2 or raw[0] not in "me" or not (raw[1:].isascii() and raw[1:].isdigit()) or len(raw) > 19:
         raise ValueError(f"{raw!r} is not a dead-letter id: use m<number> for messages, e<number> for events")
     return raw
+
+
+def parse_reason(raw: str) -> str:
+    """Validate a ``--reason`` filter: a reason items are really parked with. A typo would
+    otherwise select nothing, and an empty list reads as "nothing is parked"."""
+    if raw in EVENT_REASONS or raw in MESSAGE_REASONS or NUMBERED_REASON.fullmatch(raw):
+        return raw
+    known = dict.fromkeys([*EVENT_REASONS, *(r.split(" ")[0] for r in MESSAGE_REASONS)])  # internal_error is both
+    raise ValueError(f"{raw!r} is not a reason items are parked with; use one of: {', '.join(known)}")
 
 
 def _messages_query(f: DeadFilter) -> Select[MessageLog]:

@@ -18,6 +18,7 @@ from wanotify.ops.admin.dead_letters import (
     list_dead,
     parse_age,
     parse_id,
+    parse_reason,
     refuse_unknown,
     show,
 )
@@ -38,6 +39,13 @@ def _ids(_ctx: Any, _param: Any, values: tuple[str, ...]) -> tuple[str, ...]:
         raise click.BadParameter(str(exc)) from None
 
 
+def _reason(_ctx: Any, _param: Any, value: str | None) -> str | None:
+    try:
+        return None if value is None else parse_reason(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
 REASON_HELP = (f"Only this reason. Messages: {', '.join(MESSAGE_REASONS)}. "
                f"Events: {', '.join(EVENT_REASONS)}. `dead list` shows the reasons present.")
 
@@ -45,7 +53,7 @@ REASON_HELP = (f"Only this reason. Messages: {', '.join(MESSAGE_REASONS)}. "
 def filters(fn: Any) -> Any:
     options = [
         click.option("--kind", type=click.Choice(["messages", "events", "all"]), default="all", show_default=True),
-        click.option("--reason", help=REASON_HELP),
+        click.option("--reason", callback=_reason, help=REASON_HELP),
         click.option("--template", help="Only this template's messages, and events parked because of it "
                                         "(template_error, template_missing)."),
         click.option("--older-than", callback=_duration, help="Only parked longer ago than this (45s, 30m, 2h, 7d)."),

@@ -184,14 +184,14 @@ def test_every_operator_action_is_in_the_audit_log_with_its_actor_and_count(stac
     stack.cli("resume")
     stack.cli("send-test", "08114040707")
     stack.cli("queue", "clear", "--yes")
-    stack.cli("dead", "purge", "--all", "--reason", "nothing_like_this", "--yes")
+    stack.cli("dead", "purge", "--all", "--reason", "gateway_rejected", "--yes")
     entries = audit_since(sessions, first)
     assert [e.action for e in entries] == ["dead.replay", "retry_failed", "sending.pause", "sending.resume", "send.test",
                                            "queue.clear", "dead.purge"]
     assert all(e.actor.startswith("cli:") for e in entries)
     assert (entries[0].target, entries[0].count) == ({"ids": [f"m{dead.id}"]}, 1)
     assert entries[4].target["recipient"] == "6281******07"  # masked, never the number
-    assert entries[6].target == {"kind": "all", "reason": "nothing_like_this"} and entries[6].count == 0
+    assert entries[6].target == {"kind": "all", "reason": "gateway_rejected"} and entries[6].count == 0
 
 
 # --- templates ----------------------------------------------------------------------------------------------

@@ -252,6 +252,8 @@ def a_sender(engine) -> Iterator[str]:  # type: ignore[no-untyped-def]
     ("get", "/audit?before=%C2%B2", None, "Audit"),
     ("get", "/dead?older_than=99999999999d", None, "more than ten years"),
     ("post", "/dead/confirm", {"do": "purge:all", "older_than": "9999999999d"}, "more than ten years"),
+    ("get", "/dead?reason=bogus", None, "is not a reason items are parked with"),
+    ("post", "/dead/confirm", {"do": "purge:all", "reason": "bogus"}, "is not a reason items are parked with"),
     ("post", "/actions/clear", {"confirm": "\u00b2"}, "Type the number of waiting messages"),
     ("post", "/senders/{sender}/pause", {"duration": "100000000d"}, "more than ten years"),
     ("post", "/senders/{sender}/pause", {"duration": "0s"}, "a pause needs a duration above 0"),

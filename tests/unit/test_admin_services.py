@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from wanotify.ops.admin.dead_letters import DeadFilter, event_templates, parse_age
+from wanotify.ops.admin.dead_letters import DeadFilter, event_templates, parse_age, parse_reason
 from wanotify.ops.admin.errors import ActionRefused
 from wanotify.ops.admin.pausing import BY_HAND, current_pause
 from wanotify.ops.admin.publishing import TEST_TEMPLATE, TEXT_TEMPLATE, urgent_data
@@ -31,6 +31,19 @@ def test_ages_are_a_number_and_a_unit_and_anything_else_says_how_to_write_one():
     assert parse_age(" 1.5h ") == timedelta(minutes=90)
     with pytest.raises(ValueError, match=r"e\.g\. 45s, 30m, 2h, 7d"):
         parse_age("2 hours")
+
+
+@pytest.mark.parametrize("real", ["meta_131026", "http_503", "timeout", "receipt_failed", "no_approved_template",
+                                  "template_params", "template_paused", "invalid_phone", "template_error"])
+def test_a_reason_items_really_get_is_a_filter(real):
+    assert parse_reason(real) == real
+
+
+@pytest.mark.parametrize("bogus", ["bogus", "meta_", "http_abc", "meta_<code>", "Timeout", "meta_\u0661\u0662"])
+def test_a_reason_no_item_gets_is_refused_naming_the_known_ones(bogus):
+    # an empty list for a typo reads as "nothing is parked"
+    with pytest.raises(ValueError, match=r"is not a reason .* invalid_phone, .*meta_<code>"):
+        parse_reason(bogus)
 
 
 def test_the_audit_log_keeps_a_selection_by_its_ids_or_by_the_filters_given():

@@ -98,3 +98,11 @@ def test_a_bad_environment_is_one_line_from_the_real_entry_point(name, value, sa
     result = CliRunner().invoke(main, ["status"], env={name: value})
     assert result.exit_code == 2
     assert result.output.startswith(f"Error: {says}") and result.output.count("\n") == 1, result.output
+
+
+@pytest.mark.parametrize("args", [["dead", "list"], ["dead", "replay", "--all"], ["dead", "purge", "--all", "--yes"]])
+def test_a_dead_letter_reason_no_item_gets_is_a_usage_error_listing_the_known_ones(args):
+    done = CliRunner().invoke(main, [*args, "--reason", "bogus"], env={"DATABASE_URL": "postgresql://nobody@127.0.0.1:1/x"})
+    assert done.exit_code == 2, done.output
+    assert "Invalid value for '--reason': 'bogus' is not a reason" in done.output
+    assert "invalid_phone" in done.output and "receipt_failed" in done.output

@@ -47,6 +47,11 @@ def _selection(values: ImmutableMultiDict[str, str] | FormData, ids: tuple[str, 
             older_than = service.parse_age(fields["older_than"])
         except ValueError as exc:
             problems.append(str(exc))
+    if fields["reason"]:
+        try:
+            service.parse_reason(fields["reason"])
+        except ValueError as exc:
+            problems.append(str(exc))
     kind = fields["kind"] if fields["kind"] in KINDS else "all"
     chosen = service.DeadFilter(ids=ids, kind=kind, reason=fields["reason"] or None,
                                 template=fields["template"] or None, older_than=older_than)
