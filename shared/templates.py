@@ -10,6 +10,7 @@ one parked event, not the notifier.
 from __future__ import annotations
 
 from collections.abc import Generator, Iterator
+from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from functools import lru_cache
 from typing import Any
@@ -38,7 +39,11 @@ SAMPLE_VARIABLES: dict[str, Any] = {
     "withdrawal_id": "W-2001",
     "reason": "rekening tidak sesuai",
     "event_id": "6f1c2d3e-8a9b-4c5d-9e0f-112233445566",
-    "occurred_at": "2026-11-22T10:00:00Z",
+    # A real event's occurred_at is a timezone-aware datetime (``Event.variables``), so a sample
+    # string would accept `[:10]` that fails on every event and refuse `.strftime()` that works.
+    # Approved-template parameters get it as an ISO 8601 string, there and here alike
+    # (``meta_templates.stored_variables``).
+    "occurred_at": datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
 }
 
 

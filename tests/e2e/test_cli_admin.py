@@ -203,11 +203,26 @@ def test_every_operator_action_is_in_the_audit_log_with_its_actor_and_count(stac
     ("welcome_new_member", "   ", "the template is empty"),
     ("new template", "Halo", "template key 'new template' may use only a-z, 0-9 and _"),
     ("welcome_new_member", "Halo {{ name ", "template syntax error"),
+    # occurred_at is a date and time on every real event, not a string to slice
+    ("welcome_new_member", "Halo {{ name }}, {{ occurred_at[:10] }}", "'datetime.datetime' object is not subscriptable"),
 ])
 def test_a_template_that_would_fail_is_refused_with_the_reason_and_not_saved(stack, key, body, expected):
     before = json.loads(stack.cli("templates", "list", "--json"))
     assert expected in refused(run_cli(stack, "templates", "set", key, "--body", body))
     assert json.loads(stack.cli("templates", "list", "--json")) == before
+
+
+def test_a_template_may_format_occurred_at_and_its_preview_shows_it_as_sent(stack, sessions):
+    original = json.loads(stack.cli("templates", "show", "welcome_new_member", "--json"))["body"]
+    try:
+        saved = json.loads(stack.cli("templates", "set", "welcome_new_member", "--body",
+                                     'Halo {{ name }}, terdaftar {{ occurred_at.strftime("%d/%m/%Y") }}', "--json"))
+        assert saved["sample"] == "Halo Budi, terdaftar 22/11/2026"
+        stack.cli("templates", "set", "welcome_new_member", "--body", "Halo {{ name }}, {{ occurred_at }}")
+        preview = json.loads(stack.cli("templates", "preview", "welcome_new_member", "--json"))
+        assert preview["text"] == "Halo Budi, 2026-11-22 10:00:00+00:00"  # str() of the event's datetime
+    finally:
+        stack.cli("templates", "set", "welcome_new_member", "--body", original)
 
 
 def test_a_template_for_requested_notifications_may_use_any_variable(stack, sessions):

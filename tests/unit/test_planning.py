@@ -9,6 +9,7 @@ import pytest
 from tests.unit.catalog import seeded_catalog
 from wanotify.consumers.notifier.planning import plan_event
 from wanotify.shared.events import MAX_EVENT_BYTES, build_envelope
+from wanotify.shared.templates import SAMPLE_VARIABLES, render
 
 CATALOG = seeded_catalog()
 MEMBER = {"member_id": "M-1", "name": "Budi", "phone": "08114040707"}
@@ -68,6 +69,14 @@ def test_an_event_nested_exactly_to_the_limit_is_accepted():
     body = encode("member.registered", MEMBER | {"extra": "DEEP"}).replace(b'"DEEP"', nested(30).encode())
     plan = plan_event(body, CATALOG, "ID")
     assert plan.parked is None and plan.messages
+
+
+def test_a_template_renders_occurred_at_on_sample_data_as_on_a_real_event():
+    # What `templates set` checks and `templates preview` shows is what the member will read
+    body = "{{ occurred_at }} | {{ occurred_at.strftime('%d/%m/%Y') }}"
+    catalog = seeded_catalog(welcome_new_member=body)
+    [message] = plan_event(encode("member.registered", MEMBER, occurred_at="2026-11-22T10:00:00Z"), catalog, "ID").messages
+    assert message.body == render(body, SAMPLE_VARIABLES) == "2026-11-22 10:00:00+00:00 | 22/11/2026"
 
 
 def test_a_payment_link_is_high_priority_and_formats_the_amount():
