@@ -6,10 +6,13 @@ so every rule about bad input is testable without a broker.
 
 from __future__ import annotations
 
+import json
 import re
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
+
+from pydantic import TypeAdapter, ValidationError
 
 from wanotify.consumers.notifier.routing import SenderNames
 from wanotify.shared.errors import InvalidEvent
@@ -97,13 +100,27 @@ def plan_event(body: bytes, catalog: Catalog, region: str) -> EventPlan:
             first = problems[0]
             raise InvalidEvent(first.reason, "; ".join(p.detail for p in problems))
     except InvalidEvent as exc:
-        plan.parked = ParkedEvent(
-            reason=exc.reason,
-            detail=exc.detail,
-            event_id=str(envelope.event_id) if envelope else None,
-            event_type=envelope.event_type if envelope else None,
-        )
+        event_id, event_type = (str(envelope.event_id), envelope.event_type) if envelope else _named_by(body, exc)
+        plan.parked = ParkedEvent(reason=exc.reason, detail=exc.detail, event_id=event_id, event_type=event_type)
     return plan
+
+
+_EVENT_ID = TypeAdapter(uuid.UUID)  # the envelope's own rule for an event_id
+
+
+def _named_by(body: bytes, refused: InvalidEvent) -> tuple[str | None, str | None]:
+    """The event_id and event_type of an event whose envelope was refused (a JSON object with,
+    say, an occurred_at without a time zone), where they are valid on their own: `dead show`
+    then names the event, and its copy on the dead queue keeps the event's id as message_id."""
+    if refused.reason != "invalid_envelope":
+        return None, None  # not a JSON object: nothing to take an id from
+    raw = json.loads(body)  # parsed once already, so it parses
+    event_id, event_type = raw.get("event_id"), raw.get("event_type")
+    try:
+        checked_id: str | None = str(_EVENT_ID.validate_python(event_id)) if isinstance(event_id, str) else None
+    except ValidationError:
+        checked_id = None
+    return checked_id, _as_event_type(event_type) if isinstance(event_type, str) else None
 
 
 def internal_error(body: bytes, error: Exception) -> EventPlan:

@@ -16,7 +16,7 @@ from hypothesis import strategies as st
 from tests.e2e.scenario import member
 from tests.support.db import dead_events, messages
 from tests.support.processes import wait_until
-from tests.support.raw import dead_copies, publish_raw
+from tests.support.raw import dead_copies, dead_message_ids, publish_raw
 from tests.unit.malformed import first_failure, labelled_events, malformed_events
 from wanotify.shared.events import MAX_EVENT_BYTES, build_envelope
 from wanotify.shared.messages import DEAD_ID_HEADER, REASON_HEADER
@@ -90,3 +90,16 @@ def test_ten_megabyte_events_are_parked_as_too_large_with_the_whole_body_on_the_
     assert {h[DEAD_ID_HEADER] for h, _, _ in copies} == {row.id for row in dead_events(sessions)}
     assert all(h[REASON_HEADER] == "too_large" and size == len(shas[sha]) for h, sha, size in copies)
     assert notifier.popen.poll() is None
+
+
+def test_an_event_refused_at_its_envelope_keeps_its_event_id_in_the_row_and_on_the_dead_queue(stack, settings, sessions):
+    stack.start("notifier")
+    event_id = str(uuid.uuid4())
+    # Given an event whose occurred_at has no time zone, published without a message_id
+    envelope = build_envelope("member.registered", member(4), event_id=event_id) | {"occurred_at": "2026-11-22T10:00:00"}
+    publish_raw(settings.amqp_url, settings.namespace, [("member.registered", json.dumps(envelope).encode())])
+    wait_until(lambda: dead_events(sessions), 20, "the parked event")
+    # Then its row and its copy name it by its own event_id
+    [row] = dead_events(sessions)
+    assert (row.reason, str(row.event_id), row.event_type) == ("invalid_envelope", event_id, "member.registered")
+    assert dead_message_ids(settings.amqp_url, Topology(settings.namespace).events_dead_queue) == [event_id]

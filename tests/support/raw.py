@@ -33,3 +33,17 @@ def dead_copies(amqp_url: str, queue: str) -> list[tuple[dict, str, int]]:  # ty
         copies.append((properties.headers, hashlib.sha256(body).hexdigest(), len(body)))
     connection.close()  # unacked: the copies stay parked
     return copies
+
+
+def dead_message_ids(amqp_url: str, queue: str) -> list[str | None]:
+    """The AMQP message_id of every copy on a dead queue, left in place."""
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    channel = connection.channel()
+    ids = []
+    while True:
+        method, properties, _body = channel.basic_get(queue, auto_ack=False)
+        if method is None:
+            break
+        ids.append(properties.message_id)
+    connection.close()  # unacked: the copies stay parked
+    return ids

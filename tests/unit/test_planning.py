@@ -119,6 +119,23 @@ def test_malformed_events_are_parked_with_a_clear_reason(body, reason, says):
     assert says.lower() in detail.lower()
 
 
+@pytest.mark.parametrize(("fields", "event_id", "event_type"), [
+    ({"occurred_at": "2026-11-22T10:00:00"}, "6f1c2d3e-8a9b-4c5d-9e0f-112233445566", "member.registered"),
+    ({"data": "not an object"}, "6f1c2d3e-8a9b-4c5d-9e0f-112233445566", "member.registered"),
+    ({"event_id": "6F1C2D3E8A9B4C5D9E0F112233445566", "occurred_at": None}, "6f1c2d3e-8a9b-4c5d-9e0f-112233445566",
+     "member.registered"),
+    ({"event_id": "x", "occurred_at": None}, None, "member.registered"),
+    ({"event_id": 12, "event_type": "Member Registered"}, None, None),
+    ({"event_id": ["6f1c2d3e-8a9b-4c5d-9e0f-112233445566"], "event_type": None}, None, None),
+])
+def test_an_event_refused_at_its_envelope_keeps_the_id_and_type_it_gave_if_they_are_valid(fields, event_id, event_type):
+    # so `dead show` names the event and its copy on the dead queue keeps the event's id
+    envelope = build_envelope("member.registered", MEMBER, event_id="6f1c2d3e-8a9b-4c5d-9e0f-112233445566") | fields
+    parked = plan_event(json.dumps(envelope).encode(), CATALOG, "ID").parked
+    assert parked is not None and parked.reason == "invalid_envelope"
+    assert (parked.event_id, parked.event_type) == (event_id, event_type)
+
+
 def test_an_oversized_event_is_parked_before_it_is_parsed():
     body = encode("member.registered", MEMBER | {"name": "x" * MAX_EVENT_BYTES})
     assert _reason(body)[0] == "too_large"
