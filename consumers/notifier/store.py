@@ -19,7 +19,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.dml import ReturningInsert
 
-from wanotify.consumers.notifier.planning import Catalog, EventPlan, PlannedMessage, RuleSpec
+from wanotify.consumers.notifier.planning import Catalog, EventPlan, ParkedEvent, PlannedMessage, RuleSpec
 from wanotify.consumers.notifier.routing import LoadCache, SenderNames, load_sender_names, route
 from wanotify.shared.consent import OPTED_OUT, opt_out_covers, opted_out_reason
 from wanotify.shared.db.copies import next_copy
@@ -54,9 +54,12 @@ def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "
     the catalog's (read with the plans); without it they are read here. ``loads``: the
     notifier's cached sender load, for first contacts."""
     result = BatchResult()
+    broadcasts = park_unknown_broadcasts(session, plans)
     messages = [m for plan in plans for m in plan.messages]
     if messages:
-        _insert_messages(session, messages, result, opt_out_scope, senders or load_sender_names(session), loads)
+        withdrawn = {broadcast_id for broadcast_id, cancelled in broadcasts.items() if cancelled}
+        _insert_messages(session, messages, result, opt_out_scope, senders or load_sender_names(session), loads,
+                         withdrawn)
     parked = {index: plan for index, plan in enumerate(plans) if plan.parked}
     if parked:
         result.dead_ids = park_events(session, parked)
@@ -64,9 +67,8 @@ def write_batch(session: Session, plans: list[EventPlan], opt_out_scope: str = "
 
 
 def _insert_messages(session: Session, messages: list[PlannedMessage], result: BatchResult,
-                     opt_out_scope: str, senders: SenderNames, loads: LoadCache | None) -> None:
+                     opt_out_scope: str, senders: SenderNames, loads: LoadCache | None, withdrawn: set[int]) -> None:
     stopped = _stopped_by_opt_out(session, messages, opt_out_scope)
-    withdrawn = _in_cancelled_broadcasts(session, messages)
     routed = route(session, [(m.recipient, m.sender) for m in messages], senders, loads)
 
     def status_columns(m: PlannedMessage) -> dict[str, Any]:
@@ -113,13 +115,24 @@ _OPTED_OUT_ROW: dict[str, Any] = {"status": Status.CANCELLED.value, "error_code"
 _BROADCAST_CANCELLED_ROW: dict[str, Any] = {"status": Status.CANCELLED.value, "error_code": "broadcast_cancelled"}
 
 
-def _in_cancelled_broadcasts(session: Session, messages: list[PlannedMessage]) -> set[int]:
-    """The cancelled broadcasts among this batch's: a row of one that reaches the notifier only
-    after `broadcast cancel` is logged cancelled, never queued. No query without broadcasts."""
-    ids = {m.broadcast_id for m in messages if m.broadcast_id is not None}
+def park_unknown_broadcasts(session: Session, plans: list[EventPlan]) -> dict[int, bool]:
+    """Park (``invalid_data``) each event whose data names a broadcast that does not exist,
+    which the log's foreign key would refuse with raw SQL, failing its whole batch; returns
+    the batch's broadcasts, id -> cancelled (a row of a cancelled one that reaches the notifier
+    only after `broadcast cancel` is logged cancelled, never queued). No query without broadcasts."""
+    ids = {m.broadcast_id for plan in plans for m in plan.messages if m.broadcast_id is not None}
     if not ids:
-        return set()
-    return set(session.scalars(select(Broadcast.id).where(Broadcast.id.in_(ids), Broadcast.cancelled_at.is_not(None))))
+        return {}
+    found = session.execute(select(Broadcast.id, Broadcast.cancelled_at).where(Broadcast.id.in_(ids)))
+    broadcasts = {broadcast_id: cancelled_at is not None for broadcast_id, cancelled_at in found}
+    for plan in plans:
+        unknown = next((m for m in plan.messages if m.broadcast_id is not None and m.broadcast_id not in broadcasts),
+                       None)
+        if unknown is not None:
+            plan.messages, plan.parked = [], ParkedEvent(
+                "invalid_data", f"{unknown.event_type} data: broadcast_id: no broadcast {unknown.broadcast_id}",
+                unknown.event_id, unknown.event_type)
+    return broadcasts
 
 
 def _stopped_by_opt_out(session: Session, messages: list[PlannedMessage], scope: str) -> set[tuple[str, str]]:

@@ -18,7 +18,7 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.orm import Session
 
 from wanotify.consumers.notifier.planning import PlannedMessage, plan_event
-from wanotify.consumers.notifier.store import load_catalog
+from wanotify.consumers.notifier.store import load_catalog, park_unknown_broadcasts
 from wanotify.ops.admin.audit import record
 from wanotify.ops.admin.errors import ActionRefused
 from wanotify.producers.envelope import prepare
@@ -63,6 +63,7 @@ def check_event(session: Session, settings: Settings, event_type: str, data: dic
     except (ValidationError, ValueError) as exc:
         raise _envelope_refused(exc) from None
     plan = plan_event(body, load_catalog(session), settings.default_region)
+    park_unknown_broadcasts(session, [plan])  # a read: what the notifier checks as it writes the log
     if plan.parked is not None:
         raise ActionRefused(f"the notifier would park this event ({plan.parked.reason}): {plan.parked.detail}")
     return body, plan.messages

@@ -289,6 +289,9 @@ def test_every_template_change_is_in_its_history_and_delete_is_refused_while_a_r
     (["send-test", "08114040707", "--template", "payment_link", "--var", "name=Budi"],
      "(template_error): template cannot render: 'amount' is undefined"),
     (["send-test", "12"], "(invalid_phone): not a valid phone number for region ID: *"),
+    (["publish", "notification.requested", "--data",
+      '{"phone": "08114040707", "template": "test_message", "variables": {"sent_at": "x"}, "broadcast_id": 999999}'],
+     "(invalid_data): notification.requested data: broadcast_id: no broadcast 999999"),
 ])
 def test_publishing_by_hand_refuses_what_the_notifier_would_park_with_its_reason(stack, sessions, args, expected):
     declare(stack.settings)
