@@ -28,7 +28,8 @@ from wanotify.shared.template_limits import (
     budget,
 )
 
-__all__ = ["MAX_RENDERED_CHARS", "SAMPLE_VARIABLES", "check_syntax", "environment", "money", "render", "sample_variables"]
+__all__ = ["MAX_RENDERED_CHARS", "SAMPLE_VARIABLES", "Placeholder", "check_syntax", "environment", "money", "render",
+           "sample_variables"]
 
 SAMPLE_VARIABLES: dict[str, Any] = {
     "member_id": "M-1001",
@@ -45,6 +46,82 @@ SAMPLE_VARIABLES: dict[str, Any] = {
     # (``meta_templates.stored_variables``).
     "occurred_at": datetime(2026, 11, 22, 10, 0, tzinfo=UTC),
 }
+
+
+class Placeholder:
+    """The stand-in for a variable whose type nobody knows before an event brings it: those of
+    ``notification.requested``, which carry any variables. Whatever a template does with it
+    works and prints ``<name>``: compare it (true), compute with it (itself), loop over it (one
+    item), read its attributes and items and call its methods (``<name.attr>``), filter it. A
+    trial render with placeholders so refuses only what fails whatever the values are: a
+    sandbox violation, a literal misused, a loop or size limit. It is not a ``str``, whose own
+    methods the sandbox would check instead."""
+
+    __slots__ = ("_name",)
+
+    def __init__(self, name: str) -> None:
+        self._name = name
+
+    def __str__(self) -> str:
+        return f"<{self._name}>"
+
+    __repr__ = __str__
+
+    def __format__(self, spec: str) -> str:
+        return str(self)
+
+    # Jinja reads ``x.attr`` as ``x["attr"]`` when there is no such attribute, and Python's own
+    # probes (``__html__``, ``jinja_pass_arg``…) still find nothing: no __getattr__ here.
+    def __getitem__(self, key: Any) -> Placeholder:
+        return Placeholder(f"{self._name}.{key}" if isinstance(key, str) else self._name)
+
+    def __call__(self, *_args: Any, **_kwargs: Any) -> Placeholder:
+        return self
+
+    def __iter__(self) -> Iterator[Placeholder]:
+        yield Placeholder(self._name)  # one item, so a loop's body is tried
+
+    def __len__(self) -> int:
+        return 1
+
+    def __bool__(self) -> bool:
+        return True
+
+    def __contains__(self, _item: Any) -> bool:
+        return True
+
+    def __int__(self) -> int:
+        return 1
+
+    __index__ = __int__
+
+    def __float__(self) -> float:
+        return 1.0
+
+    def __round__(self, _digits: int | None = None) -> Placeholder:
+        return self
+
+    def items(self) -> list[tuple[Placeholder, Placeholder]]:
+        return [(Placeholder(f"{self._name}.key"), Placeholder(f"{self._name}.value"))]
+
+    def keys(self) -> list[Placeholder]:
+        return [Placeholder(f"{self._name}.key")]
+
+    def values(self) -> list[Placeholder]:
+        return [Placeholder(f"{self._name}.value")]
+
+    def get(self, key: Any, _default: Any = None) -> Placeholder:
+        return self[key]
+
+    def _true(self, _other: Any) -> bool:
+        return True
+
+    def _same(self, *_other: Any) -> Placeholder:
+        return self
+
+    __lt__ = __le__ = __gt__ = __ge__ = _true
+    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _same
+    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _same
 
 
 def money(value: Any) -> str:
@@ -130,8 +207,8 @@ def check_syntax(body: str) -> None:
 
 def sample_variables(body: str, data: dict[str, Any] | None = None) -> dict[str, Any]:
     """Variables to try a template with: ``data``, then the catalogue's sample values, then a
-    placeholder ``<name>`` for any other name the template uses (a template for
+    ``Placeholder`` (printed ``<name>``) for any other name the template uses (a template for
     ``notification.requested`` may use any variable its events carry)."""
     env = _environment()
     used = meta.find_undeclared_variables(env.parse(body)) - set(env.globals)
-    return {name: f"<{name}>" for name in sorted(used)} | SAMPLE_VARIABLES | (data or {})
+    return {name: Placeholder(name) for name in sorted(used)} | SAMPLE_VARIABLES | (data or {})

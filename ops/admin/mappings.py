@@ -33,7 +33,7 @@ from wanotify.shared.meta_templates import (
     used_variables,
 )
 from wanotify.shared.phone import normalize_phone
-from wanotify.shared.templates import SAMPLE_VARIABLES, render, sample_variables
+from wanotify.shared.templates import SAMPLE_VARIABLES, render
 
 
 @dataclass(frozen=True)
@@ -102,7 +102,7 @@ def _check_with_events(session: Session, key: str, mapping: Mapping) -> Template
     if unknown:
         raise ActionRefused(f"--meta-params uses {unknown[0]!r}, which {', '.join(events.event_types)} events do "
                             f"not carry; they provide: {', '.join(sorted(events.names or ()))}")
-    sample = {name: SAMPLE_VARIABLES.get(name, f"<{name}>") for name in used | set(events.names or ())}
+    sample = events.values(used | set(events.names or ()))
     try:
         return fill(mapping, send_variables(stored_variables(sample), str(SAMPLE_VARIABLES["phone"])))
     except MappingError as exc:
@@ -140,8 +140,10 @@ def preview(session: Session, key: str, data: dict[str, Any], region: str) -> di
     if found is None:
         raise ActionRefused(f"there is no template {key!r} — `wanotify templates list` shows them")
     mapping = Mapping.from_columns(found.meta_name, found.meta_language, found.meta_category, found.meta_params)
-    variables = sample_variables(found.body, data)
-    variables = {n: f"<{n}>" for n in (used_variables(mapping.params) if mapping else ())} | variables
+    # The sample data the template was checked with (``templates.Provided``), so a preview
+    # fails only where the check would
+    events = template_service.provided(session, key)
+    variables = events.values(used_variables(mapping.params) if mapping else ()) | events.sample(found.body) | data
     recipient = _recipient(data, region)
     try:
         text = render(found.body, variables)

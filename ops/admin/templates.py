@@ -4,13 +4,16 @@ A template is checked against what its events provide: the rules say which event
 it, and the event catalogue (``wanotify.shared.events.SCHEMAS``) which fields each type's data has
 (plus ``event_id`` and ``occurred_at``). A template no rule names is sent through
 ``notification.requested``, whose events carry any variables: it is checked for syntax,
-filters and an empty body, and rendered with placeholders.
+filters and an empty body, and rendered with placeholders that take any type
+(``wanotify.shared.templates.Placeholder``), so it is refused only for what fails whatever
+the values.
 """
 
 from __future__ import annotations
 
 import difflib
 import re
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Any
 
@@ -24,7 +27,7 @@ from wanotify.shared.db.models import Rule, Template, TemplateChange
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.events import SCHEMAS, NotificationRequestedData
 from wanotify.shared.meta_templates import LANGUAGE
-from wanotify.shared.templates import SAMPLE_VARIABLES, check_syntax, environment, render
+from wanotify.shared.templates import SAMPLE_VARIABLES, Placeholder, check_syntax, environment, render
 
 # What notification.requested may name as its template (``wanotify.shared.events``).
 KEY = re.compile(r"^[a-z0-9_]{1,100}$")
@@ -40,10 +43,20 @@ class Provided:
     names: frozenset[str] | None
 
     def sample(self, body: str) -> dict[str, Any]:
-        """Sample data as the template's events would carry it (placeholders where the catalogue has none)."""
+        """Sample data as the template's events would carry it, for the names it uses (and, for
+        catalogue events, every name they provide)."""
         used = _used_variables(body)
-        wanted = used if self.names is None else self.names
-        return {name: SAMPLE_VARIABLES.get(name, f"<{name}>") for name in sorted(wanted | used)}
+        return self.values(used if self.names is None else self.names | used)
+
+    def values(self, names: Iterable[str]) -> dict[str, Any]:
+        """The catalogue's sample value of each name; for free variables, whose type only the
+        event will tell, a ``Placeholder`` that takes any use (the envelope's two still have
+        theirs): a trial render then refuses only what fails whatever the values, not a
+        comparison with a number that the sample happened to give as text."""
+        if self.names is None:
+            return {name: SAMPLE_VARIABLES[name] if name in ENVELOPE_VARIABLES else Placeholder(name)
+                    for name in sorted(names)}
+        return {name: SAMPLE_VARIABLES.get(name, Placeholder(name)) for name in sorted(names)}
 
 
 def provided(session: Session, key: str) -> Provided:

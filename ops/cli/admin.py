@@ -20,7 +20,6 @@ from wanotify.shared.db.engine import create_database_if_missing, make_engine, s
 from wanotify.shared.db.models import Template
 from wanotify.shared.db.seed import seed_defaults
 from wanotify.shared.meta_templates import CATEGORIES
-from wanotify.shared.templates import SAMPLE_VARIABLES
 
 
 @click.command()
@@ -178,7 +177,7 @@ def templates_preview(ctx: click.Context, key: str, data: str, as_json: bool) ->
     """Render a template with sample data (and your --data), without sending anything: the
     text, and the exact Cloud API JSON inside the 24-hour window (text) and outside it (the
     mapped approved template)."""
-    variables = SAMPLE_VARIABLES | parse_json_object(data, "--data")
+    variables = parse_json_object(data, "--data")  # the preview fills the rest as the check does
     settings = settings_from(ctx)
     with db_session(settings) as session:
         shown = mapping_service.preview(session, key, variables, settings.default_region)

@@ -246,6 +246,34 @@ def test_a_template_file_saved_with_a_byte_order_mark_is_read_without_it(stack, 
         run_cli(stack, "templates", "delete", "promo_bom")
 
 
+@pytest.mark.parametrize(("body", "sample"), [
+    ("Poin {{ name }}: {% if points >= 100 %}hadiah menanti{% endif %}", "Poin <name>: hadiah menanti"),
+    ("Poin Anda {{ points + 10 }}", "Poin Anda <points>"),
+    ("Pesanan: {% for it in items %}{{ it.name }} x{{ it.qty }}{% endfor %}", "Pesanan: <items.name> x<items.qty>"),
+])
+def test_a_template_for_requested_notifications_is_not_refused_for_the_type_of_a_free_variable(stack, sessions, body,
+                                                                                             sample):
+    # Its events carry any variables, of any type: the check cannot know that points is a number
+    try:
+        saved = json.loads(stack.cli("templates", "set", "poin_info", "--body", body, "--json"))
+        assert saved["created"] and saved["sample"] == sample
+        assert json.loads(stack.cli("templates", "preview", "poin_info", "--json"))["text"] == sample
+    finally:
+        run_cli(stack, "templates", "delete", "poin_info")
+
+
+@pytest.mark.parametrize(("body", "expected"), [
+    ("{% if points >= 100 %}hadiah", "template syntax error"),
+    ("{{ points.__class__ }}", "the template fails on sample data"),
+    ("{{ points | shout }}", "unknown filter 'shout'"),
+    ("{% for i in range(100000) %}x{% endfor %}", "range of 100000 numbers is too large"),
+])
+def test_a_template_for_requested_notifications_still_refuses_what_fails_whatever_the_values(stack, sessions, body,
+                                                                                           expected):
+    assert expected in refused(run_cli(stack, "templates", "set", "poin_info", "--body", body))
+    assert "poin_info" not in stack.cli("templates", "list")
+
+
 def test_every_template_change_is_in_its_history_and_delete_is_refused_while_a_rule_uses_it(stack, sessions):
     try:
         stack.cli("templates", "set", "reminder_x", "--body", "Halo {{ name }}")

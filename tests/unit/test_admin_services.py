@@ -13,6 +13,8 @@ from wanotify.ops.admin.pausing import BY_HAND, current_pause
 from wanotify.ops.admin.publishing import TEST_TEMPLATE, TEXT_TEMPLATE, urgent_data
 from wanotify.ops.admin.templates import Provided, diff
 from wanotify.shared.db.models import SenderState
+from wanotify.shared.errors import InvalidEvent
+from wanotify.shared.templates import render
 
 NOW = datetime(2026, 11, 25, 12, 0, tzinfo=UTC)
 
@@ -76,9 +78,30 @@ def test_an_urgent_send_is_a_top_priority_requested_notification_of_a_text_a_tem
 def test_sample_data_covers_what_the_events_provide_and_placeholders_what_they_do_not_know():
     fixed = Provided(("member.registered",), frozenset({"name", "member_id"}))
     assert fixed.sample("Halo {{ name }}") == {"member_id": "M-1001", "name": "Budi"}
-    free = Provided((), None)
-    assert free.sample("{{ nickname }} {{ amount }}") == {"amount": free.sample("{{ amount }}")["amount"],
-                                                            "nickname": "<nickname>"}
+    free = Provided((), None)  # notification.requested: any variable, of any type, but the envelope's
+    sample = free.sample("{{ nickname }} {{ amount }} {{ occurred_at }}")
+    assert {name: str(value) for name, value in sample.items()} == {
+        "amount": "<amount>", "nickname": "<nickname>", "occurred_at": "2026-11-22 10:00:00+00:00"}
+
+
+@pytest.mark.parametrize(("body", "shown"), [
+    ("{% if points >= 100 %}hadiah{% endif %} {{ points + 10 }} {{ 10 * points }}", "hadiah <points> <points>"),
+    ("{% for it in items %}{{ it.name }}: {{ it.price | money }}{% endfor %}", "<items.name>: <items.price>"),
+    ("{% for k, v in extra.items() %}{{ k }}={{ v }}{% endfor %} {{ extra.get('a') }}", "<extra.key>=<extra.value> <extra.a>"),
+    ("{{ due.strftime('%d/%m') }} {{ items | length }} {{ '%d' % points }} {{ code | upper }}", "<due.strftime> 1 1 <CODE>"),
+])
+def test_a_placeholder_takes_any_use_a_variable_of_unknown_type_may_get(body, shown):
+    assert render(body, Provided((), None).sample(body)) == shown
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("{{ points.__class__ }}", "unsafe"),
+    ("{{ points._name }}", "unsafe"),
+    ("{% for i in range(points * 100000) %}{% endfor %}{{ range(20000) | list }}", "too large"),
+])
+def test_a_placeholder_still_meets_the_sandbox_and_the_limits(body, says):
+    with pytest.raises(InvalidEvent, match=says):
+        render(body, Provided((), None).sample(body))
 
 
 def test_a_template_change_reads_as_a_diff_of_its_text_and_a_line_per_other_field():
