@@ -15,32 +15,53 @@ from wanotify.shared.events import MAX_NESTING
 def normalize_phone(raw: str, default_region: str) -> str:
     """Parse a local or international number and return it in E.164 (``+628114040707``).
 
-    Accepts ``08114040707``, ``628114040707``, ``+62 811-4040-707`` and ``0062…``; digits that
-    begin with the default region's country code are read as an international number first.
+    Accepts ``08114040707``, ``628114040707``, ``+62 811-4040-707`` and ``0062…``. Digits
+    without ``+`` may read two ways, local and international: the likelier is tried first
+    (``_candidates``), and a reading that is a mobile number wins over one that is not, since
+    WhatsApp reaches members on their mobiles.
     """
     text = raw.strip()
     if text.startswith("00"):
         text = "+" + text[2:]
+    first_valid = None
     for candidate in _candidates(text, default_region):
-        try:
-            parsed = phonenumbers.parse(candidate, default_region)
-        except phonenumbers.NumberParseException:
-            continue
-        if phonenumbers.is_valid_number(parsed):
-            return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
-    raise InvalidEvent("invalid_phone", f"not a valid phone number for region {default_region}: {mask_phone(raw)}")
+        parsed = _valid(candidate, default_region)
+        if parsed is not None and phonenumbers.number_type(parsed) in MOBILE_TYPES:
+            return _e164(parsed)
+        first_valid = first_valid or parsed
+    if first_valid is None:
+        raise InvalidEvent("invalid_phone", f"not a valid phone number for region {default_region}: {mask_phone(raw)}")
+    return _e164(first_valid)
+
+
+MOBILE_TYPES = frozenset({phonenumbers.PhoneNumberType.MOBILE, phonenumbers.PhoneNumberType.FIXED_LINE_OR_MOBILE})
+
+
+def _valid(candidate: str, region: str) -> phonenumbers.PhoneNumber | None:
+    try:
+        parsed = phonenumbers.parse(candidate, region)
+    except phonenumbers.NumberParseException:
+        return None
+    return parsed if phonenumbers.is_valid_number(parsed) else None
+
+
+def _e164(parsed: phonenumbers.PhoneNumber) -> str:
+    return phonenumbers.format_number(parsed, phonenumbers.PhoneNumberFormat.E164)
 
 
 def _candidates(text: str, default_region: str) -> list[str]:
-    """The readings of ``text`` to try, the likelier first."""
+    """The readings of ``text`` to try, the likelier first. Where local numbers are written with
+    a trunk prefix (``0`` in Indonesia), digits that begin with the country code instead are an
+    international number written without ``+``: ``62 21 1234567`` is Jakarta, although it is
+    also a valid local number in area 0622. Elsewhere (Italy has no trunk prefix: ``39…`` is
+    as likely a local mobile) the local reading comes first, and ``+`` is the fallback."""
     if text.startswith("+"):
         return [text]
-    # "62812345678" is also a valid fixed line in area 0628, but a member who writes the country
-    # code means +62 812…: digits that begin with it are read as international first. Other
-    # digits ("08114040707", "8114040707") are local first, and "+" is only a fallback.
+    metadata = phonenumbers.PhoneMetadata.metadata_for_region(default_region)
+    trunk = metadata.national_prefix if metadata is not None else None
     country_code = str(phonenumbers.country_code_for_region(default_region))
     digits = "".join(c for c in text if c.isdigit())
-    if country_code != "0" and digits.startswith(country_code):
+    if trunk and not digits.startswith(trunk) and digits.startswith(country_code):
         return ["+" + text, text]
     return [text, "+" + text]
 

@@ -66,9 +66,17 @@ def test_a_number_is_read_in_its_usual_indonesian_forms(phone, e164):
     assert normalize_phone(phone, "ID") == e164
 
 
-def test_digits_that_only_start_like_the_country_code_are_still_a_local_number():
+@pytest.mark.parametrize(("phone", "region", "e164"), [
     # Italian mobiles begin with 3, and 39 is Italy's code: +39 12345678 is no number, the local one is.
-    assert normalize_phone("3912345678", "IT") == "+393912345678"
+    ("3912345678", "IT", "+393912345678"),
+    # Italy writes no trunk prefix, so 39… is as likely local: here both readings are valid, and
+    # the local one is the mobile (+39 02 123456 is a Milan landline).
+    ("390 212 3456", "IT", "+393902123456"), ("3906666276", "IT", "+393906666276"),
+    # Cuba does write a trunk 0, but its mobiles begin with 5: the mobile reading wins.
+    ("53484531", "CU", "+5353484531"),
+    ("6581234567", "SG", "+6581234567"), ("12125551234", "US", "+12125551234")])
+def test_digits_that_only_start_like_the_country_code_are_still_a_local_number(phone, region, e164):
+    assert normalize_phone(phone, region) == e164
 
 
 def test_a_parked_event_body_is_printed_with_its_phone_masked_and_the_rest_intact():
