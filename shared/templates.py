@@ -73,10 +73,7 @@ class Placeholder:
     # Jinja reads ``x.attr`` as ``x["attr"]`` when there is no such attribute, and Python's own
     # probes (``__html__``, ``jinja_pass_arg``…) still find nothing: no __getattr__ here.
     def __getitem__(self, key: Any) -> Placeholder:
-        return Placeholder(f"{self._name}.{key}" if isinstance(key, str) else self._name)
-
-    def __call__(self, *_args: Any, **_kwargs: Any) -> Placeholder:
-        return self
+        return _Member(f"{self._name}.{key}" if isinstance(key, str) else self._name)
 
     def __iter__(self) -> Iterator[Placeholder]:
         yield Placeholder(self._name)  # one item, so a loop's body is tried
@@ -119,9 +116,23 @@ class Placeholder:
     def _same(self, *_other: Any) -> Placeholder:
         return self
 
-    __lt__ = __le__ = __gt__ = __ge__ = _true
+    # Every comparison holds, so the branch it guards is tried too (``{% if x == "vip" %}``).
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _true  # type: ignore[assignment]
+
+    def __hash__(self) -> int:
+        return hash(self._name)
     __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _same
     __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _same
+
+
+class _Member(Placeholder):
+    """An attribute or item of a placeholder, which may be a method (``{{ name.upper() }}``):
+    it may be called. A variable itself may not: no JSON value is callable."""
+
+    __slots__ = ()
+
+    def __call__(self, *_args: Any, **_kwargs: Any) -> Placeholder:
+        return Placeholder(self._name)
 
 
 def money(value: Any) -> str:

@@ -33,7 +33,7 @@ from wanotify.shared.meta_templates import (
     used_variables,
 )
 from wanotify.shared.phone import normalize_phone
-from wanotify.shared.templates import SAMPLE_VARIABLES, render
+from wanotify.shared.templates import SAMPLE_VARIABLES
 
 
 @dataclass(frozen=True)
@@ -143,10 +143,10 @@ def preview(session: Session, key: str, data: dict[str, Any], region: str) -> di
     # The sample data the template was checked with (``templates.Provided``), so a preview
     # fails only where the check would
     events = template_service.provided(session, key)
-    variables = events.values(used_variables(mapping.params) if mapping else ()) | events.sample(found.body) | data
     recipient = _recipient(data, region)
     try:
-        text = render(found.body, variables)
+        text, variables = template_service.sample_render(
+            found.body, events, data, extra=events.values(used_variables(mapping.params) if mapping else ()))
         call = fill(mapping, send_variables(stored_variables(variables), recipient)) if mapping else None
     except (InvalidEvent, MappingError) as exc:
         raise ActionRefused(f"template {key} fails on this data: {exc}") from None

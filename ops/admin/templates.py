@@ -45,18 +45,42 @@ class Provided:
     def sample(self, body: str) -> dict[str, Any]:
         """Sample data as the template's events would carry it, for the names it uses (and, for
         catalogue events, every name they provide)."""
-        used = _used_variables(body)
-        return self.values(used if self.names is None else self.names | used)
+        return self.samples(body)[0]
 
-    def values(self, names: Iterable[str]) -> dict[str, Any]:
-        """The catalogue's sample value of each name; for free variables, whose type only the
-        event will tell, a ``Placeholder`` that takes any use (the envelope's two still have
-        theirs): a trial render then refuses only what fails whatever the values, not a
-        comparison with a number that the sample happened to give as text."""
+    def samples(self, body: str) -> list[dict[str, Any]]:
+        """The sample data a template is tried with, in turn (``sample_render``): the catalogue's
+        for its events; for free variables, whose type only the event will tell, first
+        placeholders that take any use (compared with a number, looped over…), then texts
+        (``<name>``: what a JSON filter or a URL encoder takes that a placeholder cannot). A
+        template that renders with either is one some values suit; one that renders with
+        neither fails whatever they are."""
+        used = _used_variables(body)
+        if self.names is not None:
+            return [self.values(self.names | used)]
+        return [self.values(used), self.values(used, as_text=True)]
+
+    def values(self, names: Iterable[str], as_text: bool = False) -> dict[str, Any]:
+        """The catalogue's sample value of each name; for free variables a ``Placeholder`` (or,
+        ``as_text``, the text ``<name>``); the envelope's two always have theirs."""
         if self.names is None:
-            return {name: SAMPLE_VARIABLES[name] if name in ENVELOPE_VARIABLES else Placeholder(name)
-                    for name in sorted(names)}
+            return {name: SAMPLE_VARIABLES[name] if name in ENVELOPE_VARIABLES else
+                    f"<{name}>" if as_text else Placeholder(name) for name in sorted(names)}
         return {name: SAMPLE_VARIABLES.get(name, Placeholder(name)) for name in sorted(names)}
+
+
+def sample_render(body: str, events: Provided, data: dict[str, Any] | None = None,
+                  extra: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
+    """The message ``body`` makes with the first of ``events``' samples it renders with
+    (``extra`` under it, ``data`` over it), and those variables; ``InvalidEvent`` with the last
+    failure (the texts', in the terms of the values events bring) when it renders with none."""
+    failures: list[InvalidEvent] = []
+    for sample in events.samples(body):
+        variables = {**(extra or {}), **sample, **(data or {})}
+        try:
+            return render(body, variables), variables
+        except InvalidEvent as exc:
+            failures.append(exc)
+    raise failures[-1]
 
 
 def provided(session: Session, key: str) -> Provided:
@@ -100,7 +124,7 @@ def check(session: Session, key: str, body: str) -> str:
     events = provided(session, key)
     _check_variables(tree, events)
     try:
-        return render(body, events.sample(body))
+        return sample_render(body, events)[0]
     except InvalidEvent as exc:
         raise ActionRefused(f"the template fails on sample data: {exc.detail}") from None
 
@@ -238,6 +262,6 @@ def preview(session: Session, key: str, body: str, data: dict[str, Any] | None =
     try:
         check(session, key, body)
         events = provided(session, key)
-        return {"ok": True, "text": render(body, events.sample(body) | (data or {})), "event_types": events.event_types}
+        return {"ok": True, "text": sample_render(body, events, data)[0], "event_types": events.event_types}
     except (ActionRefused, InvalidEvent) as exc:
         return {"ok": False, "error": str(exc), "event_types": provided(session, key).event_types}

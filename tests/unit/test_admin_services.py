@@ -11,7 +11,7 @@ from wanotify.ops.admin.dead_letters import DeadFilter, event_templates, parse_a
 from wanotify.ops.admin.errors import ActionRefused
 from wanotify.ops.admin.pausing import BY_HAND, current_pause
 from wanotify.ops.admin.publishing import TEST_TEMPLATE, TEXT_TEMPLATE, urgent_data
-from wanotify.ops.admin.templates import Provided, diff
+from wanotify.ops.admin.templates import Provided, diff, sample_render
 from wanotify.shared.db.models import SenderState
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.templates import render
@@ -92,6 +92,20 @@ def test_sample_data_covers_what_the_events_provide_and_placeholders_what_they_d
 ])
 def test_a_placeholder_takes_any_use_a_variable_of_unknown_type_may_get(body, shown):
     assert render(body, Provided((), None).sample(body)) == shown
+
+
+@pytest.mark.parametrize(("body", "shown"), [
+    ("{{ extra | tojson }} {{ code | urlencode }}", '"\\u003cextra\\u003e" %3Ccode%3E'),  # what only a text takes
+    ('{% if kind == "vip" %}VIP {% endif %}{% if kind != "vip" %}member{% endif %}', "VIP member"),  # both tried
+    ("{{ name.upper() }} {{ extra.get('a') }}", "<name.upper> <extra.a>"),  # methods of what the event brings
+])
+def test_a_free_variable_template_passes_with_whichever_sample_it_renders(body, shown):
+    assert sample_render(body, Provided((), None))[0] == shown
+
+
+def test_a_free_variable_called_like_a_function_is_refused_no_json_value_is_callable():
+    with pytest.raises(InvalidEvent, match="not callable"):
+        sample_render("Halo {{ name() }}", Provided((), None))
 
 
 @pytest.mark.parametrize(("body", "says"), [
