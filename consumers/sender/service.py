@@ -119,8 +119,10 @@ class Sender:
                               PgClaimStore(self.settings, self.sessions, self.sender_id, self.gate, self.runtime),
                               self.runtime, stop, Counter(), self._pacers)
         await self._refresh_lanes(await run_db(self._active_senders, stop))
-        # The environment's provider is default's; a named sender's is in its "lane started" line.
-        default = f" (default: {self.settings.whatsapp.describe()})" if DEFAULT_SENDER in self.lanes else ""
+        # The environment's provider is its own number's; a sender row's (even one named default)
+        # is in its "lane started" line.
+        from_environment = DEFAULT_SENDER in self.lanes and self.lanes[DEFAULT_SENDER].config.from_environment
+        default = f" (default: {self.settings.whatsapp.describe()})" if from_environment else ""
         log.info("sender %s consuming %s%s", self.sender_id[:8], ", ".join(sorted(self.lanes)) or "no senders", default)
         await self._renew()  # the leases now, not a heartbeat later: an idle number sends at once
 

@@ -90,3 +90,11 @@ def test_a_lane_rebuilt_for_new_provider_settings_keeps_the_gap_since_the_last_c
     # Then the new lane still waits for the gap since the old lane's call
     print(f"calls {second['t'] - first['t']:.3f} s apart, across the rebuild")
     assert second["t"] - first["t"] >= gap
+
+
+def test_a_sender_row_named_default_is_not_described_by_the_environment_s_provider(stack, fake_provider, sessions,
+                                                                                 numbers_cleanup):
+    # A row named default brings its own provider: the environment's says nothing about it
+    sender = stack.start("sender", **add_numbers(sessions, fake_provider.url, ["default"], 0.2))
+    start = next(line for line in sender.log().splitlines() if " consuming default" in line)
+    assert start.endswith(" consuming default"), start

@@ -194,6 +194,9 @@ def test_a_lone_surrogate_in_a_free_text_gets_422_naming_its_path_not_a_500(api,
     batch = post(api, key, {"events": [{"event_type": "member.registered", "data": MEMBER}, event]},
                  "/api/v1/events/batch")
     assert batch.status_code == 422 and [e["path"] for e in batch.json()["errors"]] == ["events.1.data.note"]
+    in_a_key = post(api, key, {"event_type": "notification.requested",
+                               "data": {"phone": "08114040707", "template": "x", "variables": {"\ud800": 1}}})
+    assert in_a_key.status_code == 422 and in_a_key.json()["errors"][0]["path"] == "data.variables"
     # a pair of surrogates is one character (an emoji), and welcome
     assert post(api, key, {"event_type": "member.registered",
                            "data": {**MEMBER, "note": "\U0001f600"}}).status_code == 202
@@ -251,6 +254,10 @@ def test_an_event_the_notifier_parked_lists_no_messages_and_says_why(api, key, s
     parked = listed.json()["parked"]
     assert listed.json()["messages"] == [] and parked["reason"] == "template_missing" and parked["parked_at"]
     assert "promo_x" in parked["detail"] and "8114040707" not in parked["detail"]
+    # parked for one rule's template, an event may still have the other rules' messages
+    message_id = add_message(sessions, event_id)
+    both = requests.get(f"{api}/api/v1/messages", params={"event_id": str(event_id)}, headers=auth(key), timeout=10)
+    assert [m["id"] for m in both.json()["messages"]] == [message_id] and both.json()["parked"] == parked
     # an event not (yet) handled has no such key: the two cases read apart
     unknown = requests.get(f"{api}/api/v1/messages", params={"event_id": str(uuid.uuid4())}, headers=auth(key),
                            timeout=10)

@@ -141,8 +141,9 @@ class Api:
             event_id = uuid.UUID(raw)
         except ValueError:
             raise invalid([{"path": "event_id", "message": "not a UUID"}], "event_id is not a UUID") from None
+        # An event may be parked for one rule's template and still have the other rules' messages.
         messages = await self._db(services.event_messages, event_id)
-        parked = None if messages else await self._db(services.event_parked, event_id)
+        parked = await self._db(services.event_parked, event_id)
         return _json({"messages": messages} | ({"parked": parked} if parked else {}))
 
     async def get_message(self, request: Request, owner: KeyOwner) -> Response:

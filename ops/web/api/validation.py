@@ -113,6 +113,7 @@ def _lone_surrogates(raw: Any, path: str) -> list[dict[str, str]]:
         where, value = stack.pop()
         if isinstance(value, dict):
             stack.extend((_join(where, str(k)), v) for k, v in reversed(value.items()))
+            stack.extend((where, k) for k in value if isinstance(k, str))  # a key is text too
         elif isinstance(value, list):
             stack.extend((_join(where, str(i)), v) for i, v in reversed(list(enumerate(value))))
         elif isinstance(value, str) and any("\ud800" <= c <= "\udfff" for c in value):
