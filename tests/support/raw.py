@@ -23,6 +23,16 @@ def publish_raw(amqp_url: str, namespace: str, bodies: list[tuple[str, bytes]],
 
 def dead_copies(amqp_url: str, queue: str) -> list[tuple[dict, str, int]]:  # type: ignore[type-arg]
     """(headers, sha256 of the body, body size) of every copy on a dead queue, left in place."""
+    return [(properties.headers, hashlib.sha256(body).hexdigest(), len(body)) for properties, body in _peek(amqp_url, queue)]
+
+
+def dead_message_ids(amqp_url: str, queue: str) -> list[str | None]:
+    """The AMQP message_id of every copy on a dead queue, left in place."""
+    return [properties.message_id for properties, _body in _peek(amqp_url, queue)]
+
+
+def _peek(amqp_url: str, queue: str) -> list[tuple[pika.BasicProperties, bytes]]:
+    """Every copy on ``queue``, read without taking it off: unacked, so they stay parked."""
     connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
     channel = connection.channel()
     copies = []
@@ -30,20 +40,6 @@ def dead_copies(amqp_url: str, queue: str) -> list[tuple[dict, str, int]]:  # ty
         method, properties, body = channel.basic_get(queue, auto_ack=False)
         if method is None:
             break
-        copies.append((properties.headers, hashlib.sha256(body).hexdigest(), len(body)))
-    connection.close()  # unacked: the copies stay parked
+        copies.append((properties, body))
+    connection.close()
     return copies
-
-
-def dead_message_ids(amqp_url: str, queue: str) -> list[str | None]:
-    """The AMQP message_id of every copy on a dead queue, left in place."""
-    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    channel = connection.channel()
-    ids = []
-    while True:
-        method, properties, _body = channel.basic_get(queue, auto_ack=False)
-        if method is None:
-            break
-        ids.append(properties.message_id)
-    connection.close()  # unacked: the copies stay parked
-    return ids
