@@ -7,8 +7,12 @@ confirms, and marks them published only after every confirm of the batch: a cras
 publishes them again (never loses one). The trigger on ``whatsapp_logs`` writes a row only
 inside the committing transaction, so nothing uncommitted is ever published.
 
-When idle the relay looks again every ``idle_poll_seconds`` (100 ms), so an event leaves
-within about that of its commit. Published rows are deleted after ``retention_seconds``.
+Once it has caught up (a read returned less than a full batch), the relay looks again after
+``idle_poll_seconds`` (100 ms), so an event leaves within about that of its commit. Reading
+again at once instead would cost a busy system a read and a mark for every few changes: at
+80 calls a second the sender's relay read every 12 ms, a quarter of a round trip per call. A
+full batch means a backlog, read on without a pause. Published rows are deleted after
+``retention_seconds``.
 """
 
 from __future__ import annotations
@@ -98,7 +102,7 @@ class StatusRelay:
         rows = await asyncio.to_thread(self._store.pending, self._options.batch_size)
         if rows:
             await self._relay(rows)
-        else:
+        if len(rows) < self._options.batch_size:  # caught up: let the next changes gather first
             await _sleep(self._options.idle_poll_seconds, stop)
 
     async def _hold_lock(self) -> bool:

@@ -204,3 +204,32 @@ def test_the_relay_s_reads_and_marks_are_one_round_trip_each(settings, sessions)
     finally:
         store.release()
         engine.dispose()
+
+
+def test_a_relay_that_caught_up_waits_before_reading_again_and_reads_a_backlog_on(settings, sessions):
+    # Given five changes waiting, and a relay that reads two at a time and pauses 0.4 s when caught up
+    for statuses in (["queued", "sent"], ["queued", "sent"], ["queued"]):
+        log_message(sessions, statuses)
+    relay, _ = relay_for(settings, RelayOptions(batch_size=2, idle_poll_seconds=0.4, gauges_every_seconds=60))
+    reads: list[tuple[float, int]] = []  # (when, rows) of each read of the outbox
+    pending = relay._store.pending
+
+    def counted(limit: int):  # type: ignore[no-untyped-def]
+        rows = pending(limit)
+        reads.append((time.monotonic(), len(rows)))
+        return rows
+
+    relay._store.pending = counted  # type: ignore[method-assign]
+
+    async def scenario() -> None:
+        stop = asyncio.Event()
+        running = asyncio.create_task(relay.run(stop))
+        await asyncio.to_thread(wait_until, lambda: len(reads) >= 4, 10, "four reads of the outbox")
+        stop.set()
+        await running
+
+    asyncio.run(scenario())
+    # Then the backlog is read on in full batches, and after the last, partial one the relay
+    # waited its pause instead of reading an empty outbox at once
+    assert [rows for _, rows in reads[:4]] == [2, 2, 1, 0]
+    assert reads[3][0] - reads[2][0] >= 0.39
