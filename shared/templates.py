@@ -9,13 +9,16 @@ one parked event, not the notifier.
 
 from __future__ import annotations
 
-from collections.abc import Generator, Iterator
+from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
-from functools import lru_cache
+from functools import lru_cache, partial, wraps
 from typing import Any
 
-from jinja2 import Template, TemplateError, meta
+from jinja2 import Template, TemplateError, meta, nodes
+from jinja2.exceptions import SecurityError
+from jinja2.runtime import Context, Macro
+from jinja2.visitor import NodeTransformer
 
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.sandbox import BoundedEnvironment, bounded_filter
@@ -29,7 +32,7 @@ from wanotify.shared.template_limits import (
 )
 
 __all__ = ["MAX_RENDERED_CHARS", "SAMPLE_VARIABLES", "Placeholder", "check_syntax", "environment", "money", "render",
-           "sample_variables"]
+           "sample_variables", "trial_render"]
 
 SAMPLE_VARIABLES: dict[str, Any] = {
     "member_id": "M-1001",
@@ -51,11 +54,13 @@ SAMPLE_VARIABLES: dict[str, Any] = {
 class Placeholder:
     """The stand-in for a variable whose type nobody knows before an event brings it: those of
     ``notification.requested``, which carry any variables. Whatever a template does with it
-    works and prints ``<name>``: compare it (true), compute with it (itself), loop over it (one
-    item), read its attributes and items and call its methods (``<name.attr>``), filter it. A
-    trial render with placeholders so refuses only what fails whatever the values are: a
-    sandbox violation, a literal misused, a loop or size limit. It is not a ``str``, whose own
-    methods the sandbox would check instead."""
+    works and prints ``<name>``: compare it
+    (true), compute with it (itself), loop over it (one item), read its attributes and items
+    and call its methods (``<name.attr>``), filter it. What needs a text instead (a JSON
+    filter, a URL encoder, ``in "…"``, a string method's argument) gets its text in a trial
+    render (``trial_render``). A trial render with placeholders so refuses only what fails
+    whatever the values are: a sandbox violation, a literal misused, a loop or size limit. It
+    is not a ``str``, whose own methods the sandbox would check instead."""
 
     __slots__ = ("_name",)
 
@@ -165,15 +170,134 @@ def _compile(body: str) -> Template:
     return env.from_string(env.guarded(body))
 
 
+_TEXT_CONTAINER = "_wanotify_text_container"
+_MAX_TEXT_DEPTH = 20  # how deep in nested lists and dicts placeholders are replaced by their texts
+
+
+class _TrialEnvironment(BoundedEnvironment):
+    """The stored templates' environment for trying a template on placeholders: each use of a
+    placeholder that it cannot take (a filter, a test or a call that fails with it, ``in`` a
+    text) is tried again with its text, so one render tries every use with a value that suits
+    it: ``{% if points >= 100 %}`` with the placeholder, ``{{ code | urlencode }}`` with the
+    text. What fails with the text too fails whatever the values are."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.filters["money"] = bounded_filter("money", money)
+        self.filters = {name: f if name.startswith("_wanotify") else _per_use(f) for name, f in self.filters.items()}
+        self.filters[_TEXT_CONTAINER] = _text_container
+        self.tests = {name: _per_use(t) for name, t in self.tests.items()}
+
+    def guarded(self, source: str) -> nodes.Template:
+        result = _TextContainers().visit(super().guarded(source))
+        assert isinstance(result, nodes.Template)
+        return result
+
+    def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
+        if isinstance(obj, Macro):  # its body's own uses are tried one by one
+            return super().call(context, obj, *args, **kwargs)
+        return _tried(partial(super().call, context, obj), (), args, kwargs)
+
+
+def _per_use(func: Any) -> Any:
+    """``func`` (a filter or test) tried again with texts for placeholders if it fails with them."""
+    lead = 1 if hasattr(func, "jinja_pass_arg") else 0  # the context or environment Jinja passes
+
+    @wraps(func)  # keeps jinja_pass_arg
+    def per_use(*args: Any, **kwargs: Any) -> Any:
+        return _tried(func, args[:lead], args[lead:], kwargs)
+
+    return per_use
+
+
+def _tried(func: Callable[..., Any], lead: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    try:
+        return func(*lead, *args, **kwargs)
+    except SecurityError:
+        raise  # the sandbox and the limits (RenderLimitError) refuse whatever the values
+    except Exception:
+        texts, text_kwargs = _texts(args), _texts(kwargs)
+        if texts is args and text_kwargs is kwargs:
+            raise  # no placeholder in it: it fails whatever the variables are
+    return func(*lead, *texts, **text_kwargs)
+
+
+def _texts(value: Any, depth: int = 0) -> Any:
+    """``value`` with the placeholders in it (and in its lists and dicts) replaced by their
+    texts; ``value`` itself when it holds none."""
+    if isinstance(value, Placeholder):
+        return str(value)
+    if depth >= _MAX_TEXT_DEPTH:
+        return value
+    if isinstance(value, list | tuple):
+        items = [_texts(item, depth + 1) for item in value]
+        if all(new is old for new, old in zip(items, value, strict=True)):
+            return value
+        return items if isinstance(value, list) else tuple(items)
+    if isinstance(value, dict):
+        pairs = [(_texts(k, depth + 1), _texts(v, depth + 1)) for k, v in value.items()]
+        if all(k is old_k and v is old_v for (k, v), (old_k, old_v) in zip(pairs, value.items(), strict=True)):
+            return value
+        return dict(pairs)
+    return value
+
+
+class _Text(str):
+    """A text a placeholder may be looked for in (``code in "ABC"``): by its text."""
+
+    __slots__ = ()
+
+    def __contains__(self, item: object) -> bool:
+        return str.__contains__(self, str(item) if isinstance(item, Placeholder) else item)  # type: ignore[operator]
+
+
+def _text_container(value: Any) -> Any:
+    return _Text(value) if type(value) is str else value
+
+
+class _TextContainers(NodeTransformer):
+    """Route what ``in`` and ``not in`` look in through ``_text_container``."""
+
+    def visit_Compare(self, node: nodes.Compare) -> nodes.Node:
+        self.generic_visit(node)
+        for operand in node.ops:
+            if operand.op in ("in", "notin"):
+                operand.expr = nodes.Filter(operand.expr, _TEXT_CONTAINER, [], [], None, None, lineno=operand.lineno)
+        return node
+
+
+@lru_cache(maxsize=1)
+def _trial_environment() -> _TrialEnvironment:
+    return _TrialEnvironment()
+
+
+@lru_cache(maxsize=128)
+def _trial_compile(body: str) -> Template:
+    env = _trial_environment()
+    return env.from_string(env.guarded(body))
+
+
 def render(body: str, variables: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> str:
     """Render a template body or raise ``InvalidEvent('template_error', ...)``.
 
     The render is bounded by ``limits`` (time, loop steps, sizes: see ``wanotify.shared.template_limits``)
     and stops as soon as the message passes ``MAX_RENDERED_CHARS``.
     """
+    return _render(_compile, body, variables, limits)
+
+
+def trial_render(body: str, variables: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> str:
+    """``render`` for trying a template on sample data that holds ``Placeholder``s: a use of a
+    placeholder that it cannot take gets its text instead (``_TrialEnvironment``), so a
+    template is refused only for what fails whatever each variable's value is. Not for real
+    events: their values are what they are."""
+    return _render(_trial_compile, body, variables, limits)
+
+
+def _render(compile_body: Callable[[str], Template], body: str, variables: dict[str, Any], limits: Limits) -> str:
     _check_length(body)
     try:
-        template = _compile(body)
+        template = compile_body(body)
         with budget(limits):
             text = _collect(template.generate(**variables))
     except TemplateError as exc:

@@ -5,8 +5,8 @@ it, and the event catalogue (``wanotify.shared.events.SCHEMAS``) which fields ea
 (plus ``event_id`` and ``occurred_at``). A template no rule names is sent through
 ``notification.requested``, whose events carry any variables: it is checked for syntax,
 filters and an empty body, and rendered with placeholders that take any type
-(``wanotify.shared.templates.Placeholder``), so it is refused only for what fails whatever
-the values.
+(``wanotify.shared.templates.Placeholder``; a use that needs a text gets the placeholder's
+text), so it is refused only for what fails whatever the values.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from wanotify.shared.db.models import Rule, Template, TemplateChange
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.events import SCHEMAS, NotificationRequestedData
 from wanotify.shared.meta_templates import LANGUAGE
-from wanotify.shared.templates import SAMPLE_VARIABLES, Placeholder, check_syntax, environment, render
+from wanotify.shared.templates import SAMPLE_VARIABLES, Placeholder, check_syntax, environment, trial_render
 
 # What notification.requested may name as its template (``wanotify.shared.events``).
 KEY = re.compile(r"^[a-z0-9_]{1,100}$")
@@ -44,43 +44,33 @@ class Provided:
 
     def sample(self, body: str) -> dict[str, Any]:
         """Sample data as the template's events would carry it, for the names it uses (and, for
-        catalogue events, every name they provide)."""
-        return self.samples(body)[0]
-
-    def samples(self, body: str) -> list[dict[str, Any]]:
-        """The sample data a template is tried with, in turn (``sample_render``): the catalogue's
-        for its events; for free variables, whose type only the event will tell, first
-        placeholders that take any use (compared with a number, looped over…), then texts
-        (``<name>``: what a JSON filter or a URL encoder takes that a placeholder cannot). A
-        template that renders with either is one some values suit; one that renders with
-        neither fails whatever they are."""
+        catalogue events, every name they provide): the catalogue's values for its events; for
+        free variables, whose type only the event will tell, placeholders that take any use
+        (``sample_render`` gives a use a placeholder cannot take its text)."""
         used = _used_variables(body)
-        if self.names is not None:
-            return [self.values(self.names | used)]
-        return [self.values(used), self.values(used, as_text=True)]
+        return self.values(used if self.names is None else self.names | used)
 
-    def values(self, names: Iterable[str], as_text: bool = False) -> dict[str, Any]:
-        """The catalogue's sample value of each name; for free variables a ``Placeholder`` (or,
-        ``as_text``, the text ``<name>``); the envelope's two always have theirs."""
+    def values(self, names: Iterable[str]) -> dict[str, Any]:
+        """The catalogue's sample value of each name; for free variables a ``Placeholder``. The
+        envelope's two always have theirs: an event of notification.requested may bring its own
+        ``occurred_at`` in ``variables``, but most bring none and get the envelope's datetime,
+        so a template must suit that one (``{{ occurred_at[:10] }}`` would fail on them)."""
         if self.names is None:
-            return {name: SAMPLE_VARIABLES[name] if name in ENVELOPE_VARIABLES else
-                    f"<{name}>" if as_text else Placeholder(name) for name in sorted(names)}
+            return {name: SAMPLE_VARIABLES[name] if name in ENVELOPE_VARIABLES else Placeholder(name)
+                    for name in sorted(names)}
         return {name: SAMPLE_VARIABLES.get(name, Placeholder(name)) for name in sorted(names)}
 
 
 def sample_render(body: str, events: Provided, data: dict[str, Any] | None = None,
                   extra: dict[str, Any] | None = None) -> tuple[str, dict[str, Any]]:
-    """The message ``body`` makes with the first of ``events``' samples it renders with
-    (``extra`` under it, ``data`` over it), and those variables; ``InvalidEvent`` with the last
-    failure (the texts', in the terms of the values events bring) when it renders with none."""
-    failures: list[InvalidEvent] = []
-    for sample in events.samples(body):
-        variables = {**(extra or {}), **sample, **(data or {})}
-        try:
-            return render(body, variables), variables
-        except InvalidEvent as exc:
-            failures.append(exc)
-    raise failures[-1]
+    """The message ``body`` makes with ``events``' sample data (``extra`` under it, ``data``
+    over it), and those variables; ``InvalidEvent`` when it does not render. Placeholders are
+    tried use by use (``trial_render``): each use that cannot take one gets its text
+    (``<name>``: what a JSON filter or a URL encoder takes), so a template that mixes uses
+    (``{% if points >= 100 %}…{{ code | urlencode }}``) renders, and one that fails with
+    either fails whatever the values are."""
+    variables = {**(extra or {}), **events.sample(body), **(data or {})}
+    return trial_render(body, variables), variables
 
 
 def provided(session: Session, key: str) -> Provided:

@@ -103,6 +103,37 @@ def test_a_free_variable_template_passes_with_whichever_sample_it_renders(body, 
     assert sample_render(body, Provided((), None))[0] == shown
 
 
+@pytest.mark.parametrize(("body", "shown"), [
+    ("{% if points >= 100 %}VIP {% endif %}{{ code | urlencode }}", "VIP %3Ccode%3E"),
+    ("{% if points > 5 %}{{ points | tojson }}{% endif %} {{ {'a': extra} | tojson }}",
+     '"\\u003cpoints\\u003e" {"a": "\\u003cextra\\u003e"}'),
+    ('{% if code in "ABC" %}A{% endif %}{% for it in items %} {{ it.name }}{% endfor %}', "<items.name>"),
+    ('{{ "a,b,c".split(sep) | length + count }} {{ code is in "xy" }}', "<count> False"),
+])
+def test_a_free_variable_takes_in_one_render_a_placeholder_or_a_text_whichever_each_use_needs(body, shown):
+    # each variable alone renders with one of the two, no whole set of one kind suits them all
+    assert sample_render(body, Provided((), None))[0] == shown
+
+
+@pytest.mark.parametrize(("body", "says"), [
+    ("{% if points >= 100 %}VIP{% endif %} {{ code | urlencode }} {{ 1 / 0 }}", "division by zero"),
+    ('{% if points >= 100 %}VIP{% endif %} {{ "a" + 1 }}', "can only concatenate"),
+    ('{% if points >= 100 %}VIP{% endif %} {{ "a,b".split(sep, "x") }}', "cannot be interpreted as an integer"),
+    ("{% if points >= 100 %}VIP{% endif %} {{ code | urlencode | center(50000000) }}", "center width"),
+    ("{% if points >= 100 %}VIP{% endif %} {{ code | urlencode }} {{ extra.__class__ }}", "unsafe"),
+])
+def test_a_template_that_fails_whatever_the_values_is_refused_for_that_reason(body, says):
+    with pytest.raises(InvalidEvent, match=says):
+        sample_render(body, Provided((), None))
+
+
+def test_occurred_at_is_tried_as_the_envelope_s_datetime_which_events_get_unless_they_bring_their_own():
+    for events in (Provided((), None), Provided(("member.registered",), frozenset({"name", "occurred_at"}))):
+        assert sample_render("{{ occurred_at.strftime('%d/%m/%Y') }}", events)[0] == "22/11/2026"
+        with pytest.raises(InvalidEvent, match="not subscriptable"):
+            sample_render("{{ occurred_at[:10] }}", events)
+
+
 def test_a_free_variable_called_like_a_function_is_refused_no_json_value_is_callable():
     with pytest.raises(InvalidEvent, match="not callable"):
         sample_render("Halo {{ name() }}", Provided((), None))
