@@ -151,11 +151,14 @@ def money(value: Any) -> str:
     return whole if frac == "00" else f"{whole},{frac}"
 
 
-@lru_cache(maxsize=1)
-def _environment() -> BoundedEnvironment:
-    env = BoundedEnvironment()
+def _add_own_filters(env: BoundedEnvironment) -> BoundedEnvironment:
     env.filters["money"] = bounded_filter("money", money)
     return env
+
+
+@lru_cache(maxsize=1)
+def _environment() -> BoundedEnvironment:
+    return _add_own_filters(BoundedEnvironment())
 
 
 def environment() -> BoundedEnvironment:
@@ -183,7 +186,7 @@ class _TrialEnvironment(BoundedEnvironment):
 
     def __init__(self) -> None:
         super().__init__()
-        self.filters["money"] = bounded_filter("money", money)
+        _add_own_filters(self)
         self.filters = {name: f if name.startswith("_wanotify") else _per_use(f) for name, f in self.filters.items()}
         self.filters[_TEXT_CONTAINER] = _text_container
         self.tests = {name: _per_use(t) for name, t in self.tests.items()}
