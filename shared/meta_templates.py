@@ -20,6 +20,7 @@ from __future__ import annotations
 import datetime
 import re
 import uuid
+from collections.abc import Callable
 from collections.abc import Mapping as MappingType
 from dataclasses import dataclass
 from decimal import Decimal
@@ -45,6 +46,10 @@ BLOCKED_STATUSES = {
     "REJECTED": ("template_rejected", "was REJECTED by Meta: fix and resubmit it in WhatsApp Manager, or map "
                                       "another approved template"),
 }
+
+
+# Renders one parameter's expression with the variables: ``render`` for real values.
+Renderer = Callable[[str, dict[str, Any]], str]
 
 
 class MappingError(ValueError):
@@ -152,30 +157,38 @@ def _check_expression(where: str, expression: Any) -> None:
         raise MappingError(f"--meta-params {where}: {exc.detail}") from None
 
 
-def fill(mapping: Mapping, variables: dict[str, Any]) -> TemplateCall:
+def fill(mapping: Mapping, variables: dict[str, Any], renderer: Renderer = render) -> TemplateCall:
     """Render every parameter of ``mapping`` with ``variables``: the components of one message.
+
+    A message's real values render with ``render``. A check or preview on sample data that
+    holds placeholders passes ``trial_render`` (``wanotify.shared.templates``), which tries the
+    parameters use by use as a template's body is tried, so they are refused only for what
+    fails whatever the values are.
 
     Raises ``MappingError`` naming the parameter that cannot render.
     """
     params = mapping.params
-    components = [{"type": part, "parameters": _text_parameters(part, params[part], variables)}
+    components = [{"type": part, "parameters": _text_parameters(part, params[part], variables, renderer)}
                   for part in TEXT_PARTS if params.get(part)]
     components += [{"type": "button", "sub_type": b["sub_type"], "index": str(b["index"]),
-                    "parameters": [{"type": "text", "text": _value(f"buttons[{b['index']}]", b["text"], variables)}]}
+                    "parameters": [{"type": "text",
+                                    "text": _value(f"buttons[{b['index']}]", b["text"], variables, renderer)}]}
                    for b in params.get("buttons") or []]
     return TemplateCall(mapping.name, mapping.language, components)
 
 
-def _text_parameters(part: str, spec: list[str] | dict[str, str], variables: dict[str, Any]) -> list[dict[str, Any]]:
+def _text_parameters(part: str, spec: list[str] | dict[str, str], variables: dict[str, Any],
+                     renderer: Renderer) -> list[dict[str, Any]]:
     if isinstance(spec, dict):
-        return [{"type": "text", "parameter_name": key, "text": _value(f"{part}.{key}", value, variables)}
+        return [{"type": "text", "parameter_name": key, "text": _value(f"{part}.{key}", value, variables, renderer)}
                 for key, value in spec.items()]
-    return [{"type": "text", "text": _value(f"{part}[{index}]", value, variables)} for index, value in enumerate(spec)]
+    return [{"type": "text", "text": _value(f"{part}[{index}]", value, variables, renderer)}
+            for index, value in enumerate(spec)]
 
 
-def _value(where: str, expression: str, variables: dict[str, Any]) -> str:
+def _value(where: str, expression: str, variables: dict[str, Any], renderer: Renderer) -> str:
     try:
-        text = render(expression, variables)
+        text = renderer(expression, variables)
     except InvalidEvent as exc:
         raise MappingError(f"parameter {where}: {exc.detail}") from None
     # Meta refuses a parameter with a line break, a tab or more than four spaces in a row.

@@ -18,6 +18,7 @@ from wanotify.shared.meta_templates import (
     send_variables,
     stored_variables,
 )
+from wanotify.shared.templates import Placeholder, trial_render
 
 PAYMENT = {
     "body": ["{{ name }}", "{{ amount|money }}"],
@@ -61,6 +62,28 @@ def test_line_breaks_and_long_runs_of_spaces_are_flattened_because_meta_refuses_
 def test_a_parameter_that_cannot_render_is_named_in_the_error() -> None:
     with pytest.raises(MappingError, match=r"parameter body\[1\].*'nickname' is undefined"):
         fill(Mapping("t", "id", "utility", {"body": ["{{ name }}", "{{ nickname }}"]}), VARIABLES)
+
+
+FREE = Mapping("loyalty_code_v1", "id", "marketing", {
+    "body": ["{{ 'VIP' if points >= 100 else 'member' }}"],
+    "buttons": [{"index": 0, "sub_type": "url", "text": "{{ code | urlencode }}"}]})
+PLACEHOLDERS = {"points": Placeholder("points"), "code": Placeholder("code"), "phone": "+628114040707"}
+
+
+def test_sample_placeholders_are_tried_use_by_use_when_the_trial_render_fills_a_mapping() -> None:
+    call = fill(FREE, PLACEHOLDERS, renderer=trial_render)
+    assert [c["parameters"][0]["text"] for c in call.components] == ["VIP", "%3Ccode%3E"]
+    with pytest.raises(MappingError, match=r"parameter body\[0\].*ZeroDivisionError"):
+        fill(Mapping("t", "id", "utility", {"body": ["{{ code | urlencode }}{{ 1 / 0 }}"]}), PLACEHOLDERS,
+             renderer=trial_render)
+
+
+def test_a_send_renders_the_parameters_with_the_real_values_as_they_are() -> None:
+    # only a check or a preview on sample data gives a placeholder its text
+    with pytest.raises(MappingError, match=r"parameter buttons\[0\]"):
+        fill(FREE, PLACEHOLDERS)
+    call = fill(FREE, {"points": 50, "code": "A B", "phone": "+628114040707"})
+    assert [c["parameters"][0]["text"] for c in call.components] == ["member", "A%20B"]
 
 
 @pytest.mark.parametrize(("params", "message"), [
