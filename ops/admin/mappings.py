@@ -33,7 +33,7 @@ from wanotify.shared.meta_templates import (
     used_variables,
 )
 from wanotify.shared.phone import normalize_phone
-from wanotify.shared.templates import SAMPLE_VARIABLES
+from wanotify.shared.templates import SAMPLE_VARIABLES, trial_render
 
 
 @dataclass(frozen=True)
@@ -95,7 +95,9 @@ def _parse(raw: str) -> Any:
 
 
 def _check_with_events(session: Session, key: str, mapping: Mapping) -> TemplateCall:
-    """Refuse parameters that use a variable the template's events lack, or fail on their sample data."""
+    """Refuse parameters that use a variable the template's events lack, or fail on their sample
+    data: tried like the template's body (``trial_render``), so a free variable's placeholder
+    gets its text where a use needs one, and only what fails whatever the values is refused."""
     events = template_service.provided(session, key)
     used = used_variables(mapping.params)
     unknown = sorted(used - events.names) if events.names is not None else []
@@ -104,7 +106,7 @@ def _check_with_events(session: Session, key: str, mapping: Mapping) -> Template
                             f"not carry; they provide: {', '.join(sorted(events.names or ()))}")
     sample = events.values(used | set(events.names or ()))
     try:
-        return fill(mapping, send_variables(stored_variables(sample), str(SAMPLE_VARIABLES["phone"])))
+        return fill(mapping, send_variables(stored_variables(sample), str(SAMPLE_VARIABLES["phone"])), trial_render)
     except MappingError as exc:
         raise ActionRefused(f"--meta-params fails on sample data: {exc}") from None
 
@@ -140,14 +142,14 @@ def preview(session: Session, key: str, data: dict[str, Any], region: str) -> di
     if found is None:
         raise ActionRefused(f"there is no template {key!r} — `wanotify templates list` shows them")
     mapping = Mapping.from_columns(found.meta_name, found.meta_language, found.meta_category, found.meta_params)
-    # The sample data the template was checked with (``templates.Provided``), so a preview
-    # fails only where the check would
+    # The sample data the template was checked with (``templates.Provided``), tried the same
+    # way (``trial_render``), so a preview fails only where the check would
     events = template_service.provided(session, key)
     recipient = _recipient(data, region)
     try:
         text, variables = template_service.sample_render(
             found.body, events, data, extra=events.values(used_variables(mapping.params) if mapping else ()))
-        call = fill(mapping, send_variables(stored_variables(variables), recipient)) if mapping else None
+        call = fill(mapping, send_variables(stored_variables(variables), recipient), trial_render) if mapping else None
     except (InvalidEvent, MappingError) as exc:
         raise ActionRefused(f"template {key} fails on this data: {exc}") from None
     message = OutgoingMessage(0, recipient, text, key, found.language)

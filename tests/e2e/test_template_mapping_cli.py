@@ -83,3 +83,48 @@ def test_mapping_a_template_meta_reports_paused_warns_what_will_happen(stack, se
         session.add(MetaTemplate(name="payment_link_v2", language="id", status="PAUSED"))
     out = stack.cli(*MAP, "--meta-category", "utility", "--meta-params", json.dumps(PARAMS))
     assert "Meta reports payment_link_v2 (id) as PAUSED" in out and "template_paused" in out
+
+
+# A template no rule names goes out for notification.requested: its variables are free.
+FREE_BODY = "{% if points >= 100 %}VIP {% endif %}Halo {{ name }}"
+FREE_PARAMS = {"body": ["{{ 'VIP' if points >= 100 else 'member' }}", "{{ name }}"],
+               "buttons": [{"index": 0, "sub_type": "url", "text": "{{ code | urlencode }}"}]}
+FREE_MAP = ("templates", "set", "loyalty_code", "--meta-name", "loyalty_code_v1", "--meta-language", "id",
+            "--meta-category", "marketing")
+
+
+@pytest.fixture
+def free_template(stack) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    stack.cli("templates", "set", "loyalty_code", "--body", FREE_BODY)
+    yield "loyalty_code"
+    stack.cli("templates", "delete", "loyalty_code")
+
+
+def test_free_variable_parameters_are_tried_use_by_use_like_the_body(stack, free_template):
+    # one parameter compares a variable with a number, another URL-encodes one: each use gets
+    # the placeholder or its text, whichever it takes, as the template's body does
+    saved = json.loads(stack.cli(*FREE_MAP, "--meta-params", json.dumps(FREE_PARAMS), "--json"))
+    assert saved["meta"]["sample"]["components"] == [
+        {"type": "body", "parameters": [{"type": "text", "text": "VIP"}, {"type": "text", "text": "<name>"}]},
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "%3Ccode%3E"}]}]
+    preview = json.loads(stack.cli("templates", "preview", free_template, "--json"))
+    assert preview["text"] == "VIP Halo <name>"
+    assert preview["template_payload"]["template"]["components"] == saved["meta"]["sample"]["components"]
+    # with real values given, they are what renders
+    given = json.loads(stack.cli("templates", "preview", free_template, "--data",
+                                 '{"points": 50, "name": "Sari", "code": "A B/1"}', "--json"))
+    assert given["text"] == "Halo Sari"
+    assert given["template_payload"]["template"]["components"] == [
+        {"type": "body", "parameters": [{"type": "text", "text": "member"}, {"type": "text", "text": "Sari"}]},
+        {"type": "button", "sub_type": "url", "index": "0", "parameters": [{"type": "text", "text": "A%20B/1"}]}]
+
+
+@pytest.mark.parametrize("text", ["{{ 1 / 0 }}", "{{ code | urlencode }}/{{ 1 / 0 }}"])
+def test_a_free_variable_parameter_that_fails_whatever_the_values_is_refused_for_that_reason(
+        stack, free_template, text: str):
+    params = FREE_PARAMS | {"buttons": [{"index": 0, "sub_type": "url", "text": text}]}
+    done = run_cli(stack, *FREE_MAP, "--meta-params", json.dumps(params))
+    assert done.returncode == 1
+    assert ("--meta-params fails on sample data: parameter buttons[0]: template cannot render: "
+            "ZeroDivisionError: division by zero") in one_error_line(done)
+    assert json.loads(stack.cli("templates", "show", free_template, "--json"))["meta"] is None
