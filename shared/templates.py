@@ -17,7 +17,7 @@ from typing import Any
 
 from jinja2 import Template, TemplateError, meta, nodes
 from jinja2.exceptions import SecurityError
-from jinja2.runtime import Context, Macro
+from jinja2.runtime import BlockReference, Context, LoopContext, Macro
 from jinja2.visitor import NodeTransformer
 
 from wanotify.shared.errors import InvalidEvent
@@ -54,13 +54,15 @@ SAMPLE_VARIABLES: dict[str, Any] = {
 class Placeholder:
     """The stand-in for a variable whose type nobody knows before an event brings it: those of
     ``notification.requested``, which carry any variables. Whatever a template does with it
-    works and prints ``<name>``: compare it
-    (true), compute with it (itself), loop over it (one item), read its attributes and items
+    works and prints ``<name>``: compare it (true), compute with it (itself; a number after
+    ``-``, ``/``, ``**`` and the like), loop over it (one item), read its attributes and items
     and call its methods (``<name.attr>``), filter it. What needs a text instead (a JSON
     filter, a URL encoder, ``in "…"``, a string method's argument) gets its text in a trial
-    render (``trial_render``). A trial render with placeholders so refuses only what fails
-    whatever the values are: a sandbox violation, a literal misused, a loop or size limit. It
-    is not a ``str``, whose own methods the sandbox would check instead."""
+    render (``trial_render``). A trial render with placeholders so refuses what fails whatever
+    the values are: a sandbox violation, a literal misused, a loop or size limit. (It also
+    refuses a call that needs a number in one argument and a text in another, such as
+    ``"abc".center(width, fill)``: each try gives all its placeholders one kind.) It is not a
+    ``str``, whose own methods the sandbox would check instead."""
 
     __slots__ = ("_name",)
 
@@ -101,7 +103,7 @@ class Placeholder:
         return 1.0
 
     def __round__(self, _digits: int | None = None) -> Placeholder:
-        return self
+        return _Number(self._name)
 
     def items(self) -> list[tuple[Placeholder, Placeholder]]:
         return [(Placeholder(f"{self._name}.key"), Placeholder(f"{self._name}.value"))]
@@ -121,13 +123,29 @@ class Placeholder:
     def _same(self, *_other: Any) -> Placeholder:
         return self
 
+    def _number(self, *_other: Any) -> Placeholder:
+        return _Number(self._name)
+
     # Every comparison holds, so the branch it guards is tried too (``{% if x == "vip" %}``).
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _true  # type: ignore[assignment]
 
     def __hash__(self) -> int:
         return hash(self._name)
-    __add__ = __radd__ = __sub__ = __rsub__ = __mul__ = __rmul__ = __truediv__ = __rtruediv__ = _same
-    __floordiv__ = __rfloordiv__ = __mod__ = __rmod__ = __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _same
+    # Text too has + (joined), * (repeated) and % (formatted): their result may be a text.
+    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = _same
+    __sub__ = __rsub__ = __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _number
+    __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _number
+
+
+class _Number(Placeholder):
+    """What arithmetic only numbers have makes of a placeholder (``n - 1``, ``n / 2``): a number
+    whatever the value, so a trial render never tries it as a text, nor loops over it."""
+
+    __slots__ = ()
+    __iter__ = None  # type: ignore[assignment]
+
+
+_Number.__name__ = "number"  # what a refusal calls it: "startswith first arg must be str or a tuple of str, not number"
 
 
 class _Member(Placeholder):
@@ -169,12 +187,20 @@ def environment() -> BoundedEnvironment:
 
 @lru_cache(maxsize=512)
 def _compile(body: str) -> Template:
-    env = _environment()
+    return _compile_in(_environment(), body)
+
+
+def _compile_in(env: BoundedEnvironment, body: str) -> Template:
     return env.from_string(env.guarded(body))
 
 
 _TEXT_CONTAINER = "_wanotify_text_container"
-_MAX_TEXT_DEPTH = 20  # how deep in nested lists and dicts placeholders are replaced by their texts
+# How far a trial render looks into one call's arguments for placeholders to turn into texts:
+# this many levels of lists and dicts, and this many values in all. A template's lists may hold
+# one another many times over (``[b] * 100`` of ``[a] * 100``…): a walk that followed every
+# reference took 0.7 s for a million values, and one of 10^12 fits the render's size limits.
+_MAX_TEXT_DEPTH = 20
+_MAX_TEXT_VALUES = 10_000
 
 
 class _TrialEnvironment(BoundedEnvironment):
@@ -182,7 +208,7 @@ class _TrialEnvironment(BoundedEnvironment):
     placeholder that it cannot take (a filter, a test or a call that fails with it, ``in`` a
     text) is tried again with its text, so one render tries every use with a value that suits
     it: ``{% if points >= 100 %}`` with the placeholder, ``{{ code | urlencode }}`` with the
-    text. What fails with the text too fails whatever the values are."""
+    text. What fails with the text too is refused."""
 
     def __init__(self) -> None:
         super().__init__()
@@ -197,7 +223,7 @@ class _TrialEnvironment(BoundedEnvironment):
         return result
 
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
-        if isinstance(obj, Macro):  # its body's own uses are tried one by one
+        if isinstance(obj, Macro | LoopContext | BlockReference):  # their bodies' uses are tried one by one
             return super().call(context, obj, *args, **kwargs)
         return _tried(partial(super().call, context, obj), (), args, kwargs)
 
@@ -219,30 +245,43 @@ def _tried(func: Callable[..., Any], lead: tuple[Any, ...], args: tuple[Any, ...
     except SecurityError:
         raise  # the sandbox and the limits (RenderLimitError) refuse whatever the values
     except Exception:
-        texts, text_kwargs = _texts(args), _texts(kwargs)
+        swap = _TextSwap()
+        texts, text_kwargs = swap.texts(args), swap.texts(kwargs)
         if texts is args and text_kwargs is kwargs:
             raise  # no placeholder in it: it fails whatever the variables are
     return func(*lead, *texts, **text_kwargs)
 
 
-def _texts(value: Any, depth: int = 0) -> Any:
-    """``value`` with the placeholders in it (and in its lists and dicts) replaced by their
-    texts; ``value`` itself when it holds none."""
-    if isinstance(value, Placeholder):
-        return str(value)
-    if depth >= _MAX_TEXT_DEPTH:
-        return value
-    if isinstance(value, list | tuple):
-        items = [_texts(item, depth + 1) for item in value]
+class _TextSwap:
+    """The arguments of one call with the placeholders in them (and in their lists and dicts, as
+    far as ``_MAX_TEXT_DEPTH`` and ``_MAX_TEXT_VALUES`` reach) replaced by their texts; each
+    value itself when it holds none. A list held many times over is looked through once."""
+
+    def __init__(self) -> None:
+        self._left = _MAX_TEXT_VALUES
+        self._seen: dict[int, Any] = {}  # id of a list, tuple or dict -> what it became
+
+    def texts(self, value: Any, depth: int = 0) -> Any:
+        if isinstance(value, Placeholder):
+            return value if isinstance(value, _Number) else str(value)
+        if not isinstance(value, list | tuple | dict) or depth >= _MAX_TEXT_DEPTH:
+            return value
+        if id(value) not in self._seen:
+            self._seen[id(value)] = value  # as it is while being looked through, and if too large to be
+            self._left -= len(value)
+            if self._left >= 0:
+                self._seen[id(value)] = self._swapped(value, depth + 1)
+        return self._seen[id(value)]
+
+    def _swapped(self, value: list[Any] | tuple[Any, ...] | dict[Any, Any], depth: int) -> Any:
+        if isinstance(value, dict):
+            pairs = [(self.texts(k, depth), self.texts(v, depth)) for k, v in value.items()]
+            same = all(k is old_k and v is old_v for (k, v), (old_k, old_v) in zip(pairs, value.items(), strict=True))
+            return value if same else dict(pairs)
+        items = [self.texts(item, depth) for item in value]
         if all(new is old for new, old in zip(items, value, strict=True)):
             return value
         return items if isinstance(value, list) else tuple(items)
-    if isinstance(value, dict):
-        pairs = [(_texts(k, depth + 1), _texts(v, depth + 1)) for k, v in value.items()]
-        if all(k is old_k and v is old_v for (k, v), (old_k, old_v) in zip(pairs, value.items(), strict=True)):
-            return value
-        return dict(pairs)
-    return value
 
 
 class _Text(str):
@@ -251,7 +290,8 @@ class _Text(str):
     __slots__ = ()
 
     def __contains__(self, item: object) -> bool:
-        return str.__contains__(self, str(item) if isinstance(item, Placeholder) else item)  # type: ignore[operator]
+        as_text = isinstance(item, Placeholder) and not isinstance(item, _Number)
+        return str.__contains__(self, str(item) if as_text else item)  # type: ignore[operator]
 
 
 def _text_container(value: Any) -> Any:
@@ -276,8 +316,7 @@ def _trial_environment() -> _TrialEnvironment:
 
 @lru_cache(maxsize=128)
 def _trial_compile(body: str) -> Template:
-    env = _trial_environment()
-    return env.from_string(env.guarded(body))
+    return _compile_in(_trial_environment(), body)
 
 
 def render(body: str, variables: dict[str, Any], limits: Limits = DEFAULT_LIMITS) -> str:

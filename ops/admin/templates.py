@@ -67,8 +67,8 @@ def sample_render(body: str, events: Provided, data: dict[str, Any] | None = Non
     over it), and those variables; ``InvalidEvent`` when it does not render. Placeholders are
     tried use by use (``trial_render``): each use that cannot take one gets its text
     (``<name>``: what a JSON filter or a URL encoder takes), so a template that mixes uses
-    (``{% if points >= 100 %}…{{ code | urlencode }}``) renders, and one that fails with
-    either fails whatever the values are."""
+    (``{% if points >= 100 %}…{{ code | urlencode }}``) renders; a use that fails with the
+    text too is refused."""
     variables = {**(extra or {}), **events.sample(body), **(data or {})}
     return trial_render(body, variables), variables
 

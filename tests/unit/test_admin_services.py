@@ -109,6 +109,7 @@ def test_a_free_variable_template_passes_with_whichever_sample_it_renders(body, 
      '"\\u003cpoints\\u003e" {"a": "\\u003cextra\\u003e"}'),
     ('{% if code in "ABC" %}A{% endif %}{% for it in items %} {{ it.name }}{% endfor %}', "<items.name>"),
     ('{{ "a,b,c".split(sep) | length + count }} {{ code is in "xy" }}', "<count> False"),
+    ("{{ (n - 1) | urlencode }} {{ (n / 2) | round | int }}", "%3Cn%3E 1"),  # a number is no list of pairs
 ])
 def test_a_free_variable_takes_in_one_render_a_placeholder_or_a_text_whichever_each_use_needs(body, shown):
     # each variable alone renders with one of the two, no whole set of one kind suits them all
@@ -121,10 +122,27 @@ def test_a_free_variable_takes_in_one_render_a_placeholder_or_a_text_whichever_e
     ('{% if points >= 100 %}VIP{% endif %} {{ "a,b".split(sep, "x") }}', "cannot be interpreted as an integer"),
     ("{% if points >= 100 %}VIP{% endif %} {{ code | urlencode | center(50000000) }}", "center width"),
     ("{% if points >= 100 %}VIP{% endif %} {{ code | urlencode }} {{ extra.__class__ }}", "unsafe"),
+    # what only a number can be is never tried as a text: no value makes these work
+    ('{{ "abc".startswith(n - 1) }}', "not number"),
+    ('{% if (n / 2) in "0123" %}yes{% endif %}', "requires string as left operand, not number"),
+    # a recursive loop's body is tried use by use, not retried whole at each level
+    ("{% for i in x recursive %}{% if loop.depth < 40 %}{{ loop(x) }}{% else %}{{ 1 / 0 }}{% endif %}{% endfor %}",
+     "division by zero"),
 ])
 def test_a_template_that_fails_whatever_the_values_is_refused_for_that_reason(body, says):
     with pytest.raises(InvalidEvent, match=says):
         sample_render(body, Provided((), None))
+
+
+def test_a_trial_looks_through_a_list_held_many_times_over_once():
+    # a million values, and a million times more one level deeper, all the same few lists: the
+    # render's limits allow them, a walk of every reference would not end
+    shared = "{% set a = range(100) | list %}{% set b = [a] * 100 %}{% set c = [b] * 100 %}{% set d = [c] * 100 %}"
+    with pytest.raises(InvalidEvent, match="startswith first arg must be str"):
+        sample_render(shared + '{{ "a".startswith([d] * 1000) }}', Provided((), None))
+    # and what it finds within reach still gets its text
+    assert sample_render('{{ [[code], [code]] | tojson }}', Provided((), None))[0] == (
+        '[["\\u003ccode\\u003e"], ["\\u003ccode\\u003e"]]')
 
 
 def test_occurred_at_is_tried_as_the_envelope_s_datetime_which_events_get_unless_they_bring_their_own():
