@@ -9,6 +9,7 @@ one parked event, not the notifier.
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable, Generator, Iterator
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
@@ -126,26 +127,33 @@ class Placeholder:
     def _number(self, *_other: Any) -> Placeholder:
         return _Number(self._name)
 
+    def _times(self, other: Any) -> Placeholder:
+        """``"-" * n`` and ``[x] * n`` repeat a text or a list, whatever ``n`` is."""
+        return Placeholder(self._name) if isinstance(other, str | list | tuple) else self
+
     # Every comparison holds, so the branch it guards is tried too (``{% if x == "vip" %}``).
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _true  # type: ignore[assignment]
 
     def __hash__(self) -> int:
         return hash(self._name)
     # Text too has + (joined), * (repeated) and % (formatted): their result may be a text.
-    __add__ = __radd__ = __mul__ = __rmul__ = __mod__ = __rmod__ = _same
+    __add__ = __radd__ = __mod__ = __rmod__ = _same
+    __mul__ = __rmul__ = _times
     __sub__ = __rsub__ = __truediv__ = __rtruediv__ = __floordiv__ = __rfloordiv__ = _number
     __pow__ = __rpow__ = __neg__ = __pos__ = __abs__ = _number
 
 
 class _Number(Placeholder):
     """What arithmetic only numbers have makes of a placeholder (``n - 1``, ``n / 2``): a number
-    whatever the value, so a trial render never tries it as a text, nor loops over it."""
+    whatever the value, so a trial render never tries it as a text (a retry gives it the number
+    1), nor loops over it."""
 
     __slots__ = ()
     __iter__ = None  # type: ignore[assignment]
 
 
-_Number.__name__ = "number"  # what a refusal calls it: "startswith first arg must be str or a tuple of str, not number"
+_Number.__name__ = "number"  # what a refusal calls it: "'in <string>' requires string as left operand, not number"
+numbers.Number.register(_Number)  # {% if x is number %}
 
 
 class _Member(Placeholder):
@@ -254,8 +262,8 @@ def _tried(func: Callable[..., Any], lead: tuple[Any, ...], args: tuple[Any, ...
 
 class _TextSwap:
     """The arguments of one call with the placeholders in them (and in their lists and dicts, as
-    far as ``_MAX_TEXT_DEPTH`` and ``_MAX_TEXT_VALUES`` reach) replaced by their texts; each
-    value itself when it holds none. A list held many times over is looked through once."""
+    far as ``_MAX_TEXT_DEPTH`` and ``_MAX_TEXT_VALUES`` reach) replaced by their texts, and a
+    number stand-in by the number 1; each value itself when it holds none. A list held many times over is looked through once."""
 
     def __init__(self) -> None:
         self._left = _MAX_TEXT_VALUES
@@ -263,7 +271,7 @@ class _TextSwap:
 
     def texts(self, value: Any, depth: int = 0) -> Any:
         if isinstance(value, Placeholder):
-            return value if isinstance(value, _Number) else str(value)
+            return 1 if isinstance(value, _Number) else str(value)
         if not isinstance(value, list | tuple | dict) or depth >= _MAX_TEXT_DEPTH:
             return value
         if id(value) not in self._seen:

@@ -110,6 +110,9 @@ def test_a_free_variable_template_passes_with_whichever_sample_it_renders(body, 
     ('{% if code in "ABC" %}A{% endif %}{% for it in items %} {{ it.name }}{% endfor %}', "<items.name>"),
     ('{{ "a,b,c".split(sep) | length + count }} {{ code is in "xy" }}', "<count> False"),
     ("{{ (n - 1) | urlencode }} {{ (n / 2) | round | int }}", "%3Cn%3E 1"),  # a number is no list of pairs
+    # a number where a call needs one, a repeated text or list, a number's test
+    ('{{ (n - 1) | tojson }} {{ {(n - 1): "x"} | tojson }} {{ (["-"] * (n - 1)) | join(" ") }}'
+     '{% for s in "*" * (n - 1) %}{{ s }}{% endfor %} {{ (n - 1) is number }}', '1 {"1": "x"} <n><n> True'),
 ])
 def test_a_free_variable_takes_in_one_render_a_placeholder_or_a_text_whichever_each_use_needs(body, shown):
     # each variable alone renders with one of the two, no whole set of one kind suits them all
@@ -123,7 +126,7 @@ def test_a_free_variable_takes_in_one_render_a_placeholder_or_a_text_whichever_e
     ("{% if points >= 100 %}VIP{% endif %} {{ code | urlencode | center(50000000) }}", "center width"),
     ("{% if points >= 100 %}VIP{% endif %} {{ code | urlencode }} {{ extra.__class__ }}", "unsafe"),
     # what only a number can be is never tried as a text: no value makes these work
-    ('{{ "abc".startswith(n - 1) }}', "not number"),
+    ('{{ "abc".startswith(n - 1) }}', "startswith first arg must be str"),
     ('{% if (n / 2) in "0123" %}yes{% endif %}', "requires string as left operand, not number"),
     # a recursive loop's body is tried use by use, not retried whole at each level
     ("{% for i in x recursive %}{% if loop.depth < 40 %}{{ loop(x) }}{% else %}{{ 1 / 0 }}{% endif %}{% endfor %}",
