@@ -16,7 +16,7 @@ from tests.support.broker import broker_connection, close_connection
 from tests.support.processes import wait_until
 from tests.support.status_events import StatusListener, first_of_each, log_message, outbox_rows, statuses_by_message
 from wanotify.consumers.status import RelayOptions, StatusRelay
-from wanotify.consumers.status.relay import CONNECTION_NAME
+from wanotify.consumers.status import relay as relay_module
 from wanotify.shared.db.engine import make_engine
 from wanotify.shared.metrics import Metrics
 
@@ -161,7 +161,13 @@ def test_published_events_are_pruned_after_the_retention(settings, sessions, lis
     assert len(listener.wait_for(lambda got: len(got) >= 2, 10, "two events")) == 2
 
 
-def test_a_relay_whose_broker_connection_is_closed_reconnects_and_loses_nothing(settings, sessions, listener):
+def test_a_relay_whose_broker_connection_is_closed_reconnects_and_loses_nothing(settings, sessions, listener,
+                                                                                monkeypatch):
+    # Every wanotify process's relay has the same connection name, and tests running beside
+    # this one start such processes: this relay gets a name of its own, so the test closes
+    # its connection and not one that another test's process is about to close itself.
+    own_name = f"{relay_module.CONNECTION_NAME}-{settings.namespace}"
+    monkeypatch.setattr(relay_module, "CONNECTION_NAME", own_name)
     relay, _ = relay_for(settings)
 
     async def scenario() -> list[int]:
@@ -170,7 +176,7 @@ def test_a_relay_whose_broker_connection_is_closed_reconnects_and_loses_nothing(
         first = await asyncio.to_thread(log_message, sessions, ["queued", "sent"])
         await asyncio.to_thread(wait_until, lambda: outbox_rows(sessions, unpublished_only=True) == 0, 10, "published")
         # When the broker closes the relay's connection (as a broker restart would)
-        close_connection(await asyncio.to_thread(broker_connection, CONNECTION_NAME))
+        close_connection(await asyncio.to_thread(broker_connection, own_name))
         later = await asyncio.to_thread(lambda: [log_message(sessions, ["queued", "sent"]) for _ in range(5)])
         await asyncio.to_thread(wait_until, lambda: outbox_rows(sessions, unpublished_only=True) == 0, 20,
                                 "the later changes published")
