@@ -162,8 +162,8 @@ def fill(mapping: Mapping, variables: dict[str, Any], renderer: Renderer = rende
 
     A message's real values render with ``render``. A check or preview on sample data that
     holds placeholders passes ``trial_render`` (``wanotify.shared.templates``), which tries the
-    parameters use by use as a template's body is tried, so they are refused only for what
-    fails whatever the values are.
+    parameters use by use as a template's body is tried, so they are refused for what fails
+    whatever the values are (and, as a body, for one call that needs a number and a text at once).
 
     Raises ``MappingError`` naming the parameter that cannot render.
     """

@@ -3,10 +3,14 @@
 Jinja2's immutable sandbox keeps templates away from Python internals and from changing
 data. On top of it every render is charged to a ``wanotify.shared.template_limits.Budget``:
 
-- every loop's iterable, every ``~`` concatenation and every piece of output (literal text
-  included) passes through a guard, inserted into the parsed template before it is compiled;
+- every loop's iterable, every ``~`` concatenation and its parts, every list, tuple and dict
+  written in the template and every piece of output (literal text included) passes through a
+  guard, inserted into the parsed template before it is compiled;
 - every call, attribute lookup, filter and the operators ``+ * ** %`` check the deadline and
   refuse results that would be too large before building them;
+- what a call, a filter or an operator is given, and what is printed, is measured first: a
+  value's size counts everything it holds (``template_limits.measure``), and printing or
+  serialising it builds all of that in one step no deadline can stop;
 - methods of plain data (strings, lists, dicts, dates) are limited to a list of harmless ones;
 - nothing is evaluated at compile time (where no budget applies): the optimizer is off, and
   filters and the output hook need the render's context.
@@ -30,6 +34,7 @@ from wanotify.shared.template_limits import (
     check_printf,
     current,
     join_size,
+    measure,
     replace_size,
 )
 
@@ -83,6 +88,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         b = current()
         b.check_time()
+        b.check_value(left)
+        b.check_value(right)
         check_binop(b, operator, left, right)
         return b.check_value(super().call_binop(context, operator, left, right))
 
@@ -97,6 +104,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         b = current()
         b.check_time()
+        _check_arguments(b, args, kwargs)
         if isinstance(getattr(obj, "__self__", None), str):
             args = _check_str_method(b, obj.__self__, obj.__name__, args, kwargs)
         return b.check_value(super().call(context, obj, *args, **kwargs))
@@ -112,7 +120,19 @@ class _Guards(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
+        node.nodes = [_filter(part, VALUE_GUARD) for part in node.nodes]  # each part becomes a text
         return _filter(node, VALUE_GUARD)
+
+    # What a template writes as a literal may hold large values many times: [c, c, c].
+    def visit_List(self, node: nodes.List) -> nodes.Node:
+        self.generic_visit(node)
+        return _filter(node, VALUE_GUARD)
+
+    visit_Dict = visit_List
+
+    def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
+        self.generic_visit(node)
+        return node if node.ctx != "load" else _filter(node, VALUE_GUARD)  # not a target: a, b = …
 
     def visit_Output(self, node: nodes.Output) -> nodes.Node:
         self.generic_visit(node)
@@ -129,7 +149,7 @@ def _filter(node: nodes.Node, name: str) -> nodes.Filter:
 
 @pass_context
 def _written(_context: Context, value: Any) -> str:
-    text = str(value)
+    text = str(current().check_value(value))
     current().wrote(len(text))
     return text
 
@@ -145,6 +165,11 @@ def _guard_loop(_context: Context, iterable: Iterable[Any]) -> Iterator[Any]:
 @pass_context
 def _guard_value(_context: Context, value: Any) -> Any:
     return current().check_value(value)
+
+
+def _check_arguments(b: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    for value in (*args, *kwargs.values()):
+        b.check_value(value)
 
 
 def _bounded_range(*args: int) -> range:
@@ -249,7 +274,11 @@ def _check_format(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
 
 
 def _check_tojson(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
-    b.check_width(_arg(args, kwargs, 0, "indent", None), "tojson indent")
+    indent = _arg(args, kwargs, 0, "indent", None)
+    b.check_width(indent, "tojson indent")
+    if isinstance(indent, int) and indent > 0:  # each value on a line of its own, indented once per level
+        held = measure(b, value)
+        b.check_items(held.size + held.items * (indent * held.depth + 1), "an indented JSON text")
     return value, args
 
 
@@ -270,6 +299,8 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def bounded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
         b = current()
         b.check_time()
+        b.check_value(value)
+        _check_arguments(b, args, kwargs)
         if check is not None:
             value, args = check(b, value, args, kwargs)
         extra = (_PASS[passed](context),) if passed else ()

@@ -97,7 +97,8 @@ def _parse(raw: str) -> Any:
 def _check_with_events(session: Session, key: str, mapping: Mapping) -> TemplateCall:
     """Refuse parameters that use a variable the template's events lack, or fail on their sample
     data: tried like the template's body (``trial_render``), so a free variable's placeholder
-    gets its text where a use needs one, and only what fails whatever the values is refused."""
+    gets its text where a use needs one, and what fails whatever the values is refused (so is one
+    call that needs a number and a text at once, as for a body)."""
     events = template_service.provided(session, key)
     used = used_variables(mapping.params)
     unknown = sorted(used - events.names) if events.names is not None else []

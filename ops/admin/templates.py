@@ -6,7 +6,8 @@ it, and the event catalogue (``wanotify.shared.events.SCHEMAS``) which fields ea
 ``notification.requested``, whose events carry any variables: it is checked for syntax,
 filters and an empty body, and rendered with placeholders that take any type
 (``wanotify.shared.templates.Placeholder``; a use that needs a text gets the placeholder's
-text), so it is refused only for what fails whatever the values.
+text), so it is refused for what fails whatever the values, and for one call that needs a
+number in one argument and a text in another (each try gives a call's placeholders one kind).
 """
 
 from __future__ import annotations

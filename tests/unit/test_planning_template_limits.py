@@ -16,6 +16,8 @@ from wanotify.shared.events import build_envelope
 from wanotify.shared.template_limits import MAX_RENDERED_CHARS, Limits
 from wanotify.shared.templates import SAMPLE_VARIABLES, render, sample_variables
 
+_SHARED = '{% set a = ["x"] * 100 %}{% set b = [a] * 100 %}{% set c = [b] * 100 %}'
+
 # The three bombs of the review, and relatives that reach the same cost by other paths.
 BOMBS = {
     "center": ('{{ "x"|center(50000000) }}', "center width 50000000"),
@@ -27,7 +29,7 @@ BOMBS = {
     "str.format": ('{{ "{:>50000000}".format(1) }}', "unsafe"),
     "replace": ('{% set s = "x" * 4000 %}{{ s|replace("x", s) }}', "replacement"),
     "join": ('{% set s = "x" * 4000 %}{{ ([s] * 16)|join(s) }}', "join"),
-    "list sum": ("{{ ([[1] * 4000] * 4000)|sum(start=[]) }}", "numbers only"),
+    "list sum": ("{{ ([[1] * 250] * 250)|sum(start=[]) }}", "numbers only"),
     "doubling by ~": ('{% set a = "x" * 4096 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}'
                       '{% set e = d ~ d %}{% set f = e ~ e %}{{ f|length }}', "too large"),
     "doubling macro": ("{% macro d(x) %}{{ x ~ x }}{% endmacro %}" + "{{ " + "d(" * 20 + '"x"' + ")" * 20 + " }}",
@@ -36,6 +38,22 @@ BOMBS = {
     "big power": ("{{ ((10 ** 100) ** 100) ** 100 }}", "bits"),
     "batch fill": ('{{ [1]|batch(50000000, "x")|list }}', "linecount"),
     "lorem ipsum": ("{{ lipsum(100000) }}", "undefined"),
+    # Lists that hold one another: cheap to build, each as large as all it holds to print.
+    "shared lists to JSON": (_SHARED + "{% set d = [c] * 10 %}{{ d | tojson | length }}", "in all"),
+    "shared lists printed": (_SHARED + "{{ c }}", "in all"),
+    "shared lists written out": ('{% set a = ["x"] * 60000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}'
+                                 "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ c | string | length }}", "in all"),
+    "namespace of shared lists": ('{% set a = ["x"] * 60000 %}{% set ns = namespace() %}'
+                                  + "".join(f"{{% set ns.{k} = a %}}" for k in "abcdefghij")
+                                  + "{{ [ns, ns, ns, ns, ns, ns, ns, ns, ns, ns] | string | length }}", "in all"),
+    "namespace changed after it was measured": (
+        '{% set a = ["x"] * 60000 %}{% set ns = namespace() %}{% set l = [ns] * 10 %}{{ l | length }}'
+        + "".join(f"{{% set ns.{k} = a %}}" for k in "abcdefghij") + "{{ l | string | length }}", "in all"),
+    "cycler of shared lists": ('{% set a = ["x"] * 60000 %}{% set c = cycler(a, a, a, a, a, a, a, a, a, a) %}'
+                               "{{ ([c.items] * 10) | tojson | length }}", "in all"),
+    "indented JSON": ("{{ range(10000) | list | tojson(4000) | length }}", "an indented JSON text"),
+    "deep nesting": ("{% set ns = namespace(x=1) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}"
+                     "{{ ns.x | tojson | length }}", "levels deep"),
 }
 
 
@@ -110,3 +128,16 @@ def test_an_event_whose_stored_template_is_a_bomb_is_parked_as_template_error():
     body = build_envelope("member.registered", {"member_id": "M-1", "name": "Budi", "phone": "08114040707"})
     plan = plan_event(json.dumps(body).encode(), catalog, "ID")
     assert plan.parked is not None and plan.parked.reason == "template_error" and not plan.messages
+
+
+def test_a_large_list_handed_to_a_filter_on_every_loop_step_is_measured_once():
+    # measured on every step, 2,000 steps of 60,000 values would run past the time limit
+    body = '{% set a = ["x"] * 60000 %}{% for i in range(2000) %}{% if a | length != 60000 %}no{% endif %}{% endfor %}done'
+    assert render(body, SAMPLE_VARIABLES) == "done"
+
+
+def test_a_value_within_the_limits_prints_and_turns_into_json_as_before():
+    shared = '{% set a = ["x"] * 10 %}{% set b = [a] * 10 %}{% set c = [b] * 10 %}'
+    assert render(shared + "{{ c | tojson | length }}", SAMPLE_VARIABLES) == str(len(json.dumps([[["x"] * 10] * 10] * 10)))
+    assert render("{% set ns = namespace(n=[1, 2]) %}{{ [ns.n, {'k': (3, 4)}] | tojson(2) | length }}",
+                  SAMPLE_VARIABLES) == str(len(json.dumps([[1, 2], {"k": [3, 4]}], indent=2)))
