@@ -8,9 +8,10 @@ data. On top of it every render is charged to a ``wanotify.shared.template_limit
   guard, inserted into the parsed template before it is compiled;
 - every call, attribute lookup, filter and the operators ``+ * ** %`` check the deadline and
   refuse results that would be too large before building them;
-- what a call, a filter or an operator is given, and what is printed, is measured first: a
-  value's size counts everything it holds (``template_limits.measure``), and printing or
-  serialising it builds all of that in one step no deadline can stop;
+- a value's size counts everything it holds (``template_limits.measure``), as printing it or
+  turning it into JSON builds all of that in one step no deadline can stop: every value made
+  (by a call, a filter, an operator, a literal, and each item a filter gives one by one) is
+  measured as it is made, and a namespace, which changes, whenever it is given on or printed;
 - methods of plain data (strings, lists, dicts, dates) are limited to a list of harmless ones;
 - nothing is evaluated at compile time (where no budget applies): the optimizer is off, and
   filters and the output hook need the render's context.
@@ -40,6 +41,7 @@ from wanotify.shared.template_limits import (
 
 LOOP_GUARD = "_wanotify_loop"
 VALUE_GUARD = "_wanotify_value"
+GIVEN_GUARD = "_wanotify_given"
 
 _STR_METHODS = frozenset("""
     capitalize casefold center count endswith find index isalnum isalpha isascii isdecimal isdigit
@@ -67,6 +69,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
         self.filters[LOOP_GUARD] = _guard_loop
         self.filters[VALUE_GUARD] = _guard_value
+        self.filters[GIVEN_GUARD] = _guard_given
 
     def guarded(self, source: str) -> nodes.Template:
         """Parse a template and insert the budget's guards."""
@@ -88,8 +91,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
         b = current()
         b.check_time()
-        b.check_value(left)
-        b.check_value(right)
+        b.check_given(left)
+        b.check_given(right)
         check_binop(b, operator, left, right)
         return b.check_value(super().call_binop(context, operator, left, right))
 
@@ -120,7 +123,7 @@ class _Guards(NodeTransformer):
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
         self.generic_visit(node)
-        node.nodes = [_filter(part, VALUE_GUARD) for part in node.nodes]  # each part becomes a text
+        node.nodes = [_filter(part, GIVEN_GUARD) for part in node.nodes]  # each part becomes a text
         return _filter(node, VALUE_GUARD)
 
     # What a template writes as a literal may hold large values many times: [c, c, c].
@@ -149,7 +152,7 @@ def _filter(node: nodes.Node, name: str) -> nodes.Filter:
 
 @pass_context
 def _written(_context: Context, value: Any) -> str:
-    text = str(current().check_value(value))
+    text = str(current().check_given(value))
     current().wrote(len(text))
     return text
 
@@ -167,9 +170,14 @@ def _guard_value(_context: Context, value: Any) -> Any:
     return current().check_value(value)
 
 
+@pass_context
+def _guard_given(_context: Context, value: Any) -> Any:
+    return current().check_given(value)
+
+
 def _check_arguments(b: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
     for value in (*args, *kwargs.values()):
-        b.check_value(value)
+        b.check_given(value)
 
 
 def _bounded_range(*args: int) -> range:
@@ -275,6 +283,7 @@ def _check_format(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
 
 def _check_tojson(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
     indent = _arg(args, kwargs, 0, "indent", None)
+    indent = len(indent) if isinstance(indent, str) else indent  # json takes a text as the indent too
     b.check_width(indent, "tojson indent")
     if isinstance(indent, int) and indent > 0:  # each value on a line of its own, indented once per level
         held = measure(b, value)
@@ -299,7 +308,7 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
     def bounded(context: Context, value: Any, *args: Any, **kwargs: Any) -> Any:
         b = current()
         b.check_time()
-        b.check_value(value)
+        b.check_given(value)
         _check_arguments(b, args, kwargs)
         if check is not None:
             value, args = check(b, value, args, kwargs)

@@ -54,16 +54,15 @@ class RenderLimitError(SecurityError):
 class Budget:
     """The running cost of one render, checked against its limits."""
 
-    __slots__ = ("deadline", "iterations", "limits", "measured", "written")
+    __slots__ = ("deadline", "iterations", "limits", "measured", "references", "written")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.seconds
         self.iterations = 0
         self.written = 0
-        # The last values measured (``measure``), each with a reference that keeps its id its own:
-        # a loop that hands the same list to a filter on every step measures it once.
-        self.measured: dict[int, tuple[Any, tuple[int, int, int]]] = {}
+        self.measured: dict[int, tuple[Any, tuple[int, int, int]]] = {}  # see KEPT_REFERENCES
+        self.references = 0
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -83,12 +82,53 @@ class Budget:
         self.check_time()
 
     def check_value(self, value: Any) -> Any:
-        """``value``, if what it holds in all is within the limits (``measure``)."""
+        """``value``, just made by the template (a call's, a filter's or an operator's result, a
+        literal), if what it holds in all is within the limits (``measure``); what a filter gives
+        one by one is measured as it comes. Every value a render holds was so measured, or is
+        one of its variables (an event's, at most ``MAX_EVENT_BYTES``), or a part of one."""
         if isinstance(value, str | bytes):
             self.check_items(len(value), "a value")
         elif isinstance(value, _HOLDERS):
-            _measure(self, value)
+            _Measuring(self).measured(value, 0)
+        elif _is_int(value):
+            self._check_bits(value)
+        elif isinstance(value, Iterator):
+            return measured_items(self, value)
         return value
+
+    def size_of_made(self, value: Any) -> int:
+        """The size of a value the template made (``Measure.size``), if it is within the limits."""
+        if _is_int(value):
+            self._check_bits(value)
+        return _Measuring(self).measured(value, 0)[0]
+
+    def _check_bits(self, number: int) -> None:
+        if number.bit_length() > self.limits.int_bits:  # |int of a long text; the operators check before
+            raise RenderLimitError(f"a number over {self.limits.int_bits} bits is too large")
+
+    def check_given(self, value: Any) -> Any:
+        """``value`` as it is given on, printed or joined: a namespace is measured again, as it
+        changes; every other value was measured when it was made."""
+        if isinstance(value, Namespace):
+            measure(self, value)
+        return value
+
+    def kept(self, value: Any, refresh: bool) -> tuple[int, int, int] | None:
+        """The kept measure of ``value``, made the most recently used if ``refresh`` (a value
+        used itself, not one met inside another: those are many, and small)."""
+        found = self.measured.pop(id(value), None) if refresh else self.measured.get(id(value))
+        if found is None:
+            return None
+        if refresh:
+            self.measured[id(value)] = found  # the most recently used last
+        return found[1]
+
+    def keep(self, value: Any, measured: tuple[int, int, int]) -> None:
+        self.measured[id(value)] = (value, measured)
+        self.references += _references(value)
+        while self.references > KEPT_REFERENCES:
+            oldest, _ = self.measured.pop(next(iter(self.measured)))
+            self.references -= _references(oldest)
 
     def check_items(self, items: int | None, what: str) -> None:
         if items is not None and items > self.limits.value_items:
@@ -122,107 +162,149 @@ def current() -> Budget:
 
 @dataclass(frozen=True)
 class Measure:
-    size: int  # characters of its texts and items of its lists and dicts, through all it holds
-    items: int  # the values it holds, through all its lists and dicts
+    size: int  # characters of its texts, items of its lists and dicts, through all it holds (``_digits``)
+    items: int  # its lists, dicts and the values in them, through all it holds
     depth: int  # levels of lists and dicts (0 for a text or a number)
 
 
-MEASURES_KEPT = 32  # per render
+# The render keeps the measures of the lists and dicts it met (each with a reference, which
+# keeps its id its own), the most recently used first, up to this many references held by them:
+# a loop that hands the same list, or lists of the same event's dicts, on every step looks
+# through each once. What is forgotten was within the limits and cannot change.
+KEPT_REFERENCES = 1 << 18
 
 
 def measure(b: Budget, value: Any) -> Measure:
     """What ``value`` holds in all, counting a list as often as it is held (as printing it or
-    turning it into JSON would); refused as soon as it passes the size or nesting limit. Each
+    turning it into JSON would), refused as soon as it passes the size or nesting limit. Each
     list is looked through once however often it is held, so this costs at most what the
-    limit allows, and the render's last few measures are kept."""
-    return Measure(*_measure(b, value))
-
-
-def _measure(b: Budget, value: Any) -> tuple[int, int, int]:
-    kept = b.measured.get(id(value))
-    if kept is not None:
-        return kept[1]
-    measuring = _Measuring(b)
-    found = measuring.measured(value, 0)
-    if isinstance(value, _HOLDERS) and not measuring.changeable:
-        if len(b.measured) >= MEASURES_KEPT:
-            del b.measured[next(iter(b.measured))]
-        b.measured[id(value)] = (value, found)
-    return found
+    limit allows."""
+    return Measure(*_Measuring(b).measured(value, 0))
 
 
 _EMPTY: dict[Any, Any] = {}
 _ITEMS_VIEW, _KEYS_VIEW, _VALUES_VIEW = type(_EMPTY.items()), type(_EMPTY.keys()), type(_EMPTY.values())
 # Concrete types, not the abstract KeysView…: this runs on every value a render makes.
 _HOLDERS = (list, tuple, dict, set, frozenset, _KEYS_VIEW, _VALUES_VIEW, _ITEMS_VIEW, Namespace, Cycler)
+_ONE = (float, bool, type(None))  # print in a few characters
 
 
-def _held(value: Any) -> Iterable[Any] | None:
-    """The values ``value`` holds and prints, or None for a value that holds none. Jinja's
-    ``namespace()`` and ``cycler()`` keep theirs inside, and print or give them all the same."""
-    if isinstance(value, str | bytes):
-        return None
+def _held(value: Any) -> Iterable[Any]:
+    """The values ``value`` (one of ``_HOLDERS``) holds and prints. Jinja's ``namespace()`` and
+    ``cycler()`` keep theirs inside, and print or give them all the same."""
+    if isinstance(value, list | tuple | set | frozenset | _KEYS_VIEW | _VALUES_VIEW):
+        return value
     if isinstance(value, dict):
         return [*value.keys(), *value.values()]
     if isinstance(value, _ITEMS_VIEW):
         return [part for pair in value for part in pair]
-    if isinstance(value, list | tuple | set | frozenset | _KEYS_VIEW | _VALUES_VIEW):
-        return value
     if isinstance(value, Namespace):
         attributes = value._Namespace__attrs  # Namespace lets this one name through
         return [*attributes.keys(), *attributes.values()]
-    if isinstance(value, Cycler):
-        return value.items
-    return None
+    assert isinstance(value, Cycler)
+    return value.items
 
 
 class _Measuring:
-    """One ``measure``: lists already measured are remembered by identity (the sandbox lets no
-    template change a list, a dict or a tuple; only a namespace changes)."""
+    """One ``measure``. Lists, dicts and tuples cannot change (the sandbox lets no template
+    change one), so their measures are kept for the render (``Budget.measured``); a namespace
+    changes with every ``{% set ns.x = … %}``, so it is measured whenever it is used, and may
+    not be held by a list, a dict or another namespace, where it would change unseen."""
 
     def __init__(self, b: Budget) -> None:
         self.budget = b
-        self.seen: dict[int, tuple[int, int, int]] = {}
+        self.seen: dict[int, tuple[int, int, int]] = {}  # this walk's other values, by identity
         self.looked = 0
-        self.changeable = False  # whether it holds a namespace, which ``{% set ns.x = … %}`` changes
 
     def measured(self, value: Any, level: int) -> tuple[int, int, int]:
         """(size, items, depth), as in ``Measure``: plain tuples, as there may be many."""
         if isinstance(value, str | bytes):
             return len(value), 1, 0
-        held = _held(value)
-        if held is None:
-            return 1, 1, 0
-        self.changeable = self.changeable or isinstance(value, Namespace)
+        if not isinstance(value, _HOLDERS):
+            return self._printed(value), 1, 0
+        if isinstance(value, Namespace) and level > 0:
+            raise RenderLimitError("a namespace cannot be held in a list, a dict or another namespace; "
+                                   "use its attributes")
         known = self.seen.get(id(value))
-        if known is None and (kept := self.budget.measured.get(id(value))) is not None:
-            known = kept[1]
+        if known is None:
+            known = self.budget.kept(value, refresh=level == 0)
         if known is not None:
             self._check_nesting(level + known[2])
             return known
         self._check_nesting(level + 1)
-        size = items = depth = count = 0
-        for part in held:
-            part_size, part_items, part_depth = self.measured(part, level + 1)
-            size, items, depth, count = size + part_size, items + part_items, max(depth, part_depth), count + 1
-            self._check(max(size, count))
-        found = max(size, count), items + 1, depth + 1
+        found = self._add_up(_held(value), level)
         self.seen[id(value)] = found
+        if not isinstance(value, Namespace):
+            self.budget.keep(value, found)
         return found
+
+    def _add_up(self, held: Iterable[Any], level: int) -> tuple[int, int, int]:
+        limit = self.budget.limits.value_items
+        size = items = depth = count = 0
+        for part in held:  # the hot loop: most values are looked at here, not in a call of their own
+            kind = type(part)
+            if kind is str:
+                size += len(part)
+                items += 1
+            elif kind is int:
+                size += _digits(part)
+                items += 1
+            else:
+                part_size, part_items, part_depth = self.measured(part, level + 1)
+                size, items, depth = size + part_size, items + part_items, max(depth, part_depth)
+            count += 1
+            if size > limit or count > limit:
+                raise RenderLimitError(f"a value holding more than {limit} characters or items in all (its "
+                                       f"lists, dicts and texts together) is too large")
+        self.looked += count
+        if self.looked > 1024:  # a thousand values looked at since the deadline was
+            self.looked = 0
+            self.budget.check_time()
+        return max(size, count), items + 1, depth + 1
+
+    def _printed(self, value: Any) -> int:
+        """A value that holds none: a number as ``_digits``, anything else (a date, a macro,
+        a decimal) the length it prints with, once however often it is held."""
+        if isinstance(value, int):
+            return _digits(value)
+        if isinstance(value, _ONE):
+            return 1
+        known = self.seen.get(id(value))
+        if known is None:
+            known = (len(repr(value)), 1, 0)
+            self.seen[id(value)] = known
+        return known[0]
 
     def _check_nesting(self, levels: int) -> None:
         limit = self.budget.limits.nesting
         if levels > limit:
             raise RenderLimitError(f"a value nested more than {limit} levels deep is too deep")
 
-    def _check(self, size: int) -> None:
-        limit = self.budget.limits.value_items
-        if size > limit:
-            raise RenderLimitError(f"a value holding more than {limit} characters or items in all (its lists, "
-                                   f"dicts and texts together) is too large")
-        self.looked += 1
-        if self.looked % 1024 == 0:
-            self.budget.check_time()
+
+def _references(value: Any) -> int:
+    return len(value.items) if isinstance(value, Cycler) else len(value)
+
+
+def measured_items(b: Budget, items: Iterator[Any]) -> Iterator[Any]:
+    """``items`` (what a filter such as ``map`` or ``batch`` gives one by one), each measured as
+    it comes, and all of them together within the size limit: collected, they are one value."""
+    total = 0
+    for item in items:
+        if type(item) is str:
+            total += len(item)
+        elif isinstance(item, Iterator):  # batch of a generator…: measured as it comes too
+            item = measured_items(b, item)
+        else:
+            total += b.size_of_made(item)
+        b.check_items(total, "what a filter or call gives one by one")
+        yield item
+
+
+def _digits(number: int) -> int:
+    """A number counts as one value, like a text of one character, up to 64 bits (20 digits,
+    as many as a float prints with), and by its digits above (a bit is 0.301 of a digit)."""
+    bits = number.bit_length()
+    return 1 if bits <= 64 else (bits * 1233 >> 12) + 1
 
 
 def size_of(value: Any) -> int | None:

@@ -166,11 +166,16 @@ class _Member(Placeholder):
         return Placeholder(self._name)
 
 
+MONEY_DIGITS = 30  # an amount's whole digits, at most; written out, 1e1000000000 is a billion
+
+
 def money(value: Any) -> str:
     """``150000`` -> ``150.000`` (Indonesian thousands separator, decimals only if present)."""
     try:
         number = Decimal(str(value))
     except (InvalidOperation, ValueError):
+        return str(value)
+    if not number.is_finite() or number.adjusted() > MONEY_DIGITS:  # NaN, or "1e1000000000" from an event
         return str(value)
     whole, _, frac = f"{number:,.2f}".partition(".")
     whole = whole.replace(",", ".")

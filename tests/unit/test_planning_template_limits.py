@@ -13,7 +13,7 @@ from tests.unit.catalog import seeded_catalog
 from wanotify.consumers.notifier.planning import plan_event
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.events import build_envelope
-from wanotify.shared.template_limits import MAX_RENDERED_CHARS, Limits
+from wanotify.shared.template_limits import KEPT_REFERENCES, MAX_RENDERED_CHARS, Limits, budget, measure
 from wanotify.shared.templates import SAMPLE_VARIABLES, render, sample_variables
 
 _SHARED = '{% set a = ["x"] * 100 %}{% set b = [a] * 100 %}{% set c = [b] * 100 %}'
@@ -45,13 +45,22 @@ BOMBS = {
                                  "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ c | string | length }}", "in all"),
     "namespace of shared lists": ('{% set a = ["x"] * 60000 %}{% set ns = namespace() %}'
                                   + "".join(f"{{% set ns.{k} = a %}}" for k in "abcdefghij")
-                                  + "{{ [ns, ns, ns, ns, ns, ns, ns, ns, ns, ns] | string | length }}", "in all"),
-    "namespace changed after it was measured": (
-        '{% set a = ["x"] * 60000 %}{% set ns = namespace() %}{% set l = [ns] * 10 %}{{ l | length }}'
-        + "".join(f"{{% set ns.{k} = a %}}" for k in "abcdefghij") + "{{ l | string | length }}", "in all"),
+                                  + "{{ ns | string | length }}", "in all"),
+    # held by a list, a namespace would change unseen after the list was measured
+    "namespace held by a list": ('{% set a = ["x"] * 60000 %}{% set ns = namespace() %}{% set l = [ns] * 10 %}'
+                                 + "".join(f"{{% set ns.{k} = a %}}" for k in "abcdefghij")
+                                 + "{{ l | string | length }}", "cannot be held"),
     "cycler of shared lists": ('{% set a = ["x"] * 60000 %}{% set c = cycler(a, a, a, a, a, a, a, a, a, a) %}'
                                "{{ ([c.items] * 10) | tojson | length }}", "in all"),
     "indented JSON": ("{{ range(10000) | list | tojson(4000) | length }}", "an indented JSON text"),
+    "JSON indented by a text": ('{{ (range(10000) | list) | tojson(" " * 60000) | length }}', "tojson indent"),
+    "long number printed many times": ('{% set x = ("9" * 4300) | int %}{{ [x] * 65536 }}', "bits"),
+    "macro name printed many times": ("{% macro " + "m" * 8000 + "() %}{% endmacro %}{{ ["
+                                      + "m" * 8000 + "] * 65536 }}", "in all"),
+    "rows filled by batch": ("{% set x = range(10000) | list %}{{ [1] | batch(30000, fill_with=x) | join }}",
+                             "in all"),
+    "items given one by one": ('{{ range(10000) | map("string") | map("center", 4096) '
+                               '| map("replace", " ", "xxxxxxxxxxxxxxxx") | list | length }}', "one by one"),
     "deep nesting": ("{% set ns = namespace(x=1) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}"
                      "{{ ns.x | tojson | length }}", "levels deep"),
 }
@@ -141,3 +150,22 @@ def test_a_value_within_the_limits_prints_and_turns_into_json_as_before():
     assert render(shared + "{{ c | tojson | length }}", SAMPLE_VARIABLES) == str(len(json.dumps([[["x"] * 10] * 10] * 10)))
     assert render("{% set ns = namespace(n=[1, 2]) %}{{ [ns.n, {'k': (3, 4)}] | tojson(2) | length }}",
                   SAMPLE_VARIABLES) == str(len(json.dumps([[1, 2], {"k": [3, 4]}], indent=2)))
+
+
+def test_a_huge_amount_from_an_event_prints_as_it_came_instead_of_being_written_out():
+    tracemalloc.start()
+    assert render("{{ total | money }}", {"total": "1e1000000000"}) == "1e1000000000"
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20_000_000  # a billion digits, written out, would be a gigabyte
+    assert render("{{ total | money }} {{ nan | money }}", {"total": "150000.5", "nan": "NaN"}) == "150.000,50 NaN"
+
+
+def test_the_render_forgets_the_measures_it_used_least_recently_first():
+    with budget() as b:
+        big = ["x"] * 100
+        measure(b, big)
+        for i in range(2 * KEPT_REFERENCES // 1000):  # more references than are kept
+            measure(b, [i] * 1000)
+            measure(b, [big])  # big is used on every step
+        assert id(big) in b.measured and b.references <= KEPT_REFERENCES
