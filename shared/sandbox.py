@@ -3,15 +3,19 @@
 Jinja2's immutable sandbox keeps templates away from Python internals and from changing
 data. On top of it every render is charged to a ``wanotify.shared.template_limits.Budget``:
 
-- every loop's iterable, every ``~`` concatenation and its parts, every list, tuple and dict
-  written in the template and every piece of output (literal text included) passes through a
-  guard, inserted into the parsed template before it is compiled;
-- every call, attribute lookup, filter and the operators ``+ * ** %`` check the deadline and
-  refuse results that would be too large before building them;
+- every loop's iterable, every list, tuple and dict written in the template and every piece
+  of output (literal text included) passes through a guard, and every ``~`` concatenation
+  through a join that stops once it is too long, inserted into the parsed template before it
+  is compiled;
+- every call, attribute lookup, filter and the operators ``+ * ** %`` check the deadline, and
+  refuse results that would be too large before building them where the size can be told
+  beforehand (repeating, padding, replacing, joining, formatting, wrapping, links), after
+  otherwise;
 - a value's size counts everything it holds (``template_limits.measure``), as printing it or
   turning it into JSON builds all of that in one step no deadline can stop: every value made
-  (by a call, a filter, an operator, a literal, and each item a filter gives one by one) is
-  measured as it is made, and a namespace, which changes, whenever it is given on or printed;
+  (by a call, a filter, an operator, a literal, each item a filter gives one by one) is
+  measured as it is made, what a macro is given in all too (its ``varargs``, ``kwargs`` and
+  ``caller`` are made of it), and a namespace, which changes, whenever it is given on or printed;
 - methods of plain data (strings, lists, dicts, dates) are limited to a list of harmless ones;
 - nothing is evaluated at compile time (where no budget applies): the optimizer is off, and
   filters and the output hook need the render's context.
@@ -24,7 +28,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes, pass_context
-from jinja2.runtime import Context
+from jinja2.runtime import Context, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
@@ -41,7 +45,7 @@ from wanotify.shared.template_limits import (
 
 LOOP_GUARD = "_wanotify_loop"
 VALUE_GUARD = "_wanotify_value"
-GIVEN_GUARD = "_wanotify_given"
+CONCAT = "_wanotify_concat"
 
 _STR_METHODS = frozenset("""
     capitalize casefold center count endswith find index isalnum isalpha isascii isdecimal isdigit
@@ -69,7 +73,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.filters = {name: bounded_filter(name, f) for name, f in self.filters.items()}
         self.filters[LOOP_GUARD] = _guard_loop
         self.filters[VALUE_GUARD] = _guard_value
-        self.filters[GIVEN_GUARD] = _guard_given
+        self.filters[CONCAT] = _concat
 
     def guarded(self, source: str) -> nodes.Template:
         """Parse a template and insert the budget's guards."""
@@ -81,8 +85,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
     def is_safe_attribute(self, obj: Any, attr: str, value: Any) -> bool:
         if not super().is_safe_attribute(obj, attr, value):
             return False
-        if not callable(value) or not isinstance(obj, _DATA_TYPES):
-            return True
+        if getattr(value, "__self__", None) is not obj or not isinstance(obj, _DATA_TYPES):
+            return True  # not a method of plain data (a field of a groupby's tuple may hold anything)
         return any(isinstance(obj, types) and attr in names for types, names in _SAFE_METHODS)
 
     def wrap_str_format(self, value: Any) -> None:
@@ -108,6 +112,9 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         b = current()
         b.check_time()
         _check_arguments(b, args, kwargs)
+        if isinstance(obj, Macro):  # its varargs, kwargs and caller's arguments are made of them
+            b.check_items(sum(b.size_of_given(value) for value in (*args, *kwargs.values())),
+                          "what a macro is given")
         if isinstance(getattr(obj, "__self__", None), str):
             args = _check_str_method(b, obj.__self__, obj.__name__, args, kwargs)
         return b.check_value(super().call(context, obj, *args, **kwargs))
@@ -122,9 +129,8 @@ class _Guards(NodeTransformer):
         return node
 
     def visit_Concat(self, node: nodes.Concat) -> nodes.Node:
-        self.generic_visit(node)
-        node.nodes = [_filter(part, GIVEN_GUARD) for part in node.nodes]  # each part becomes a text
-        return _filter(node, VALUE_GUARD)
+        self.generic_visit(node)  # a ~ b ~ c: the parts go to _concat, which joins their texts
+        return _filter(nodes.List(node.nodes, lineno=node.lineno), CONCAT)
 
     # What a template writes as a literal may hold large values many times: [c, c, c].
     def visit_List(self, node: nodes.List) -> nodes.Node:
@@ -171,8 +177,17 @@ def _guard_value(_context: Context, value: Any) -> Any:
 
 
 @pass_context
-def _guard_given(_context: Context, value: Any) -> Any:
-    return current().check_given(value)
+def _concat(_context: Context, parts: list[Any]) -> str:
+    """``a ~ b ~ …``, stopped as soon as the texts are longer than a value may be: 2,500
+    parts that each print 300,000 characters are not joined."""
+    b = current()
+    texts, size = [], 0
+    for part in parts:
+        text = str(b.check_given(part))
+        size += len(text)
+        b.check_items(size, "a ~ concatenation")
+        texts.append(text)
+    return "".join(texts)
 
 
 def _check_arguments(b: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -241,8 +256,10 @@ def _check_indent(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
 def _check_wordwrap(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
     width = _arg(args, kwargs, 0, "width", 79)
     wrapstring = _arg(args, kwargs, 2, "wrapstring", None) or "\n"
-    breaks = len(str(value)) // max(width, 1) + 1 if isinstance(width, int) else 0
-    b.check_items(len(str(value)) + breaks * len(str(wrapstring)), "a wrapped text")
+    text = str(value)
+    lines = text.count("\n") + 1  # each line is wrapped on its own, and they are joined by wrapstring
+    breaks = len(text) // max(width, 1) + lines if isinstance(width, int) else lines
+    b.check_items(len(text) + breaks * len(str(wrapstring)), "a wrapped text")
     return value, args
 
 
@@ -277,7 +294,15 @@ def _check_count(index: int, name: str) -> Check:
 
 
 def _check_format(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
-    check_printf(b, str(value))
+    check_printf(b, str(value), kwargs or args)  # the filter formats with kwargs if it has any
+    return value, args
+
+
+def _check_urlize(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    text = str(value)
+    attributes = sum(len(str(_arg(args, kwargs, i, name, "") or "")) for i, name in ((2, "target"), (3, "rel")))
+    # each word may become a link: the address twice, the attributes and the markup around them
+    b.check_items(2 * len(text) + len(text.split()) * (attributes + 64), "a text with links")
     return value, args
 
 
@@ -294,7 +319,7 @@ def _check_tojson(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
 _CHECKS: dict[str, Check] = {
     "center": _check_center, "indent": _check_indent, "wordwrap": _check_wordwrap, "replace": _check_replace,
     "join": _check_join, "sum": _check_sum, "batch": _check_count(0, "linecount"), "slice": _check_count(0, "slices"),
-    "format": _check_format, "tojson": _check_tojson,
+    "format": _check_format, "tojson": _check_tojson, "urlize": _check_urlize,
 }
 _PASS = {"context": lambda c: c, "eval_context": lambda c: c.eval_ctx, "environment": lambda c: c.environment}
 

@@ -6,8 +6,8 @@ internals: ``{{ "x"|center(50000000) }}``, ``{{ (1,)*50000000 }}`` or two nested
 memory. A ``Budget`` lives for one render (in a context variable, so renders in several
 threads do not share one). The sandbox (``wanotify.shared.sandbox``) checks it on every loop step,
 call, attribute lookup, filter and piece of output, and checks sizes *before* every
-operation that can multiply one (repeating, padding, replacing, joining): a check after
-the operation would come after the memory is spent.
+operation that can multiply one (repeating, padding, replacing, joining, formatting,
+wrapping, making links): a check after the operation would come after the memory is spent.
 
 A value's size counts everything it holds, through its lists and dicts, as often as it holds
 it: ``[c] * 100`` of ``[b] * 100`` of ``[a] * 100`` costs little to build (each list holds 100
@@ -23,6 +23,7 @@ from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from contextvars import ContextVar
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 from jinja2.exceptions import SecurityError
@@ -54,15 +55,15 @@ class RenderLimitError(SecurityError):
 class Budget:
     """The running cost of one render, checked against its limits."""
 
-    __slots__ = ("deadline", "iterations", "limits", "measured", "references", "written")
+    __slots__ = ("deadline", "iterations", "kept_size", "limits", "measured", "written")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.seconds
         self.iterations = 0
         self.written = 0
-        self.measured: dict[int, tuple[Any, tuple[int, int, int]]] = {}  # see KEPT_REFERENCES
-        self.references = 0
+        self.measured: dict[int, tuple[Any, tuple[int, int, int]]] = {}  # see KEPT_SIZE, oldest first
+        self.kept_size = 0
 
     def check_time(self) -> None:
         if time.monotonic() > self.deadline:
@@ -85,16 +86,24 @@ class Budget:
         """``value``, just made by the template (a call's, a filter's or an operator's result, a
         literal), if what it holds in all is within the limits (``measure``); what a filter gives
         one by one is measured as it comes. Every value a render holds was so measured, or is
-        one of its variables (an event's, at most ``MAX_EVENT_BYTES``), or a part of one."""
+        one of its variables (an event's, at most ``MAX_EVENT_BYTES``), or a part of one, or a
+        macro's ``varargs`` or ``kwargs`` (what it is given is bounded in all when it is called)."""
         if isinstance(value, str | bytes):
             self.check_items(len(value), "a value")
         elif isinstance(value, _HOLDERS):
             _Measuring(self).measured(value, 0)
         elif _is_int(value):
             self._check_bits(value)
+        elif isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= _digits(1 << self.limits.int_bits):
+            # cheap to compute, as (amount ** 100) ** 100, and a million digits to print or to |int
+            raise RenderLimitError(f"a decimal number over {self.limits.int_bits} bits is too large")
         elif isinstance(value, Iterator):
             return measured_items(self, value)
         return value
+
+    def size_of_given(self, value: Any) -> int:
+        """The size (``Measure.size``) of a value the template holds (measured when it was made)."""
+        return len(value) if isinstance(value, str) else _Measuring(self).measured(value, 0)[0]
 
     def size_of_made(self, value: Any) -> int:
         """The size of a value the template made (``Measure.size``), if it is within the limits."""
@@ -115,7 +124,8 @@ class Budget:
 
     def kept(self, value: Any, refresh: bool) -> tuple[int, int, int] | None:
         """The kept measure of ``value``, made the most recently used if ``refresh`` (a value
-        used itself, not one met inside another: those are many, and small)."""
+        used itself; one met inside another is not moved, which would cost a move for each
+        of a list's items)."""
         found = self.measured.pop(id(value), None) if refresh else self.measured.get(id(value))
         if found is None:
             return None
@@ -125,10 +135,10 @@ class Budget:
 
     def keep(self, value: Any, measured: tuple[int, int, int]) -> None:
         self.measured[id(value)] = (value, measured)
-        self.references += _references(value)
-        while self.references > KEPT_REFERENCES:
-            oldest, _ = self.measured.pop(next(iter(self.measured)))
-            self.references -= _references(oldest)
+        self.kept_size += measured[0]
+        while self.kept_size > KEPT_SIZE:
+            _, (size, _, _) = self.measured.pop(next(iter(self.measured)))
+            self.kept_size -= size
 
     def check_items(self, items: int | None, what: str) -> None:
         if items is not None and items > self.limits.value_items:
@@ -167,11 +177,12 @@ class Measure:
     depth: int  # levels of lists and dicts (0 for a text or a number)
 
 
-# The render keeps the measures of the lists and dicts it met (each with a reference, which
-# keeps its id its own), the most recently used first, up to this many references held by them:
-# a loop that hands the same list, or lists of the same event's dicts, on every step looks
-# through each once. What is forgotten was within the limits and cannot change.
-KEPT_REFERENCES = 1 << 18
+# The render keeps the measures of the lists and dicts it met, each with a reference to it (which
+# keeps its id its own, and it alive), as long as their sizes add up to at most this; the least
+# recently used are forgotten first. A loop that hands the same list, or lists of the same
+# event's dicts, on every step looks through each once. What is forgotten was within the
+# limits and cannot change.
+KEPT_SIZE = 1 << 18
 
 
 def measure(b: Budget, value: Any) -> Measure:
@@ -281,10 +292,6 @@ class _Measuring:
             raise RenderLimitError(f"a value nested more than {limit} levels deep is too deep")
 
 
-def _references(value: Any) -> int:
-    return len(value.items) if isinstance(value, Cycler) else len(value)
-
-
 def measured_items(b: Budget, items: Iterator[Any]) -> Iterator[Any]:
     """``items`` (what a filter such as ``map`` or ``batch`` gives one by one), each measured as
     it comes, and all of them together within the size limit: collected, they are one value."""
@@ -323,7 +330,7 @@ def check_binop(b: Budget, operator: str, left: Any, right: Any) -> None:
         if sizes[0] is not None and sizes[1] is not None:
             b.check_items(sizes[0] + sizes[1], "a concatenation")
     elif operator == "%" and isinstance(left, str):
-        check_printf(b, left)
+        check_printf(b, left, right)
 
 
 def _check_product(b: Budget, left: Any, right: Any) -> None:
@@ -350,14 +357,22 @@ def _is_int(value: Any) -> bool:
 _PRINTF = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
 
 
-def check_printf(b: Budget, fmt: str) -> None:
-    """``"%50000000d" % 1`` builds a 50 MB string: refuse widths and precisions that large."""
+def check_printf(b: Budget, fmt: str, values: Any) -> None:
+    """``"%50000000d" % 1`` builds a 50 MB string, ``("%s" * 4000) % (a, a, …)`` or
+    ``("%(a)s" * 4000) % {"a": a}`` a large value 4,000 times: refuse widths and precisions
+    that large, and formats whose conversions could print more than a value may hold."""
+    conversions = 0
     for match in _PRINTF.finditer(fmt):
+        conversions += not match.group().endswith("%")
         for number in match.groups():
             if number == "*":
                 raise RenderLimitError("a * width or precision in a format string is not allowed")
             if number is not None:
                 b.check_width(int(number), "a format")
+    if conversions:
+        given = values.values() if isinstance(values, dict) else values if isinstance(values, tuple) else (values,)
+        largest = max((b.size_of_given(value) for value in given), default=0)
+        b.check_items(len(fmt) + conversions * largest, "a formatted text")
 
 
 def replace_size(text: str, old: str, new: str, count: int | None) -> int:

@@ -166,7 +166,9 @@ class _Member(Placeholder):
         return Placeholder(self._name)
 
 
-MONEY_DIGITS = 30  # an amount's whole digits, at most; written out, 1e1000000000 is a billion
+# An amount with more than 31 whole digits (Decimal.adjusted() over 30) is no amount: written
+# out, the 12 characters 1e1000000000 are a billion digits.
+MONEY_DIGITS = 30
 
 
 def money(value: Any) -> str:

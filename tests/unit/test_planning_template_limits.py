@@ -13,7 +13,7 @@ from tests.unit.catalog import seeded_catalog
 from wanotify.consumers.notifier.planning import plan_event
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.events import build_envelope
-from wanotify.shared.template_limits import KEPT_REFERENCES, MAX_RENDERED_CHARS, Limits, budget, measure
+from wanotify.shared.template_limits import KEPT_SIZE, MAX_RENDERED_CHARS, Limits, budget, measure
 from wanotify.shared.templates import SAMPLE_VARIABLES, render, sample_variables
 
 _SHARED = '{% set a = ["x"] * 100 %}{% set b = [a] * 100 %}{% set c = [b] * 100 %}'
@@ -61,6 +61,19 @@ BOMBS = {
                              "in all"),
     "items given one by one": ('{{ range(10000) | map("string") | map("center", 4096) '
                                '| map("replace", " ", "xxxxxxxxxxxxxxxx") | list | length }}', "one by one"),
+    "macro given many large values": ('{% set a = ["x"] * 60000 %}{% macro m() %}{{ varargs | length }}{% endmacro %}'
+                                      "{{ m(a, a, a, a, a, a, a, a, a, a) }}", "what a macro is given"),
+    "named format of a large value": ('{% set a = ["x"] * 60000 %}{{ (("%(a)s" * 4000) % {"a": a}) | length }}',
+                                      "a formatted text"),
+    "format of many large texts": ('{% set s = "x" * 60000 %}{{ ("%s" * 10) | format(s, s, s, s, s, s, s, s, s, s) '
+                                   "| length }}", "a formatted text"),
+    "concatenation of large values": ('{% set a = ["x"] * 60000 %}{{ (a ~ a ~ a ~ a ~ a ~ a ~ a ~ a ~ a ~ a) '
+                                      "| length }}", "~ concatenation"),
+    "wrapping many lines": ('{{ ("\n" * 32000) | wordwrap(1000000000, wrapstring="y" * 32000) | length }}',
+                            "a wrapped text"),
+    "links with long attributes": ('{{ ("www.a.com " * 6500) | urlize(target="t" * 32000, rel="r" * 32000) '
+                                   "| length }}", "a text with links"),
+    "a decimal with a million digits": ("{{ (((amount ** 100) ** 100) ** 15) | int }}", "decimal number over"),
     "deep nesting": ("{% set ns = namespace(x=1) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}"
                      "{{ ns.x | tojson | length }}", "levels deep"),
 }
@@ -165,7 +178,17 @@ def test_the_render_forgets_the_measures_it_used_least_recently_first():
     with budget() as b:
         big = ["x"] * 100
         measure(b, big)
-        for i in range(2 * KEPT_REFERENCES // 1000):  # more references than are kept
+        for i in range(2 * KEPT_SIZE // 1000):  # more than is kept
             measure(b, [i] * 1000)
             measure(b, [big])  # big is used on every step
-        assert id(big) in b.measured and b.references <= KEPT_REFERENCES
+        assert id(big) in b.measured and b.kept_size <= KEPT_SIZE
+
+
+def test_what_the_render_keeps_measured_does_not_keep_many_large_texts_alive():
+    # each step makes a one-item list of a new 65,005-character text, measured and kept
+    body = '{% set s = "x" * 65000 %}{% for i in range(9000) %}{% set x = [s ~ i] %}{% endfor %}done'
+    tracemalloc.start()
+    assert render(body, SAMPLE_VARIABLES, Limits(seconds=120)) == "done"  # no time limit in the way
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20_000_000  # 9,000 of them kept alive would be 585 MB
