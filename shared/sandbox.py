@@ -9,13 +9,15 @@ data. On top of it every render is charged to a ``wanotify.shared.template_limit
   is compiled;
 - every call, attribute lookup, filter and the operators ``+ * ** %`` check the deadline, and
   refuse results that would be too large before building them where the size can be told
-  beforehand (repeating, padding, replacing, joining, formatting, wrapping, links), after
-  otherwise;
+  beforehand (repeating, padding, replacing, joining, formatting, wrapping, links, pretty
+  printing, date formats), after otherwise;
 - a value's size counts everything it holds (``template_limits.measure``), as printing it or
   turning it into JSON builds all of that in one step no deadline can stop: every value made
   (by a call, a filter, an operator, a literal, each item a filter gives one by one) is
   measured as it is made, what a macro is given in all too (its ``varargs``, ``kwargs`` and
   ``caller`` are made of it), and a namespace, which changes, whenever it is given on or printed;
+  what holds values out of sight (a generator, a loop, a joiner) may not be held by a list or
+  a namespace, nor given to a filter that gives its values later, so none can hide a chain;
 - methods of plain data (strings, lists, dicts, dates) are limited to a list of harmless ones;
 - nothing is evaluated at compile time (where no budget applies): the optimizer is off, and
   filters and the output hook need the render's context.
@@ -24,6 +26,7 @@ data. On top of it every render is charged to a ``wanotify.shared.template_limit
 from __future__ import annotations
 
 import datetime
+import re
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
@@ -38,6 +41,7 @@ from wanotify.shared.template_limits import (
     check_binop,
     check_printf,
     current,
+    is_opaque,
     join_size,
     measure,
     replace_size,
@@ -115,9 +119,12 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         if isinstance(obj, Macro):  # its varargs, kwargs and caller's arguments are made of them
             b.check_items(sum(b.size_of_given(value) for value in (*args, *kwargs.values())),
                           "what a macro is given")
-        if isinstance(getattr(obj, "__self__", None), str):
-            args = _check_str_method(b, obj.__self__, obj.__name__, args, kwargs)
-        return b.check_value(super().call(context, obj, *args, **kwargs))
+        owner = getattr(obj, "__self__", None)
+        if isinstance(owner, str):
+            args = _check_str_method(b, owner, obj.__name__, args, kwargs)
+        elif isinstance(owner, datetime.date | datetime.time) and obj.__name__ == "strftime":
+            _check_strftime(b, _arg(args, kwargs, 0, "format", ""))
+        return _made_of(b, super().call(context, obj, *args, **kwargs), args, kwargs)
 
 
 class _Guards(NodeTransformer):
@@ -188,6 +195,28 @@ def _concat(_context: Context, parts: list[Any]) -> str:
         b.check_items(size, "a ~ concatenation")
         texts.append(text)
     return "".join(texts)
+
+
+def _made_of(b: Budget, result: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``result`` of a call or filter given ``args``, measured; one that gives its values later
+    (a generator) may hold its arguments, and may not hold one that holds others out of sight:
+    ``big | batch(1, fill_with=previous)`` on every step would chain them unmeasured."""
+    if is_opaque(result) and any(is_opaque(value) for value in (*args, *kwargs.values())):
+        raise RenderLimitError("a generator, a loop or a joiner cannot be given to a filter or call that gives "
+                               "its values one by one, except as what it filters; make it a list first")
+    return b.check_value(result)
+
+
+def _check_strftime(b: Budget, fmt: Any) -> None:
+    """``strftime("%1500Y" * 10000)`` pads every conversion as wide as it is told."""
+    if isinstance(fmt, str):
+        widths = sum(int(width) for width in _STRFTIME_WIDTH.findall(fmt))
+        b.check_items(len(fmt) * _STRFTIME_GROWTH + widths, "a date format")
+
+
+# %c prints 24 characters for 2; a width pads a conversion to it (%10Y); glibc's flags come first.
+_STRFTIME_GROWTH = 16
+_STRFTIME_WIDTH = re.compile(r"%[-_0^#]*(\d+)")
 
 
 def _check_arguments(b: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
@@ -306,6 +335,12 @@ def _check_urlize(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
     return value, args
 
 
+def _check_pprint(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    held = measure(b, value)  # pprint prints each level again to see whether it fits a line
+    b.check_items(held.size * (held.depth + 1), "a pretty-printed value")
+    return value, args
+
+
 def _check_tojson(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
     indent = _arg(args, kwargs, 0, "indent", None)
     indent = len(indent) if isinstance(indent, str) else indent  # json takes a text as the indent too
@@ -319,7 +354,7 @@ def _check_tojson(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
 _CHECKS: dict[str, Check] = {
     "center": _check_center, "indent": _check_indent, "wordwrap": _check_wordwrap, "replace": _check_replace,
     "join": _check_join, "sum": _check_sum, "batch": _check_count(0, "linecount"), "slice": _check_count(0, "slices"),
-    "format": _check_format, "tojson": _check_tojson, "urlize": _check_urlize,
+    "format": _check_format, "tojson": _check_tojson, "urlize": _check_urlize, "pprint": _check_pprint,
 }
 _PASS = {"context": lambda c: c, "eval_context": lambda c: c.eval_ctx, "environment": lambda c: c.environment}
 
@@ -338,7 +373,7 @@ def bounded_filter(name: str, func: Callable[..., Any]) -> Callable[..., Any]:
         if check is not None:
             value, args = check(b, value, args, kwargs)
         extra = (_PASS[passed](context),) if passed else ()
-        return b.check_value(func(*extra, value, *args, **kwargs))
+        return _made_of(b, func(*extra, value, *args, **kwargs), args, kwargs)
 
     bounded.__name__ = getattr(func, "__name__", name)
     return bounded

@@ -27,7 +27,7 @@ from decimal import Decimal
 from typing import Any
 
 from jinja2.exceptions import SecurityError
-from jinja2.utils import Cycler, Namespace
+from jinja2.utils import Cycler, Joiner, Namespace
 
 MAX_RENDERED_CHARS = 4096  # WhatsApp's limit for a text message body
 MAX_TEMPLATE_CHARS = 16_384  # a template longer than four full messages is a mistake
@@ -198,6 +198,13 @@ _ITEMS_VIEW, _KEYS_VIEW, _VALUES_VIEW = type(_EMPTY.items()), type(_EMPTY.keys()
 # Concrete types, not the abstract KeysView…: this runs on every value a render makes.
 _HOLDERS = (list, tuple, dict, set, frozenset, _KEYS_VIEW, _VALUES_VIEW, _ITEMS_VIEW, Namespace, Cycler)
 _ONE = (float, bool, type(None))  # print in a few characters
+# Values that hold others out of sight (a generator, a loop, a joiner): kept in a list, one
+# could hold another, and that one a large text, step after step.
+_OPAQUE = (Iterator, Joiner)
+
+
+def is_opaque(value: Any) -> bool:
+    return isinstance(value, _OPAQUE)
 
 
 def _held(value: Any) -> Iterable[Any]:
@@ -232,6 +239,9 @@ class _Measuring:
         if isinstance(value, str | bytes):
             return len(value), 1, 0
         if not isinstance(value, _HOLDERS):
+            if level > 0 and isinstance(value, _OPAQUE):
+                raise RenderLimitError(f"a {type(value).__name__} cannot be held in a list, a dict or a namespace, "
+                                       "where what it holds would go unmeasured; make it a list first")
             return self._printed(value), 1, 0
         if isinstance(value, Namespace) and level > 0:
             raise RenderLimitError("a namespace cannot be held in a list, a dict or another namespace; "
@@ -353,8 +363,27 @@ def _is_int(value: Any) -> bool:
     return isinstance(value, int) and not isinstance(value, bool)
 
 
-# printf-style conversions: %[(name)][flags][width][.precision][length]type
-_PRINTF = re.compile(r"%(?:\([^)]*\))?[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
+# What follows a printf-style conversion's %, after its (key): [flags][width][.precision][length]type
+_PRINTF_SPEC = re.compile(r"[#0\- +]*(\*|\d+)?(?:\.(\*|\d+))?[hlL]?[a-zA-Z%]")
+
+
+def _printf_conversions(fmt: str) -> Iterator[tuple[str | None, str | None, str]]:
+    """(width, precision, type) of each conversion in ``fmt``, read as Python reads them: a
+    key may hold brackets, ``%(a(b))s`` being the key ``a(b)``. What Python may read but this
+    cannot is refused, so no width escapes the check."""
+    at = fmt.find("%")
+    while at >= 0:
+        at += 1
+        if fmt.startswith("(", at):
+            depth, at = 1, at + 1
+            while depth and at < len(fmt):
+                depth += {"(": 1, ")": -1}.get(fmt[at], 0)
+                at += 1
+        spec = _PRINTF_SPEC.match(fmt, at)
+        if spec is None:
+            raise RenderLimitError(f"a format string with an unreadable conversion at character {at}")
+        yield spec.group(1), spec.group(2), spec.group()[-1]
+        at = fmt.find("%", spec.end())
 
 
 def check_printf(b: Budget, fmt: str, values: Any) -> None:
@@ -362,9 +391,9 @@ def check_printf(b: Budget, fmt: str, values: Any) -> None:
     ``("%(a)s" * 4000) % {"a": a}`` a large value 4,000 times: refuse widths and precisions
     that large, and formats whose conversions could print more than a value may hold."""
     conversions = 0
-    for match in _PRINTF.finditer(fmt):
-        conversions += not match.group().endswith("%")
-        for number in match.groups():
+    for width, precision, kind in _printf_conversions(fmt):
+        conversions += kind != "%"
+        for number in (width, precision):
             if number == "*":
                 raise RenderLimitError("a * width or precision in a format string is not allowed")
             if number is not None:

@@ -52,6 +52,9 @@ SAMPLE_VARIABLES: dict[str, Any] = {
 }
 
 
+_MAX_NAME_CHARS = 200
+
+
 class Placeholder:
     """The stand-in for a variable whose type nobody knows before an event brings it: those of
     ``notification.requested``, which carry any variables. Whatever a template does with it
@@ -81,7 +84,10 @@ class Placeholder:
     # Jinja reads ``x.attr`` as ``x["attr"]`` when there is no such attribute, and Python's own
     # probes (``__html__``, ``jinja_pass_arg``…) still find nothing: no __getattr__ here.
     def __getitem__(self, key: Any) -> Placeholder:
-        return _Member(f"{self._name}.{key}" if isinstance(key, str) else self._name)
+        if not isinstance(key, str):
+            return _Member(self._name)
+        # cut: a key made in a loop (ns.p = ns.p[key]) would otherwise grow the name on every step
+        return _Member(f"{self._name}.{key}"[:_MAX_NAME_CHARS])
 
     def __iter__(self) -> Iterator[Placeholder]:
         yield Placeholder(self._name)  # one item, so a loop's body is tried

@@ -16,6 +16,9 @@ from wanotify.shared.events import build_envelope
 from wanotify.shared.template_limits import KEPT_SIZE, MAX_RENDERED_CHARS, Limits, budget, measure
 from wanotify.shared.templates import SAMPLE_VARIABLES, render, sample_variables
 
+# Each step keeps the last step's value and a new 65,005-character text in a new one.
+_CHAIN = ('{{% set ns = namespace(g=none) %}}{{% set big = "x" * 65000 %}}{{% for i in range(1000) %}}'
+          "{{% set ns.g = {} %}}{{% endfor %}}done")
 _SHARED = '{% set a = ["x"] * 100 %}{% set b = [a] * 100 %}{% set c = [b] * 100 %}'
 
 # The three bombs of the review, and relatives that reach the same cost by other paths.
@@ -74,6 +77,17 @@ BOMBS = {
     "links with long attributes": ('{{ ("www.a.com " * 6500) | urlize(target="t" * 32000, rel="r" * 32000) '
                                    "| length }}", "a text with links"),
     "a decimal with a million digits": ("{{ (((amount ** 100) ** 100) ** 15) | int }}", "decimal number over"),
+    "format key with brackets": ('{{ "%(a(b))400000000s" % {"a(b)": "x"} }}', "format width"),
+    "generators chained in a namespace": (_CHAIN.format('[ns.g, big ~ i] | map("string")'), "cannot be held"),
+    "joiners chained in a namespace": (_CHAIN.format("joiner([ns.g, big ~ i])"), "cannot be held"),
+    "generators chained through an argument": (_CHAIN.format("(big ~ i) | batch(1, ns.g)"), "cannot be given"),
+    "loops chained in a namespace": ('{% set ns = namespace(g=none) %}{% set big = "x" * 65000 %}'
+                                     "{% for i in range(1000) %}{% for x in [ns.g, big ~ i] %}{% set ns.g = loop %}"
+                                     "{% endfor %}{% endfor %}done", "cannot be held"),
+    "pretty-printing a deep value": ("{% set ns = namespace(a=range(10000) | list) %}{% for i in range(31) %}"
+                                     "{% set ns.a = [ns.a] %}{% endfor %}{{ ns.a | pprint | length }}",
+                                     "a pretty-printed value"),
+    "date format widths": ('{{ occurred_at.strftime("%1500Y" * 1000) | length }}', "a date format"),
     "deep nesting": ("{% set ns = namespace(x=1) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}"
                      "{{ ns.x | tojson | length }}", "levels deep"),
 }
