@@ -7,7 +7,7 @@ data. On top of it every render is charged to a ``wanotify.shared.template_limit
   of output (literal text included) passes through a guard, and every ``~`` concatenation
   through a join that stops once it is too long, inserted into the parsed template before it
   is compiled;
-- every call, attribute lookup, filter and the operators ``+ * ** %`` check the deadline, and
+- every call, attribute lookup, filter and arithmetic operator checks the deadline, and
   refuse results that would be too large before building them where the size can be told
   beforehand (repeating, padding, replacing, joining, formatting, wrapping, links, pretty
   printing, date formats), after otherwise;
@@ -67,7 +67,8 @@ _DATA_TYPES = (str, bytes, int, float, complex, list, tuple, dict, set, frozense
 
 
 class BoundedEnvironment(ImmutableSandboxedEnvironment):
-    intercepted_binops = frozenset(["*", "**", "+", "%"])
+    # All of them: each result is measured (a decimal divided by a tiny one has a million digits)
+    intercepted_binops = frozenset(["*", "**", "+", "%", "-", "/", "//"])
 
     def __init__(self) -> None:
         super().__init__(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=False,

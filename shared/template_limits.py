@@ -94,9 +94,8 @@ class Budget:
             _Measuring(self).measured(value, 0)
         elif _is_int(value):
             self._check_bits(value)
-        elif isinstance(value, Decimal) and value.is_finite() and value.adjusted() >= _digits(1 << self.limits.int_bits):
-            # cheap to compute, as (amount ** 100) ** 100, and a million digits to print or to |int
-            raise RenderLimitError(f"a decimal number over {self.limits.int_bits} bits is too large")
+        elif isinstance(value, Decimal):
+            self._check_decimal(value)
         elif isinstance(value, Iterator):
             return measured_items(self, value)
         return value
@@ -111,6 +110,13 @@ class Budget:
             self._check_bits(value)
         return _Measuring(self).measured(value, 0)[0]
 
+    def _check_decimal(self, number: Decimal) -> None:
+        """Cheap to compute ((amount ** 100) ** 100, 1 / amount.scaleb(-999990)) and short to
+        print, a decimal with a million digits holds the CPU for seconds when |int or %d
+        writes them all out."""
+        if number.is_finite() and abs(number.adjusted()) >= _digits(1 << self.limits.int_bits):
+            raise RenderLimitError(f"a decimal number over {self.limits.int_bits} bits is too large or too small")
+
     def _check_bits(self, number: int) -> None:
         if number.bit_length() > self.limits.int_bits:  # |int of a long text; the operators check before
             raise RenderLimitError(f"a number over {self.limits.int_bits} bits is too large")
@@ -120,6 +126,8 @@ class Budget:
         changes; every other value was measured when it was made."""
         if isinstance(value, Namespace):
             measure(self, value)
+        elif isinstance(value, Decimal):  # made by a method of a decimal, which the sandbox lets through
+            self._check_decimal(value)
         return value
 
     def kept(self, value: Any, refresh: bool) -> tuple[int, int, int] | None:

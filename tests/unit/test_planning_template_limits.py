@@ -88,6 +88,10 @@ BOMBS = {
                                      "{% set ns.a = [ns.a] %}{% endfor %}{{ ns.a | pprint | length }}",
                                      "a pretty-printed value"),
     "date format widths": ('{{ occurred_at.strftime("%1500Y" * 1000) | length }}', "a date format"),
+    "a decimal divided by a tiny one": ("{% set t = (amount ** -100) ** 100 %}"
+                                        "{{ (1 / t / t / t / t / t / t / t / t / t / t / t / t / t / t / t) | int }}",
+                                        "decimal number over"),
+    "a decimal from a method": ("{{ (1 / amount.scaleb(-999990)) | int }}", "decimal number over"),
     "deep nesting": ("{% set ns = namespace(x=1) %}{% for i in range(5000) %}{% set ns.x = [ns.x] %}{% endfor %}"
                      "{{ ns.x | tojson | length }}", "levels deep"),
 }
