@@ -9,6 +9,7 @@ configuration error, printed with its fix).
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 from collections.abc import Callable, Coroutine
@@ -37,6 +38,15 @@ ROLES = ("notifier", "sender")
 HELD_CONNECTIONS = 1
 
 
+def settle_memory() -> None:
+    """Keep what start-up made (modules, classes, the engine: about 100,000 objects) out of the
+    cyclic garbage collector's full passes. Each full pass looked at all of them, about 100 ms
+    here, and held up the message in hand: a message's way through an idle notifier took 100-
+    135 ms instead of about 25 whenever one came. They live as long as the process anyway."""
+    gc.collect()
+    gc.freeze()
+
+
 def database_threads(database_url: str) -> tuple[ThreadPoolExecutor, Engine]:
     """The threads a consumer process runs its database work in, and an engine whose pool (and
     its autocommit twin's) keeps a connection for each of them."""
@@ -63,6 +73,7 @@ async def run_roles(settings: Settings, roles: list[str], metrics: Metrics | Non
         if "sender" in roles:
             await asyncio.to_thread(_require_providers, settings, sessions)
         log.info("PostgreSQL at %s: ready", where_database(settings.database_url))
+        settle_memory()
     except Stopped:
         engine.dispose()
         return
