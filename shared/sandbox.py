@@ -8,7 +8,7 @@ data. On top of it every render is charged to a ``wanotify.shared.template_limit
   through a join that stops once it is too long, inserted into the parsed template before it
   is compiled;
 - every call, attribute lookup, filter and arithmetic operator checks the deadline, and
-  refuse results that would be too large before building them where the size can be told
+  refuses results that would be too large before building them where the size can be told
   beforehand (repeating, padding, replacing, joining, formatting, wrapping, links, pretty
   printing, date formats), after otherwise;
 - a value's size counts everything it holds (``template_limits.measure``), as printing it or
@@ -118,7 +118,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         b.check_time()
         _check_arguments(b, args, kwargs)
         if isinstance(obj, Macro):  # its varargs, kwargs and caller's arguments are made of them
-            b.check_items(sum(b.size_of_given(value) for value in (*args, *kwargs.values())),
+            b.check_items(sum(b.size(value) for value in (*args, *kwargs.values())),
                           "what a macro is given")
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, str):

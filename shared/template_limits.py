@@ -100,14 +100,15 @@ class Budget:
             return measured_items(self, value)
         return value
 
-    def size_of_given(self, value: Any) -> int:
-        """The size (``Measure.size``) of a value the template holds (measured when it was made)."""
-        return len(value) if isinstance(value, str) else _Measuring(self).measured(value, 0)[0]
-
-    def size_of_made(self, value: Any) -> int:
-        """The size of a value the template made (``Measure.size``), if it is within the limits."""
+    def size(self, value: Any) -> int:
+        """The size (``Measure.size``) of a value the template holds or has just made, refused if
+        it is over the limits (a number or a decimal by its bits, like ``check_value``)."""
+        if isinstance(value, str):
+            return len(value)
         if _is_int(value):
             self._check_bits(value)
+        elif isinstance(value, Decimal):
+            self._check_decimal(value)
         return _Measuring(self).measured(value, 0)[0]
 
     def _check_decimal(self, number: Decimal) -> None:
@@ -320,7 +321,7 @@ def measured_items(b: Budget, items: Iterator[Any]) -> Iterator[Any]:
         elif isinstance(item, Iterator):  # batch of a generator…: measured as it comes too
             item = measured_items(b, item)
         else:
-            total += b.size_of_made(item)
+            total += b.size(item)
         b.check_items(total, "what a filter or call gives one by one")
         yield item
 
@@ -408,7 +409,7 @@ def check_printf(b: Budget, fmt: str, values: Any) -> None:
                 b.check_width(int(number), "a format")
     if conversions:
         given = values.values() if isinstance(values, dict) else values if isinstance(values, tuple) else (values,)
-        largest = max((b.size_of_given(value) for value in given), default=0)
+        largest = max((b.size(value) for value in given), default=0)
         b.check_items(len(fmt) + conversions * largest, "a formatted text")
 
 
