@@ -333,9 +333,10 @@ def _digits(number: int) -> int:
     return 1 if bits <= 64 else (bits * 1233 >> 12) + 1
 
 
-def size_of(value: Any) -> int | None:
-    """How many characters or items a value holds, for the values that can grow."""
-    return len(value) if isinstance(value, str | bytes | list | tuple | dict | set | frozenset) else None
+def _grown_size(b: Budget, value: Any) -> int | None:
+    """The size (``Budget.size``) of a value that ``+`` and ``*`` grow, as texts and lists; None
+    for a number, which they compute."""
+    return b.size(value) if isinstance(value, str | bytes | list | tuple) else None
 
 
 def check_binop(b: Budget, operator: str, left: Any, right: Any) -> None:
@@ -345,7 +346,7 @@ def check_binop(b: Budget, operator: str, left: Any, right: Any) -> None:
     elif operator == "**":
         _check_power(b, left, right)
     elif operator == "+":
-        sizes = (size_of(left), size_of(right))
+        sizes = (_grown_size(b, left), _grown_size(b, right))
         if sizes[0] is not None and sizes[1] is not None:
             b.check_items(sizes[0] + sizes[1], "a concatenation")
     elif operator == "%" and isinstance(left, str):
@@ -354,7 +355,7 @@ def check_binop(b: Budget, operator: str, left: Any, right: Any) -> None:
 
 def _check_product(b: Budget, left: Any, right: Any) -> None:
     for count, seq in ((left, right), (right, left)):
-        size = size_of(seq)
+        size = _grown_size(b, seq)
         if isinstance(count, int) and size is not None:
             b.check_items(count * size, "a repetition")
     if _is_int(left) and _is_int(right) and left.bit_length() + right.bit_length() > b.limits.int_bits:

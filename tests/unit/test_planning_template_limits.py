@@ -42,8 +42,10 @@ BOMBS = {
     "batch fill": ('{{ [1]|batch(50000000, "x")|list }}', "linecount"),
     "lorem ipsum": ("{{ lipsum(100000) }}", "undefined"),
     # Lists that hold one another: cheap to build, each as large as all it holds to print.
-    "shared lists to JSON": (_SHARED + "{% set d = [c] * 10 %}{{ d | tojson | length }}", "in all"),
-    "shared lists printed": (_SHARED + "{{ c }}", "in all"),
+    # A repetition counts all its list holds, so these are refused before they are built.
+    "shared lists to JSON": (_SHARED + "{% set d = [c] * 10 %}{{ d | tojson | length }}", "a repetition of"),
+    "shared lists printed": (_SHARED + "{{ c }}", "a repetition of"),
+    "concatenated shared lists": ('{% set a = ["x"] * 60000 %}{{ ([a] + [a]) | length }}', "a concatenation of"),
     "shared lists written out": ('{% set a = ["x"] * 60000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}'
                                  "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ c | string | length }}", "in all"),
     "namespace of shared lists": ('{% set a = ["x"] * 60000 %}{% set ns = namespace() %}'
@@ -59,7 +61,7 @@ BOMBS = {
     "JSON indented by a text": ('{{ (range(10000) | list) | tojson(" " * 60000) | length }}', "tojson indent"),
     "long number printed many times": ('{% set x = ("9" * 4300) | int %}{{ [x] * 65536 }}', "bits"),
     "macro name printed many times": ("{% macro " + "m" * 8000 + "() %}{% endmacro %}{{ ["
-                                      + "m" * 8000 + "] * 65536 }}", "in all"),
+                                      + "m" * 8000 + "] * 65536 }}", "a repetition of"),
     "rows filled by batch": ("{% set x = range(10000) | list %}{{ [1] | batch(30000, fill_with=x) | join }}",
                              "in all"),
     "items given one by one": ('{{ range(10000) | map("string") | map("center", 4096) '
