@@ -308,9 +308,10 @@ def _check_join(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, 
 
 
 def _check_sum(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
-    start = _arg(args, kwargs, 1, "start", 0)
-    if not isinstance(start, int | float) and type(start).__name__ != "Decimal":
-        raise RenderLimitError("sum adds numbers only")  # adding lists one by one takes quadratic time
+    # Adding lists or texts one by one takes quadratic time. What else a render holds either
+    # adds as a number (a number, or a template check's stand-in for one) or fails at once.
+    if isinstance(_arg(args, kwargs, 1, "start", 0), str | bytes | list | tuple):
+        raise RenderLimitError("sum adds numbers only")
     return value, args
 
 

@@ -100,6 +100,7 @@ def test_a_placeholder_takes_any_use_a_variable_of_unknown_type_may_get(body, sh
     ("{{ name.upper() }} {{ extra.get('a') }}", "<name.upper> <extra.a>"),  # methods of what the event brings
     # a groupby's group is a tuple whose fields hold the placeholder's members: fields, not methods
     ("{% for g in orders | groupby('status') %}{{ g.grouper }}{% endfor %}", "<orders.status>"),
+    ("{{ [1, 2] | sum(start=bonus) }}", "<bonus>"),  # a placeholder adds as a number would
 ])
 def test_a_free_variable_template_passes_with_whichever_sample_it_renders(body, shown):
     assert sample_render(body, Provided((), None))[0] == shown

@@ -33,6 +33,7 @@ BOMBS = {
     "replace": ('{% set s = "x" * 4000 %}{{ s|replace("x", s) }}', "replacement"),
     "join": ('{% set s = "x" * 4000 %}{{ ([s] * 16)|join(s) }}', "join"),
     "list sum": ("{{ ([[1] * 250] * 250)|sum(start=[]) }}", "numbers only"),
+    "text sum": ('{{ (["x" * 1000] * 60)|sum(start="") }}', "numbers only"),
     "doubling by ~": ('{% set a = "x" * 4096 %}{% set b = a ~ a %}{% set c = b ~ b %}{% set d = c ~ c %}'
                       '{% set e = d ~ d %}{% set f = e ~ e %}{{ f|length }}', "too large"),
     "doubling macro": ("{% macro d(x) %}{{ x ~ x }}{% endmacro %}" + "{{ " + "d(" * 20 + '"x"' + ")" * 20 + " }}",
