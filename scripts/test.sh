@@ -11,7 +11,7 @@ echo "==> mypy" >&2
 # a folder of links shaped like the installed package.
 rm -rf build/typecheck && mkdir -p build/typecheck/wanotify
 for folder in shared producers consumers ops; do ln -s "../../../$folder" "build/typecheck/wanotify/$folder"; done
-MYPYPATH=build/typecheck .venv/bin/mypy -p wanotify --ignore-missing-imports
+MYPYPATH=build/typecheck .venv/bin/mypy -p wanotify  # strict, as pyproject.toml sets it
 # Most tests run side by side (each pytest worker has its own database and queue names);
 # the ones that stop or restart RabbitMQ or PostgreSQL run afterwards, alone.
 # Exit code 5 means "no test selected" (for example -k matched only the other group).

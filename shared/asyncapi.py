@@ -63,7 +63,8 @@ def asyncapi_document() -> dict[str, Any]:
 
 def render_asyncapi() -> str:
     """The YAML text of the document, as checked in."""
-    return yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True, width=100)
+    text: str = yaml.safe_dump(asyncapi_document(), sort_keys=False, allow_unicode=True, width=100)
+    return text
 
 
 def _channel(exchange: str, suffix: str, description: str, messages: dict[str, Any]) -> dict[str, Any]:

@@ -67,7 +67,7 @@ async def connect(amqp_url: str, name: str) -> AbstractRobustConnection:
             failover = functools.partial(FailoverConnection, urls=urls, first=start + offset)
             return await aio_pika.connect_robust(
                 urls[(start + offset) % len(urls)], client_properties={"connection_name": name},
-                reconnect_interval=RECONNECT_INTERVAL_SECONDS, connection_class=failover)  # type: ignore[arg-type]
+                reconnect_interval=RECONNECT_INTERVAL_SECONDS, connection_class=failover)
         except Exception as exc:  # noqa: BLE001 - the next node may answer; the last failure is raised
             if offset < len(urls) - 1:  # the last one's failure is the error itself: said once, not twice
                 log.warning("RabbitMQ at %s: %s; trying the next node", amqp_hosts(urls[(start + offset) % len(urls)]), exc)

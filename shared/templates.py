@@ -138,7 +138,7 @@ class Placeholder:
         return Placeholder(self._name) if isinstance(other, str | list | tuple) else self
 
     # Every comparison holds, so the branch it guards is tried too (``{% if x == "vip" %}``).
-    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _true  # type: ignore[assignment]
+    __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _true
 
     def __hash__(self) -> int:
         return hash(self._name)

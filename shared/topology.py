@@ -42,7 +42,7 @@ RESERVED_SENDER_NAMES = frozenset({"retry", "defer", "dead", "return", *(p.value
 # Deferral delays come from this ladder (powers of two from 0.25 s to about 4.5 h): a copy hops
 # through the longest step not past its due time, so a handful of queues serve any wait, and a
 # copy is never back more than one step's precision early.
-DEFER_STEPS_SECONDS = tuple(0.25 * 2**i for i in range(17))
+DEFER_STEPS_SECONDS: tuple[float, ...] = tuple(0.25 * 2**i for i in range(17))
 # A poison message on a quorum send queue is dead-lettered after this many deliveries.
 QUORUM_DELIVERY_LIMIT = 100
 

@@ -222,6 +222,7 @@ def _describe_unknown_body(payload: Any) -> str:
             value = payload.get(key)
             if isinstance(value, str) and value:
                 return value
-            if isinstance(value, dict) and isinstance(value.get("message"), str):
-                return value["message"]
+            message = value.get("message") if isinstance(value, dict) else None
+            if isinstance(message, str):
+                return message
     return ""

@@ -31,7 +31,7 @@ from abc import ABC, abstractmethod
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from functools import cache
-from typing import Any
+from typing import Any, cast
 
 from sqlalchemy import BindParameter, ColumnElement, Select, Update, bindparam, case, func, select, update
 from sqlalchemy.dialects.postgresql import Insert, insert
@@ -219,7 +219,7 @@ def _locked(session: Session) -> dict[str, Recipient]:
     if transaction is not session.get_transaction():
         locked = {}
         session.info[_LOCKED_RECIPIENTS] = (session.get_transaction(), locked)
-    return locked
+    return cast(dict[str, Recipient], locked)
 
 
 _LOCKED_RECIPIENTS = "wanotify.locked_recipients"  # session.info: (transaction, {phone: locked row})

@@ -11,12 +11,12 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import Session
 
 from wanotify.shared.db.models import Attempt, MessageLog, Status, Template, WebhookReceipt
@@ -86,7 +86,7 @@ def search(session: Session, query: MessageQuery, after: int | None = None, limi
 
 def _filtered(q: MessageQuery, after: int | None) -> Select[Any]:
     s = select(MessageLog)
-    conditions = [
+    conditions: list[tuple[object, Callable[[], ColumnElement[bool]]]] = [
         (q.phone, lambda: MessageLog.recipient == q.phone),
         (q.event_id, lambda: MessageLog.event_id == q.event_id),
         (q.message_id is not None, lambda: MessageLog.id == q.message_id),

@@ -78,7 +78,7 @@ def dead() -> None:
 @filters
 @json_option
 @click.pass_context
-def dead_list(ctx: click.Context, as_json: bool, limit: int, **f: Any) -> None:
+def dead_list(ctx: click.Context, /, as_json: bool, limit: int, **f: Any) -> None:
     """List parked messages and events, oldest first."""
     with db_session(settings_from(ctx)) as session:
         rows = list_dead(session, _filter((), **f), limit)
@@ -154,7 +154,7 @@ def _bulk_options(fn: Any) -> Any:
 @filters
 @json_option
 @click.pass_context
-def dead_replay(ctx: click.Context, ids: tuple[str, ...], everything: bool, yes: bool, dry_run: bool, as_json: bool,
+def dead_replay(ctx: click.Context, /, ids: tuple[str, ...], everything: bool, yes: bool, dry_run: bool, as_json: bool,
                 limit: int, **f: Any) -> None:
     """Send parked messages again (same log row, history kept, fresh retry budget) and
     re-process parked events (re-rendered with their own event_id, so fix the template first).
@@ -173,7 +173,7 @@ def dead_replay(ctx: click.Context, ids: tuple[str, ...], everything: bool, yes:
 @filters
 @json_option
 @click.pass_context
-def dead_purge(ctx: click.Context, ids: tuple[str, ...], everything: bool, yes: bool, dry_run: bool, as_json: bool,
+def dead_purge(ctx: click.Context, /, ids: tuple[str, ...], everything: bool, yes: bool, dry_run: bool, as_json: bool,
                limit: int, **f: Any) -> None:
     """Drop parked items for good (messages are kept in the log as cancelled). Shows how many
     it takes and asks first."""

@@ -113,7 +113,7 @@ def _show_text(view: dict[str, Any]) -> str:
 @click.argument("name")
 @sender_options
 @click.pass_context
-def add(ctx: click.Context, name: str, **values: Any) -> None:
+def add(ctx: click.Context, /, name: str, **values: Any) -> None:
     """Add the sender NAME (a-z, 0-9, '_', '-'; up to 32). Its secret stays in the environment:
     give the variable's name (--token-env WA_TOKEN_SALES), never the token."""
     with db_session(settings_from(ctx)) as session:
@@ -128,7 +128,7 @@ def add(ctx: click.Context, name: str, **values: Any) -> None:
 @sender_options
 @click.option("--enable", is_flag=True, help="Route new messages to it again after `senders disable`.")
 @click.pass_context
-def set_(ctx: click.Context, name: str, enable: bool, **values: Any) -> None:
+def set_(ctx: click.Context, /, name: str, enable: bool, **values: Any) -> None:
     """Change a sender: the options given change, the others stay. Sender processes pick up
     the change within seconds."""
     with db_session(settings_from(ctx)) as session:

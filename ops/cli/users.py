@@ -7,7 +7,7 @@ import sys
 import click
 
 from wanotify.ops.admin import audit
-from wanotify.ops.admin.users import Role, UserError, add_user, check_password, list_users, remove_user, set_password
+from wanotify.ops.admin.users import Role, add_user, check_password, list_users, remove_user, set_password
 from wanotify.ops.cli.common import db_session, emit, json_option, settings_from, table
 
 ROLES = click.Choice([r.label for r in Role], case_sensitive=False)
@@ -29,7 +29,7 @@ def add(ctx: click.Context, name: str, role: str, password_stdin: bool) -> None:
     """Create the account NAME; the password is asked for twice (or read with --password-stdin)."""
     password = _password(password_stdin)
     with db_session(settings_from(ctx)) as session:
-        _refuse(lambda: add_user(session, name, Role.parse(role), password))
+        add_user(session, name, Role.parse(role), password)
         audit.record(session, audit.cli_actor(), "user.add", target={"user": name, "role": role.lower()}, count=1)
     click.echo(f"added {role.lower()} {name}")
 
@@ -50,7 +50,7 @@ def list_(ctx: click.Context, as_json: bool) -> None:
 def remove(ctx: click.Context, name: str) -> None:
     """Delete the account NAME; its open console sessions end at their next request."""
     with db_session(settings_from(ctx)) as session:
-        _refuse(lambda: remove_user(session, name))
+        remove_user(session, name)
         audit.record(session, audit.cli_actor(), "user.remove", target={"user": name}, count=1)
     click.echo(f"removed {name}")
 
@@ -63,7 +63,7 @@ def set_password_(ctx: click.Context, name: str, password_stdin: bool) -> None:
     """A new password for NAME (asked twice, or --password-stdin); its open sessions end."""
     password = _password(password_stdin)
     with db_session(settings_from(ctx)) as session:
-        _refuse(lambda: set_password(session, name, password))
+        set_password(session, name, password)
         audit.record(session, audit.cli_actor(), "user.set_password", target={"user": name}, count=1)
     click.echo(f"password changed for {name}")
 
@@ -73,12 +73,6 @@ def _password(from_stdin: bool) -> str:
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt="Repeat the password")
-    _refuse(lambda: check_password(password))
+    check_password(password)
     return password
 
-
-def _refuse(step):  # type: ignore[no-untyped-def]
-    try:
-        return step()
-    except UserError as exc:
-        raise click.ClickException(str(exc)) from None

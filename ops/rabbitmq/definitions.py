@@ -75,8 +75,8 @@ def _binding(exchange: str, queue: str, key: str, arguments: QueueArgs) -> dict[
             "routing_key": key, "arguments": dict(arguments)}
 
 
-def build_definitions(namespace: str = "wanotify", retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,  # type: ignore[type-arg]
-                      queue_type: str = "classic") -> dict:
+def build_definitions(namespace: str = "wanotify", retry_delays: Sequence[float] = DEFAULT_RETRY_DELAYS,
+                      queue_type: str = "classic") -> dict[str, Any]:
     """The definitions document for one namespace, with one retry queue per delay in ``retry_delays``."""
     topology = Topology(namespace, queue_type)
     specs = list(topology.queues())

@@ -5,6 +5,7 @@ from __future__ import annotations
 import uuid
 from datetime import datetime
 from enum import StrEnum
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -90,7 +91,7 @@ class MessageLog(Base):
     # The sender process (``SenderProcess.sender_id``) that claimed the current call.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
     # The event's variables: a Meta template's parameters are filled from them at send time.
-    variables: Mapped[dict | None] = mapped_column(JSONB)
+    variables: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     sent_as: Mapped[str | None] = mapped_column(String(10))  # "text" or "template"
     # The number it goes (or went) out from: a ``Sender`` name, or "default" (section 7).
     sender: Mapped[str | None] = mapped_column(String(32))
@@ -133,7 +134,7 @@ class Template(Base):
     meta_name: Mapped[str | None] = mapped_column(String(512))
     meta_language: Mapped[str | None] = mapped_column(String(15))
     meta_category: Mapped[str | None] = mapped_column(String(20))  # utility, marketing, authentication
-    meta_params: Mapped[dict | None] = mapped_column(JSONB)  # how the event's data fills its parameters
+    meta_params: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # how the event's data fills its parameters
 
 
 class Recipient(Base):
@@ -168,7 +169,7 @@ class MetaTemplate(Base):
     category: Mapped[str | None] = mapped_column(String(20))
     quality: Mapped[str | None] = mapped_column(String(20))
     reason: Mapped[str | None] = mapped_column(Text)
-    components: Mapped[dict | None] = mapped_column(JSONB)
+    components: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     # When Meta said the stored status / quality (a webhook's entry time, a sync's time).
     status_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
@@ -183,7 +184,7 @@ class AccountEvent(Base):
     id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=True)
     field: Mapped[str] = mapped_column(String(60))
     event: Mapped[str | None] = mapped_column(String(60))
-    detail: Mapped[dict] = mapped_column(JSONB)
+    detail: Mapped[dict[str, Any]] = mapped_column(JSONB)
     received_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
 
 
@@ -293,7 +294,7 @@ class DeadEvent(Base):
     parked_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     replayed_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     status: Mapped[str] = mapped_column(String(12), server_default="parked")
-    extra: Mapped[dict | None] = mapped_column(JSONB)
+    extra: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     body_sha256: Mapped[str | None] = mapped_column(String(64))
     body_size: Mapped[int | None] = mapped_column(Integer)
     body_truncated: Mapped[bool] = mapped_column(Boolean, server_default=text("false"))
@@ -314,7 +315,7 @@ class WebhookPayload(Base):
     # What applying it did: "received" (not yet applied), "applied", "not_json".
     outcome: Mapped[str] = mapped_column(String(20), server_default="received")
     # Receipts by what they did ({"moved": 1, "duplicate": 2}) the last time it was applied.
-    counts: Mapped[dict | None] = mapped_column(JSONB)
+    counts: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
     applied_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
@@ -365,7 +366,7 @@ class AuditEntry(Base):
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     actor: Mapped[str] = mapped_column(String(64))  # a console user, or "cli:<os user>"
     action: Mapped[str] = mapped_column(String(40))
-    target: Mapped[dict | None] = mapped_column(JSONB)  # the filter or ids acted on
+    target: Mapped[dict[str, Any] | None] = mapped_column(JSONB)  # the filter or ids acted on
     count: Mapped[int | None] = mapped_column(Integer)
     detail: Mapped[str | None] = mapped_column(Text)
 
@@ -380,8 +381,8 @@ class TemplateChange(Base):
     template_key: Mapped[str] = mapped_column(String(100))
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     actor: Mapped[str] = mapped_column(String(64))
-    before: Mapped[dict | None] = mapped_column(JSONB)
-    after: Mapped[dict | None] = mapped_column(JSONB)
+    before: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
+    after: Mapped[dict[str, Any] | None] = mapped_column(JSONB)
 
 
 class MessageActivity(Base):
@@ -407,12 +408,12 @@ class SenderRow(Base):
     name: Mapped[str] = mapped_column(String(32), primary_key=True)
     provider: Mapped[str] = mapped_column(String(10))  # meta, gateway, fake
     # phone_number_id, token_env, api_key_env, sender_number, base_url, api_version, ...
-    settings: Mapped[dict] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
+    settings: Mapped[dict[str, Any]] = mapped_column(JSONB, server_default=text("'{}'::jsonb"))
     gap_min_seconds: Mapped[float | None] = mapped_column(Float)  # NULL: SEND_GAP_SECONDS
     gap_max_seconds: Mapped[float | None] = mapped_column(Float)  # > min: a random gap in [min, max]
     daily_limit: Mapped[int | None] = mapped_column(Integer)  # unique recipients per rolling window
     daily_reserve: Mapped[int] = mapped_column(Integer, server_default="0")  # of it, kept for high priority
-    warmup: Mapped[list | None] = mapped_column(JSONB)  # daily limits for day 1, 2, ... of a new number
+    warmup: Mapped[list[int] | None] = mapped_column(JSONB)  # daily limits for day 1, 2, ... of a new number
     warmup_started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     disabled_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
