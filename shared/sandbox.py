@@ -3,21 +3,23 @@
 Jinja2's immutable sandbox keeps templates away from Python internals and from changing
 data. On top of it every render is charged to a ``wanotify.shared.template_limits.Budget``:
 
-- every loop's iterable, every list, tuple and dict written in the template and every piece
-  of output (literal text included) passes through a guard, and every ``~`` concatenation
-  through a join that stops once it is too long, inserted into the parsed template before it
-  is compiled;
+- every loop's iterable (a recursive loop's ``loop(…)`` too), every list, tuple and dict
+  written in the template and every piece of output (literal text and a filter block's
+  result included) passes through a guard, and every ``~`` concatenation through a join that
+  stops once it is too long, inserted into the parsed template before it is compiled;
 - every call, attribute lookup, filter and arithmetic operator checks the deadline, and
   refuses results that would be too large before building them where the size can be told
   beforehand (repeating, padding, replacing, joining, formatting, wrapping, links, pretty
-  printing, date formats), after otherwise;
+  printing, date formats), after otherwise; a word too long for ``urlize``'s quadratic
+  trimming is refused;
 - a value's size counts everything it holds (``template_limits.measure``), as printing it or
   turning it into JSON builds all of that in one step no deadline can stop: every value made
   (by a call, a filter, an operator, a literal, each item a filter gives one by one) is
-  measured as it is made, what a macro is given in all too (its ``varargs``, ``kwargs`` and
-  ``caller`` are made of it), and a namespace, which changes, whenever it is given on or printed;
-  what holds values out of sight (a generator, a loop, a joiner) may not be held by a list or
-  a namespace, nor given to a filter that gives its values later, so none can hide a chain;
+  measured as it is made (a text also counts toward all the texts a render may make), what a
+  macro is given in all too (its ``varargs``, ``kwargs`` and ``caller`` are made of it), and a
+  namespace, which changes, whenever it is given on or printed; what holds values out of
+  sight (a generator, a loop, a joiner) may not be held by a list or a namespace, nor given
+  to a filter that gives its values later, so none can hide a chain;
 - methods of plain data (strings, lists, dicts, dates) are limited to a list of harmless ones;
 - nothing is evaluated at compile time (where no budget applies): the optimizer is off, and
   filters and the output hook need the render's context.
@@ -31,7 +33,7 @@ from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes, pass_context
-from jinja2.runtime import Context, Macro
+from jinja2.runtime import Context, LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
@@ -50,6 +52,8 @@ from wanotify.shared.template_limits import (
 LOOP_GUARD = "_wanotify_loop"
 VALUE_GUARD = "_wanotify_value"
 CONCAT = "_wanotify_concat"
+WRITTEN = "_wanotify_written"
+MAX_LINKED_WORD = 2048  # characters in a word urlize looks at; a web address is rarely longer
 
 _STR_METHODS = frozenset("""
     capitalize casefold center count endswith find index isalnum isalpha isascii isdecimal isdigit
@@ -79,6 +83,7 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         self.filters[LOOP_GUARD] = _guard_loop
         self.filters[VALUE_GUARD] = _guard_value
         self.filters[CONCAT] = _concat
+        self.filters[WRITTEN] = _written
 
     def guarded(self, source: str) -> nodes.Template:
         """Parse a template and insert the budget's guards."""
@@ -117,6 +122,8 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         b = current()
         b.check_time()
         _check_arguments(b, args, kwargs)
+        if isinstance(obj, LoopContext) and args:  # loop(children) in a recursive loop: its steps count too
+            args = (_guard_loop(context, args[0]), *args[1:])
         if isinstance(obj, Macro):  # its varargs, kwargs and caller's arguments are made of them
             b.check_items(sum(b.size(value) for value in (*args, *kwargs.values())),
                           "what a macro is given")
@@ -150,6 +157,13 @@ class _Guards(NodeTransformer):
     def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
         self.generic_visit(node)
         return node if node.ctx != "load" else _filter(node, VALUE_GUARD)  # not a target: a, b = …
+
+    def visit_FilterBlock(self, node: nodes.FilterBlock) -> nodes.Node:
+        # Jinja writes a filter block's result without the output hook: counted here, or a loop
+        # of blocks that each turn one character into 65,536 would fill a buffer unseen.
+        self.generic_visit(node)
+        node.filter = _filter(node.filter, WRITTEN)
+        return node
 
     def visit_Output(self, node: nodes.Output) -> nodes.Node:
         self.generic_visit(node)
@@ -195,6 +209,7 @@ def _concat(_context: Context, parts: list[Any]) -> str:
         size += len(text)
         b.check_items(size, "a ~ concatenation")
         texts.append(text)
+    b.made_text(size)
     return "".join(texts)
 
 
@@ -279,7 +294,7 @@ def _check_indent(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
     width = len(width) if isinstance(width, str) else width
     b.check_width(width, "indent")
     if isinstance(width, int):
-        b.check_items(len(str(value)) + width * (str(value).count("\n") + 1), "an indented text")
+        b.check_items(len(str(value)) + width * _lines(str(value)), "an indented text")
     return value, args
 
 
@@ -287,10 +302,15 @@ def _check_wordwrap(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[s
     width = _arg(args, kwargs, 0, "width", 79)
     wrapstring = _arg(args, kwargs, 2, "wrapstring", None) or "\n"
     text = str(value)
-    lines = text.count("\n") + 1  # each line is wrapped on its own, and they are joined by wrapstring
+    lines = _lines(text)  # each line is wrapped on its own, and they are joined by wrapstring
     breaks = len(text) // max(width, 1) + lines if isinstance(width, int) else lines
     b.check_items(len(text) + breaks * len(str(wrapstring)), "a wrapped text")
     return value, args
+
+
+def _lines(text: str) -> int:
+    """The lines Jinja's indent and wordwrap see: str.splitlines() breaks at \r, \x0b, \u2028… too."""
+    return len(text.splitlines()) + 1
 
 
 def _check_replace(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
@@ -333,7 +353,14 @@ def _check_urlize(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
     text = str(value)
     attributes = sum(len(str(_arg(args, kwargs, i, name, "") or "")) for i, name in ((2, "target"), (3, "rel")))
     # each word may become a link: the address twice, the attributes and the markup around them
-    b.check_items(2 * len(text) + len(text.split()) * (attributes + 64), "a text with links")
+    words = text.split()
+    b.check_items(2 * len(text) + len(words) * (attributes + 64), "a text with links")
+    # Jinja trims a word's trailing punctuation with a regular expression that takes quadratic
+    # time in one call: 30,000 dots before "x." take 17 s. No address is that long.
+    longest = max(map(len, words), default=0)
+    if longest > MAX_LINKED_WORD:
+        raise RenderLimitError(f"urlize: a word of {longest} characters is too long to look for links in; "
+                               f"the limit is {MAX_LINKED_WORD}")
     return value, args
 
 

@@ -12,7 +12,8 @@ wrapping, making links): a check after the operation would come after the memory
 A value's size counts everything it holds, through its lists and dicts, as often as it holds
 it: ``[c] * 100`` of ``[b] * 100`` of ``[a] * 100`` costs little to build (each list holds 100
 references) but a million values to print or turn into JSON, which Python does in one call no
-deadline can stop.
+deadline can stop. And every text a render makes counts toward one total: each within the
+limits, a thousand ``{% set %}``s could otherwise keep a thousand of them.
 """
 
 from __future__ import annotations
@@ -41,6 +42,9 @@ class Limits:
     value_items: int = 65_536  # characters and items of any value, all it holds counted (``measure``)
     nesting: int = 32  # levels of lists and dicts in one value
     written_chars: int = 65_536  # everything written, including macro and {% set %} blocks
+    # Every text the render makes, together: each may hold 65,536 characters, 4 bytes each,
+    # and a template has room for a thousand {% set %}s that keep one each.
+    made_chars: int = 1 << 20
     width: int = MAX_RENDERED_CHARS  # padding: nothing wider fits in a message
     int_bits: int = 4096  # no amount needs a larger integer
 
@@ -55,13 +59,14 @@ class RenderLimitError(SecurityError):
 class Budget:
     """The running cost of one render, checked against its limits."""
 
-    __slots__ = ("deadline", "iterations", "kept_size", "limits", "measured", "written")
+    __slots__ = ("deadline", "iterations", "kept_size", "limits", "made", "measured", "written")
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         self.deadline = time.monotonic() + limits.seconds
         self.iterations = 0
         self.written = 0
+        self.made = 0
         self.measured: dict[int, tuple[Any, tuple[int, int, int]]] = {}  # see KEPT_SIZE, oldest first
         self.kept_size = 0
 
@@ -82,6 +87,12 @@ class Budget:
             raise RenderLimitError(f"the template wrote more than {self.limits.written_chars} characters")
         self.check_time()
 
+    def made_text(self, chars: int) -> None:
+        """A text of ``chars`` characters was made (and may be kept for the rest of the render)."""
+        self.made += chars
+        if self.made > self.limits.made_chars:
+            raise RenderLimitError(f"the template made more than {self.limits.made_chars} characters of text in all")
+
     def check_value(self, value: Any) -> Any:
         """``value``, just made by the template (a call's, a filter's or an operator's result, a
         literal), if what it holds in all is within the limits (``measure``); what a filter gives
@@ -90,6 +101,7 @@ class Budget:
         macro's ``varargs`` or ``kwargs`` (what it is given is bounded in all when it is called)."""
         if isinstance(value, str | bytes):
             self.check_items(len(value), "a value")
+            self.made_text(len(value))
         elif isinstance(value, _HOLDERS):
             _Measuring(self).measured(value, 0)
         elif _is_int(value):
@@ -314,8 +326,11 @@ class _Measuring:
 def measured_items(b: Budget, items: Iterator[Any]) -> Iterator[Any]:
     """``items`` (what a filter such as ``map`` or ``batch`` gives one by one), each measured as
     it comes, and all of them together within the size limit: collected, they are one value."""
-    total = 0
+    total = count = 0
     for item in items:
+        count += 1
+        if count % 256 == 0:  # each item may be cheap, and there may be many
+            b.check_time()
         if type(item) is str:
             total += len(item)
         elif isinstance(item, Iterator):  # batch of a generator…: measured as it comes too

@@ -53,13 +53,17 @@ SAMPLE_VARIABLES: dict[str, Any] = {
 
 
 _MAX_NAME_CHARS = 200
+# Members and items of members…: a placeholder this many levels below its variable loops over
+# nothing, so a template that walks a tree (a recursive loop or macro) ends on placeholders.
+_MAX_PLACEHOLDER_DEPTH = 8
 
 
 class Placeholder:
     """The stand-in for a variable whose type nobody knows before an event brings it: those of
     ``notification.requested``, which carry any variables. Whatever a template does with it
     works and prints ``<name>``: compare it (true), compute with it (itself; a number after
-    ``-``, ``/``, ``**`` and the like), loop over it (one item), read its attributes and items
+    ``-``, ``/``, ``**`` and the like), loop over it (one item; none eight levels below the variable,
+    so a walk over a tree ends), read its attributes and items
     and call its methods (``<name.attr>``), filter it. What needs a text instead (a JSON
     filter, a URL encoder, ``in "…"``, a string method's argument) gets its text in a trial
     render (``trial_render``). A trial render with placeholders so refuses what fails whatever
@@ -68,10 +72,15 @@ class Placeholder:
     ``"abc".center(width, fill)``: each try gives all its placeholders one kind.) It is not a
     ``str``, whose own methods the sandbox would check instead."""
 
-    __slots__ = ("_name",)
+    __slots__ = ("_depth", "_name")
 
-    def __init__(self, name: str) -> None:
-        self._name = name
+    def __init__(self, name: str, depth: int = 0) -> None:
+        self._name = name[:_MAX_NAME_CHARS]  # cut: a name made in a loop (ns.p = ns.p[key]) grows on every step
+        self._depth = depth  # levels below the variable (``_MAX_PLACEHOLDER_DEPTH``)
+
+    def _below(self, suffix: str = "", kind: type[Placeholder] | None = None) -> Placeholder:
+        """A member or item of this placeholder, one level further down."""
+        return (kind or Placeholder)(self._name + suffix, self._depth + 1)
 
     def __str__(self) -> str:
         return f"<{self._name}>"
@@ -84,13 +93,11 @@ class Placeholder:
     # Jinja reads ``x.attr`` as ``x["attr"]`` when there is no such attribute, and Python's own
     # probes (``__html__``, ``jinja_pass_arg``…) still find nothing: no __getattr__ here.
     def __getitem__(self, key: Any) -> Placeholder:
-        if not isinstance(key, str):
-            return _Member(self._name)
-        # cut: a key made in a loop (ns.p = ns.p[key]) would otherwise grow the name on every step
-        return _Member(f"{self._name}.{key}"[:_MAX_NAME_CHARS])
+        return self._below(f".{key}" if isinstance(key, str) else "", _Member)
 
     def __iter__(self) -> Iterator[Placeholder]:
-        yield Placeholder(self._name)  # one item, so a loop's body is tried
+        if self._depth < _MAX_PLACEHOLDER_DEPTH:
+            yield self._below()  # one item, so a loop's body is tried
 
     def __len__(self) -> int:
         return 1
@@ -110,16 +117,16 @@ class Placeholder:
         return 1.0
 
     def __round__(self, _digits: int | None = None) -> Placeholder:
-        return _Number(self._name)
+        return _Number(self._name, self._depth)
 
     def items(self) -> list[tuple[Placeholder, Placeholder]]:
-        return [(Placeholder(f"{self._name}.key"), Placeholder(f"{self._name}.value"))]
+        return [(self._below(".key"), self._below(".value"))] if self._depth < _MAX_PLACEHOLDER_DEPTH else []
 
     def keys(self) -> list[Placeholder]:
-        return [Placeholder(f"{self._name}.key")]
+        return [pair[0] for pair in self.items()]
 
     def values(self) -> list[Placeholder]:
-        return [Placeholder(f"{self._name}.value")]
+        return [pair[1] for pair in self.items()]
 
     def get(self, key: Any, _default: Any = None) -> Placeholder:
         return self[key]
@@ -131,11 +138,11 @@ class Placeholder:
         return self
 
     def _number(self, *_other: Any) -> Placeholder:
-        return _Number(self._name)
+        return _Number(self._name, self._depth)
 
     def _times(self, other: Any) -> Placeholder:
         """``"-" * n`` and ``[x] * n`` repeat a text or a list, whatever ``n`` is."""
-        return Placeholder(self._name) if isinstance(other, str | list | tuple) else self
+        return Placeholder(self._name, self._depth) if isinstance(other, str | list | tuple) else self
 
     # Every comparison holds, so the branch it guards is tried too (``{% if x == "vip" %}``).
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _true
@@ -169,7 +176,7 @@ class _Member(Placeholder):
     __slots__ = ()
 
     def __call__(self, *_args: Any, **_kwargs: Any) -> Placeholder:
-        return Placeholder(self._name)
+        return Placeholder(self._name, self._depth)
 
 
 # An amount with more than 31 whole digits (Decimal.adjusted() over 30) is no amount: written
@@ -377,17 +384,39 @@ def _collect(chunks: Iterator[str]) -> str:
     """Join the output, stopping once it is longer than a message may be (leading and
     trailing whitespace do not count: they are stripped)."""
     parts: list[str] = []
-    size = 0
+    length = _StrippedLength()
     try:
         for chunk in chunks:
             parts.append(chunk)
-            size += len(chunk)
-            if size > MAX_RENDERED_CHARS and len("".join(parts).strip()) > MAX_RENDERED_CHARS:
+            if length.add(chunk) > MAX_RENDERED_CHARS:
                 raise RenderLimitError(f"the message is longer than {MAX_RENDERED_CHARS} characters (the limit)")
     finally:
         if isinstance(chunks, Generator):
             chunks.close()  # stops the render where it is
     return "".join(parts).strip()
+
+
+class _StrippedLength:
+    """The length of text added chunk by chunk, as ``strip()`` would leave it, kept up to date
+    without joining the chunks again (which took quadratic time in their number)."""
+
+    def __init__(self) -> None:
+        self.size = self.leading = self.trailing = 0  # whitespace before the first other character, after the last
+        self.started = False
+
+    def add(self, chunk: str) -> int:
+        self.size += len(chunk)
+        if not chunk.strip():
+            if self.started:
+                self.trailing += len(chunk)
+            else:
+                self.leading += len(chunk)
+        else:
+            if not self.started:
+                self.leading += len(chunk) - len(chunk.lstrip())
+                self.started = True
+            self.trailing = len(chunk) - len(chunk.rstrip())
+        return self.size - self.leading - self.trailing
 
 
 def _check_length(body: str) -> None:

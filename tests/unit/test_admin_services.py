@@ -101,6 +101,13 @@ def test_a_placeholder_takes_any_use_a_variable_of_unknown_type_may_get(body, sh
     # a groupby's group is a tuple whose fields hold the placeholder's members: fields, not methods
     ("{% for g in orders | groupby('status') %}{{ g.grouper }}{% endfor %}", "<orders.status>"),
     ("{{ [1, 2] | sum(start=bonus) }}", "<bonus>"),  # a placeholder adds as a number would
+    # a walk over a tree ends: a placeholder eight levels down loops over nothing
+    ("{% for node in tree recursive %}{{ node.name }}{% if node.children %}({{ loop(node.children) }}){% endif %}"
+     "{% endfor %}", "<tree.name>(<tree.children.name>(<tree.children.children.name>("
+                     "<tree.children.children.children.name>())))"),
+    ("{% macro show(n) %}{{ n.name }}{% for c in n.children %} {{ show(c) }}{% endfor %}{% endmacro %}{{ show(tree) }}",
+     "<tree.name> <tree.children.name> <tree.children.children.name> <tree.children.children.children.name> "
+     "<tree.children.children.children.children.name>"),
 ])
 def test_a_free_variable_template_passes_with_whichever_sample_it_renders(body, shown):
     assert sample_render(body, Provided((), None))[0] == shown

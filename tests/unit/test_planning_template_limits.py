@@ -4,6 +4,7 @@ template that breaks a limit is refused quickly, before it has spent the memory.
 from __future__ import annotations
 
 import json
+import random
 import time
 import tracemalloc
 
@@ -14,7 +15,7 @@ from wanotify.consumers.notifier.planning import plan_event
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.events import build_envelope
 from wanotify.shared.template_limits import KEPT_SIZE, MAX_RENDERED_CHARS, Limits, budget, measure
-from wanotify.shared.templates import SAMPLE_VARIABLES, render, sample_variables
+from wanotify.shared.templates import SAMPLE_VARIABLES, _StrippedLength, render, sample_variables
 
 # Each step keeps the last step's value and a new 65,005-character text in a new one.
 _CHAIN = ('{{% set ns = namespace(g=none) %}}{{% set big = "x" * 65000 %}}{{% for i in range(1000) %}}'
@@ -46,6 +47,22 @@ BOMBS = {
     # A repetition counts all its list holds, so these are refused before they are built.
     "shared lists to JSON": (_SHARED + "{% set d = [c] * 10 %}{{ d | tojson | length }}", "a repetition of"),
     "shared lists printed": (_SHARED + "{{ c }}", "a repetition of"),
+    # what Jinja writes without the output hook: a filter block's result
+    "filter blocks in a loop": ('{% set s = "x" * 65000 %}{% set b %}{% for i in range(1000) %}'
+                                '{% filter replace("y", s) %}y{% endfilter %}{% endfor %}{% endset %}{{ b|length }}',
+                                "wrote more than"),
+    # Jinja's link trimming takes quadratic time in a word's length, in one call
+    "a long word made links": ('{{ ("." * 30000 ~ "x.")|urlize|length }}', "too long to look for links in"),
+    # indent and wordwrap see lines where str.splitlines() does: at \r too
+    "indented carriage returns": ('{{ ("\\r" * 60000)|indent(4000, blank=true)|length }}', "an indented text"),
+    "wrapped carriage returns": ('{{ ("\\r" * 60000)|wordwrap(1000000, wrapstring="y" * 5000)|length }}',
+                                 "a wrapped text"),
+    # each text is within the limits, and each {% set %} keeps one: 100 of them, 4 bytes a character
+    "many large texts kept": ('{% set s = "😀" * 65000 %}' + "".join(f"{{% set v{i} = s ~ {i} %}}" for i in range(100))
+                              + "ok", "characters of text in all"),
+    # the steps of loop(…) in a recursive loop count like any loop's
+    "recursive loop": ("{% for x in range(100) recursive %}{% if loop.depth < 4 %}{{ loop(range(100)) }}{% endif %}"
+                       "{% endfor %}ok", "loops ran more than"),
     "concatenated shared lists": ('{% set a = ["x"] * 60000 %}{{ ([a] + [a]) | length }}', "a concatenation of"),
     "shared lists written out": ('{% set a = ["x"] * 60000 %}{% set b = [a, a, a, a, a, a, a, a, a, a] %}'
                                  "{% set c = [b, b, b, b, b, b, b, b, b, b] %}{{ c | string | length }}", "in all"),
@@ -150,7 +167,7 @@ def test_a_render_that_takes_too_long_is_stopped_at_the_deadline():
     body = ('{% set s = "x" * 60000 %}{% for i in range(10000) %}'
             '{% if s|replace("x", "y")|length > 0 %}{% endif %}{% endfor %}ok')
     with pytest.raises(InvalidEvent, match=r"rendering took longer than 0\.2 s"):
-        render(body, SAMPLE_VARIABLES, Limits(seconds=0.2))
+        render(body, SAMPLE_VARIABLES, Limits(seconds=0.2, made_chars=10**12))  # it makes 600 M characters
 
 
 def test_ordinary_templates_still_render_with_loops_methods_and_filters():
@@ -209,7 +226,19 @@ def test_what_the_render_keeps_measured_does_not_keep_many_large_texts_alive():
     # each step makes a one-item list of a new 65,005-character text, measured and kept
     body = '{% set s = "x" * 65000 %}{% for i in range(9000) %}{% set x = [s ~ i] %}{% endfor %}done'
     tracemalloc.start()
-    assert render(body, SAMPLE_VARIABLES, Limits(seconds=120)) == "done"  # no time limit in the way
+    # no time limit in the way, nor the limit on the texts made (585 M characters)
+    assert render(body, SAMPLE_VARIABLES, Limits(seconds=120, made_chars=10**12)) == "done"
     _, peak = tracemalloc.get_traced_memory()
     tracemalloc.stop()
     assert peak < 20_000_000  # 9,000 of them kept alive would be 585 MB
+
+
+def test_the_message_length_counts_chunks_as_strip_would_leave_them():
+    # the render's output is checked chunk by chunk, without joining the chunks again each time
+    rng = random.Random(7)
+    pieces = [" ", "\n", "a", " x ", "", "\t\t", "\u2028"]
+    for _ in range(5000):
+        chunks = ["".join(rng.choice(pieces) for _ in range(rng.randint(0, 4))) for _ in range(rng.randint(0, 8))]
+        length = _StrippedLength()
+        for i, chunk in enumerate(chunks, 1):
+            assert length.add(chunk) == len("".join(chunks[:i]).strip()), chunks[:i]
