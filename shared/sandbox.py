@@ -4,18 +4,18 @@ Jinja2's immutable sandbox keeps templates away from Python internals and from c
 data. On top of it every render is charged to a ``wanotify.shared.template_limits.Budget``:
 
 - every loop's iterable (a recursive loop's ``loop(…)`` too), every list, tuple and dict
-  written in the template and every piece of output (literal text and a filter block's
+  written in the template, every slice, and every piece of output (literal text and a filter block's
   result included) passes through a guard, and every ``~`` concatenation through a join that
   stops once it is too long, inserted into the parsed template before it is compiled;
 - every call, attribute lookup, filter and arithmetic operator checks the deadline, and
   refuses results that would be too large before building them where the size can be told
   beforehand (repeating, padding, replacing, joining, formatting, wrapping, links, pretty
   printing, date formats), after otherwise; a word too long for ``urlize``'s quadratic
-  trimming is refused;
+  trimming is refused; every test that ``select`` or ``reject`` makes checks the deadline;
 - a value's size counts everything it holds (``template_limits.measure``), as printing it or
   turning it into JSON builds all of that in one step no deadline can stop: every value made
   (by a call, a filter, an operator, a literal, each item a filter gives one by one) is
-  measured as it is made (a text also counts toward all the texts a render may make), what a
+  measured as it is made (and counts toward all a render may make, ``Budget.made_text``), what a
   macro is given in all too (its ``varargs``, ``kwargs`` and ``caller`` are made of it), and a
   namespace, which changes, whenever it is given on or printed; what holds values out of
   sight (a generator, a loop, a joiner) may not be held by a list or a namespace, nor given
@@ -30,9 +30,11 @@ from __future__ import annotations
 import datetime
 import re
 from collections.abc import Callable, Iterable, Iterator
+from functools import cache
 from typing import Any
 
 from jinja2 import StrictUndefined, nodes, pass_context
+from jinja2.filters import make_attrgetter
 from jinja2.runtime import Context, LoopContext, Macro
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
@@ -118,6 +120,13 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         current().check_time()
         return super().getitem(obj, argument)
 
+    def call_test(self, name: str, value: Any, args: Any = None, kwargs: Any = None, context: Context | None = None,
+                  eval_ctx: Any = None) -> Any:
+        # select and reject call a test for every item, and yield none while it fails: each
+        # test of a long list in a long text would otherwise run unseen by the deadline
+        current().check_time()
+        return super().call_test(name, value, args, kwargs, context, eval_ctx)
+
     def call(self, context: Context, obj: Any, /, *args: Any, **kwargs: Any) -> Any:
         b = current()
         b.check_time()
@@ -157,6 +166,11 @@ class _Guards(NodeTransformer):
     def visit_Tuple(self, node: nodes.Tuple) -> nodes.Node:
         self.generic_visit(node)
         return node if node.ctx != "load" else _filter(node, VALUE_GUARD)  # not a target: a, b = …
+
+    def visit_Getitem(self, node: nodes.Getitem) -> nodes.Node:
+        # Jinja compiles a slice to Python's own s[a:b], a new value like any other made
+        self.generic_visit(node)
+        return _filter(node, VALUE_GUARD) if isinstance(node.arg, nodes.Slice) and node.ctx == "load" else node
 
     def visit_FilterBlock(self, node: nodes.FilterBlock) -> nodes.Node:
         # Jinja writes a filter block's result without the output hook: counted here, or a loop
@@ -313,6 +327,12 @@ def _lines(text: str) -> int:
     return len(text.splitlines()) + 1
 
 
+@cache
+def _lookups() -> BoundedEnvironment:
+    """An environment for the lookups a check makes ahead of a filter, as the filter would."""
+    return BoundedEnvironment()
+
+
 def _check_replace(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
     old, new = str(_arg(args, kwargs, 0, "old", "")), str(_arg(args, kwargs, 1, "new", ""))
     count = _arg(args, kwargs, 2, "count", None)
@@ -322,8 +342,12 @@ def _check_replace(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[st
 
 def _check_join(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
     items = _bounded_list(b, value)
-    if _arg(args, kwargs, 1, "attribute", None) is None:
-        b.check_items(join_size(items, str(_arg(args, kwargs, 0, "d", ""))), "a join")
+    attribute = _arg(args, kwargs, 1, "attribute", None)
+    if attribute is not None:  # joined are the items' attributes: looked up here, so they are sized too
+        getter = make_attrgetter(_lookups(), attribute)
+        items = [getter(item) for item in items]
+        args, _ = args[:1], kwargs.pop("attribute", None)
+    b.check_items(join_size(items, str(_arg(args, kwargs, 0, "d", ""))), "a join")
     return items, args
 
 

@@ -12,8 +12,9 @@ wrapping, making links): a check after the operation would come after the memory
 A value's size counts everything it holds, through its lists and dicts, as often as it holds
 it: ``[c] * 100`` of ``[b] * 100`` of ``[a] * 100`` costs little to build (each list holds 100
 references) but a million values to print or turn into JSON, which Python does in one call no
-deadline can stop. And every text a render makes counts toward one total: each within the
-limits, a thousand ``{% set %}``s could otherwise keep a thousand of them.
+deadline can stop. And all a render makes (texts, and the items of its lists and dicts)
+counts toward one total: each value within the limits, a thousand ``{% set %}``s could
+otherwise keep a thousand of them.
 """
 
 from __future__ import annotations
@@ -42,9 +43,10 @@ class Limits:
     value_items: int = 65_536  # characters and items of any value, all it holds counted (``measure``)
     nesting: int = 32  # levels of lists and dicts in one value
     written_chars: int = 65_536  # everything written, including macro and {% set %} blocks
-    # Every text the render makes, together: each may hold 65,536 characters, 4 bytes each,
-    # and a template has room for a thousand {% set %}s that keep one each.
-    made_chars: int = 1 << 20
+    # All the render makes, together, in characters, each item of a list, tuple or dict it
+    # makes counting as ``ITEM_CHARS``: each value may hold 65,536, at 4 bytes a character or
+    # 60-80 bytes an item, and a template has room for a thousand {% set %}s that keep one each.
+    made_chars: int = 1 << 22
     width: int = MAX_RENDERED_CHARS  # padding: nothing wider fits in a message
     int_bits: int = 4096  # no amount needs a larger integer
 
@@ -91,7 +93,14 @@ class Budget:
         """A text of ``chars`` characters was made (and may be kept for the rest of the render)."""
         self.made += chars
         if self.made > self.limits.made_chars:
-            raise RenderLimitError(f"the template made more than {self.limits.made_chars} characters of text in all")
+            raise RenderLimitError(f"the template made more than {self.limits.made_chars} characters of values in all "
+                                   f"(texts, and {ITEM_CHARS} for each item of a list or dict)")
+
+    def made_holder(self, value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any] | dict[Any, Any]) -> None:
+        """A list, tuple, set or dict was made: its items, and the texts among them, which may
+        be new too (``s.partition(x)``, ``s | list``)."""
+        parts = [*value.keys(), *value.values()] if isinstance(value, dict) else value
+        self.made_text(sum(ITEM_CHARS + len(part) if type(part) is str else ITEM_CHARS for part in parts))
 
     def check_value(self, value: Any) -> Any:
         """``value``, just made by the template (a call's, a filter's or an operator's result, a
@@ -104,6 +113,8 @@ class Budget:
             self.made_text(len(value))
         elif isinstance(value, _HOLDERS):
             _Measuring(self).measured(value, 0)
+            if isinstance(value, _MADE_HOLDERS):
+                self.made_holder(value)
         elif _is_int(value):
             self._check_bits(value)
         elif isinstance(value, Decimal):
@@ -219,6 +230,8 @@ _ITEMS_VIEW, _KEYS_VIEW, _VALUES_VIEW = type(_EMPTY.items()), type(_EMPTY.keys()
 # Concrete types, not the abstract KeysView…: this runs on every value a render makes.
 _HOLDERS = (list, tuple, dict, set, frozenset, _KEYS_VIEW, _VALUES_VIEW, _ITEMS_VIEW, Namespace, Cycler)
 _ONE = (float, bool, type(None))  # print in a few characters
+_MADE_HOLDERS = (list, tuple, set, frozenset, dict)  # what a render makes anew (not a namespace, a view)
+ITEM_CHARS = 24  # what an item of a list or dict a render makes counts, in characters (``Limits.made_chars``)
 # Values that hold others out of sight (a generator, a loop, a joiner): kept in a list, one
 # could hold another, and that one a large text, step after step.
 _OPAQUE = (Iterator, Joiner)
@@ -333,10 +346,13 @@ def measured_items(b: Budget, items: Iterator[Any]) -> Iterator[Any]:
             b.check_time()
         if type(item) is str:
             total += len(item)
+            b.made_text(len(item))
         elif isinstance(item, Iterator):  # batch of a generator…: measured as it comes too
             item = measured_items(b, item)
         else:
             total += b.size(item)
+            if isinstance(item, _MADE_HOLDERS):
+                b.made_holder(item)
         b.check_items(total, "what a filter or call gives one by one")
         yield item
 

@@ -14,7 +14,7 @@ from tests.unit.catalog import seeded_catalog
 from wanotify.consumers.notifier.planning import plan_event
 from wanotify.shared.errors import InvalidEvent
 from wanotify.shared.events import build_envelope
-from wanotify.shared.template_limits import KEPT_SIZE, MAX_RENDERED_CHARS, Limits, budget, measure
+from wanotify.shared.template_limits import KEPT_SIZE, MAX_RENDERED_CHARS, Budget, Limits, budget, measure
 from wanotify.shared.templates import SAMPLE_VARIABLES, _StrippedLength, render, sample_variables
 
 # Each step keeps the last step's value and a new 65,005-character text in a new one.
@@ -59,7 +59,17 @@ BOMBS = {
                                  "a wrapped text"),
     # each text is within the limits, and each {% set %} keeps one: 100 of them, 4 bytes a character
     "many large texts kept": ('{% set s = "😀" * 65000 %}' + "".join(f"{{% set v{i} = s ~ {i} %}}" for i in range(100))
-                              + "ok", "characters of text in all"),
+                              + "ok", "characters of values in all"),
+    # slices, and texts made inside a list, are made values too
+    "many slices kept": ('{% set s = "😀" * 65000 %}' + "".join(f"{{% set v{i} = s[{i}:] %}}" for i in range(100)) + "ok",
+                         "characters of values in all"),
+    "many partitions kept": ('{% set s = "😀" * 65000 %}'
+                             + "".join(f"{{% set v{i} = s.partition(s[0]) %}}" for i in range(100)) + "ok",
+                             "characters of values in all"),
+    "many lists of characters kept": ('{% set s = "😀" * 65000 %}' + "".join(f"{{% set v{i} = s | list %}}" for i in range(10))
+                                      + "ok", "characters of values in all"),
+    # join's attributes are looked up before the join, and sized with its separator
+    "join of attributes": ('{{ (["x"] * 8000)|join("y" * 60000, attribute="0")|length }}', "a join of"),
     # the steps of loop(…) in a recursive loop count like any loop's
     "recursive loop": ("{% for x in range(100) recursive %}{% if loop.depth < 4 %}{{ loop(range(100)) }}{% endif %}"
                        "{% endfor %}ok", "loops ran more than"),
@@ -242,3 +252,19 @@ def test_the_message_length_counts_chunks_as_strip_would_leave_them():
         length = _StrippedLength()
         for i, chunk in enumerate(chunks, 1):
             assert length.add(chunk) == len("".join(chunks[:i]).strip()), chunks[:i]
+
+
+def test_select_checks_the_deadline_at_every_item_it_tests(monkeypatch):
+    # select yields nothing while its test fails: 32,768 tests of "ab" in a 65,536-character
+    # text took 6 s in one step before each test checked the deadline
+    checks = 0
+    check_time = Budget.check_time
+
+    def counted(self: Budget) -> None:
+        nonlocal checks
+        checks += 1
+        check_time(self)
+
+    monkeypatch.setattr(Budget, "check_time", counted)
+    assert render('{{ (["ab"] * 1000) | select("in", "xyz") | list | length }}', SAMPLE_VARIABLES) == "0"
+    assert checks >= 1000
