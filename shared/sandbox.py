@@ -4,9 +4,10 @@ Jinja2's immutable sandbox keeps templates away from Python internals and from c
 data. On top of it every render is charged to a ``wanotify.shared.template_limits.Budget``:
 
 - every loop's iterable (a recursive loop's ``loop(…)`` too), every list, tuple and dict
-  written in the template, every slice, and every piece of output (literal text and a filter block's
-  result included) passes through a guard, and every ``~`` concatenation through a join that
-  stops once it is too long, inserted into the parsed template before it is compiled;
+  written in the template, every slice, and every piece of output (literal text and a
+  filter block's result included) passes through a guard, and every ``~`` concatenation
+  through a join that stops once it is too long, inserted into the parsed template before
+  it is compiled;
 - every call, attribute lookup, filter and arithmetic operator checks the deadline, and
   refuses results that would be too large before building them where the size can be told
   beforehand (repeating, padding, replacing, joining, formatting, wrapping, links, pretty
@@ -323,7 +324,7 @@ def _check_wordwrap(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[s
 
 
 def _lines(text: str) -> int:
-    """The lines Jinja's indent and wordwrap see: str.splitlines() breaks at \r, \x0b, \u2028… too."""
+    r"""The lines Jinja's indent and wordwrap see: str.splitlines() breaks at \r, \x0b, \u2028… too."""
     return len(text.splitlines()) + 1
 
 

@@ -90,7 +90,8 @@ class Budget:
         self.check_time()
 
     def made_text(self, chars: int) -> None:
-        """A text of ``chars`` characters was made (and may be kept for the rest of the render)."""
+        """``chars`` characters' worth of values was made (and may be kept for the rest of the
+        render): a text's characters, or a list's items and texts (``made_holder``)."""
         self.made += chars
         if self.made > self.limits.made_chars:
             raise RenderLimitError(f"the template made more than {self.limits.made_chars} characters of values in all "

@@ -62,9 +62,9 @@ class Placeholder:
     """The stand-in for a variable whose type nobody knows before an event brings it: those of
     ``notification.requested``, which carry any variables. Whatever a template does with it
     works and prints ``<name>``: compare it (true), compute with it (itself; a number after
-    ``-``, ``/``, ``**`` and the like), loop over it (one item; none eight levels below the variable,
-    so a walk over a tree ends), read its attributes and items
-    and call its methods (``<name.attr>``), filter it. What needs a text instead (a JSON
+    ``-``, ``/``, ``**`` and the like), loop over it (one item; none eight levels below the
+    variable, so a walk over a tree ends), read its attributes and items and call its methods
+    (``<name.attr>``), filter it. What needs a text instead (a JSON
     filter, a URL encoder, ``in "…"``, a string method's argument) gets its text in a trial
     render (``trial_render``). A trial render with placeholders so refuses what fails whatever
     the values are: a sandbox violation, a literal misused, a loop or size limit. (It also
