@@ -41,6 +41,7 @@ from jinja2.sandbox import ImmutableSandboxedEnvironment
 from jinja2.visitor import NodeTransformer
 
 from wanotify.shared.template_limits import (
+    ITEM_CHARS,
     Budget,
     RenderLimitError,
     check_binop,
@@ -57,6 +58,8 @@ VALUE_GUARD = "_wanotify_value"
 CONCAT = "_wanotify_concat"
 WRITTEN = "_wanotify_written"
 MAX_LINKED_WORD = 2048  # characters in a word urlize looks at; a web address is rarely longer
+MAX_STRIP_CHARS = 256  # characters strip, lstrip, rstrip and trim may be given to take away
+MAX_ROUND_DIGITS = 1234  # round's precision: as many digits as a 4,096-bit number has
 
 _STR_METHODS = frozenset("""
     capitalize casefold center count endswith find index isalnum isalpha isascii isdecimal isdigit
@@ -134,15 +137,17 @@ class BoundedEnvironment(ImmutableSandboxedEnvironment):
         _check_arguments(b, args, kwargs)
         if isinstance(obj, LoopContext) and args:  # loop(children) in a recursive loop: its steps count too
             args = (_guard_loop(context, args[0]), *args[1:])
-        if isinstance(obj, Macro):  # its varargs, kwargs and caller's arguments are made of them
-            b.check_items(sum(b.size(value) for value in (*args, *kwargs.values())),
-                          "what a macro is given")
+        if isinstance(obj, Macro):
+            _check_macro_arguments(b, args, kwargs)
         owner = getattr(obj, "__self__", None)
         if isinstance(owner, str):
             args = _check_str_method(b, owner, obj.__name__, args, kwargs)
         elif isinstance(owner, datetime.date | datetime.time) and obj.__name__ == "strftime":
             _check_strftime(b, _arg(args, kwargs, 0, "format", ""))
-        return _made_of(b, super().call(context, obj, *args, **kwargs), args, kwargs)
+        result = _made_of(b, super().call(context, obj, *args, **kwargs), args, kwargs)
+        if isinstance(owner, str) and isinstance(result, list | tuple):  # split, partition…: new texts
+            b.made_text(sum(map(len, result)))
+        return result
 
 
 class _Guards(NodeTransformer):
@@ -238,6 +243,15 @@ def _made_of(b: Budget, result: Any, args: tuple[Any, ...], kwargs: dict[str, An
     return b.check_value(result)
 
 
+def _check_macro_arguments(b: Budget, args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+    """A macro's ``varargs``, ``kwargs`` and caller's arguments are made of what it is given, in
+    new tuples and dicts on every call (and a recursive macro keeps each call's): what it is
+    given counts in all, and each argument toward all the render makes."""
+    given = (*args, *kwargs.values())
+    b.check_items(len(given) + sum(b.size(value) for value in given), "what a macro is given")
+    b.made_text(2 * ITEM_CHARS * len(given))
+
+
 def _check_strftime(b: Budget, fmt: Any) -> None:
     """``strftime("%1500Y" * 10000)`` pads every conversion as wide as it is told."""
     if isinstance(fmt, str):
@@ -272,6 +286,8 @@ def _check_str_method(b: Budget, text: str, name: str, args: tuple[Any, ...], kw
     elif name == "replace" and len(args) >= 2 and all(isinstance(a, str) for a in args[:2]):
         count = args[2] if len(args) > 2 else kwargs.get("count")
         b.check_items(replace_size(text, args[0], args[1], count if isinstance(count, int) else None), "a replacement")
+    elif name in ("strip", "lstrip", "rstrip") and args:
+        _check_strip_chars(args[0])
     elif name == "join" and args:
         items = _bounded_list(b, args[0])
         b.check_items(join_size(items, text), "a join")
@@ -297,6 +313,25 @@ Check = Callable[[Budget, Any, tuple[Any, ...], dict[str, Any]], tuple[Any, tupl
 
 def _arg(args: tuple[Any, ...], kwargs: dict[str, Any], index: int, name: str, default: Any) -> Any:
     return args[index] if len(args) > index else kwargs.get(name, default)
+
+
+def _check_strip_chars(chars: Any) -> None:
+    """Stripping a set of characters outside Latin-1 looks each of the text's characters up in
+    it one by one: 65,000 by 65,000 take seconds in one call."""
+    if isinstance(chars, str) and len(chars) > MAX_STRIP_CHARS:
+        raise RenderLimitError(f"a set of {len(chars)} characters to strip is too large; the limit is {MAX_STRIP_CHARS}")
+
+
+def _check_trim(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    _check_strip_chars(_arg(args, kwargs, 0, "chars", None))
+    return value, args
+
+
+def _check_round(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
+    precision = _arg(args, kwargs, 0, "precision", 0)  # rounding computes 10 ** precision, a huge integer
+    if isinstance(precision, int) and abs(precision) > MAX_ROUND_DIGITS:
+        raise RenderLimitError(f"round: a precision of {precision} digits is too large; the limit is {MAX_ROUND_DIGITS}")
+    return value, args
 
 
 def _check_center(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, tuple[Any, ...]]:
@@ -380,12 +415,14 @@ def _check_urlize(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
     # each word may become a link: the address twice, the attributes and the markup around them
     words = text.split()
     b.check_items(2 * len(text) + len(words) * (attributes + 64), "a text with links")
-    # Jinja trims a word's trailing punctuation with a regular expression that takes quadratic
-    # time in one call: 30,000 dots before "x." take 17 s. No address is that long.
+    # Jinja trims a word's trailing punctuation with a regular expression that takes time growing
+    # with the square of the word's length, in one call: 30,000 dots before "x." take 17 s, and
+    # 15 words of 2,040 dots 1.2 s. No web address is that long.
     longest = max(map(len, words), default=0)
-    if longest > MAX_LINKED_WORD:
-        raise RenderLimitError(f"urlize: a word of {longest} characters is too long to look for links in; "
-                               f"the limit is {MAX_LINKED_WORD}")
+    if longest > MAX_LINKED_WORD or sum(len(word) ** 2 for word in words) > MAX_LINKED_WORD ** 2:
+        raise RenderLimitError(f"urlize: words this long (the longest has {longest} characters) take too long to "
+                               f"look for links in; a word may have {MAX_LINKED_WORD}, fewer when there are several "
+                               "long ones")
     return value, args
 
 
@@ -409,6 +446,7 @@ _CHECKS: dict[str, Check] = {
     "center": _check_center, "indent": _check_indent, "wordwrap": _check_wordwrap, "replace": _check_replace,
     "join": _check_join, "sum": _check_sum, "batch": _check_count(0, "linecount"), "slice": _check_count(0, "slices"),
     "format": _check_format, "tojson": _check_tojson, "urlize": _check_urlize, "pprint": _check_pprint,
+    "trim": _check_trim, "round": _check_round,
 }
 _PASS = {"context": lambda c: c, "eval_context": lambda c: c.eval_ctx, "environment": lambda c: c.environment}
 

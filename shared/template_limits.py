@@ -98,10 +98,10 @@ class Budget:
                                    f"(texts, and {ITEM_CHARS} for each item of a list or dict)")
 
     def made_holder(self, value: list[Any] | tuple[Any, ...] | set[Any] | frozenset[Any] | dict[Any, Any]) -> None:
-        """A list, tuple, set or dict was made: its items, and the texts among them, which may
-        be new too (``s.partition(x)``, ``s | list``)."""
-        parts = [*value.keys(), *value.values()] if isinstance(value, dict) else value
-        self.made_text(sum(ITEM_CHARS + len(part) if type(part) is str else ITEM_CHARS for part in parts))
+        """A list, tuple, set or dict was made: its items (a dict's keys and values), each
+        ``ITEM_CHARS``. What they hold was made before (and counted then), or is the event's; a
+        string method's new texts in a list are counted where it is called."""
+        self.made_text(ITEM_CHARS * (2 * len(value) if isinstance(value, dict) else len(value)))
 
     def check_value(self, value: Any) -> Any:
         """``value``, just made by the template (a call's, a filter's or an operator's result, a
@@ -345,14 +345,13 @@ def measured_items(b: Budget, items: Iterator[Any]) -> Iterator[Any]:
         count += 1
         if count % 256 == 0:  # each item may be cheap, and there may be many
             b.check_time()
-        if type(item) is str:
+        if type(item) is str:  # new (map's filter counted it) or passed on (select): not made here
             total += len(item)
-            b.made_text(len(item))
         elif isinstance(item, Iterator):  # batch of a generator…: measured as it comes too
             item = measured_items(b, item)
         else:
             total += b.size(item)
-            if isinstance(item, _MADE_HOLDERS):
+            if isinstance(item, list | tuple):  # a batch or slice's new rows; an event's dicts pass on
                 b.made_holder(item)
         b.check_items(total, "what a filter or call gives one by one")
         yield item

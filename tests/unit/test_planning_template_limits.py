@@ -53,6 +53,15 @@ BOMBS = {
                                 "wrote more than"),
     # Jinja's link trimming takes quadratic time in a word's length, in one call
     "a long word made links": ('{{ ("." * 30000 ~ "x.")|urlize|length }}', "too long to look for links in"),
+    "many long words made links": ('{{ (("." * 2040 ~ "x. ") * 15)|urlize|length }}', "too long to look for links in"),
+    # rounding computes 10 ** precision; stripping a large set outside Latin-1 takes quadratic time
+    "round to ten million digits": ("{{ 5|round(-10000000) }}", "precision of"),
+    "strip of a large set": ('{{ ("ā" * 65000).lstrip("ă" * 65000 ~ "ā")|length }}', "characters to strip"),
+    "trim of a large set": ('{{ ("ā" * 65000)|trim("ă" * 65000 ~ "ā")|length }}', "characters to strip"),
+    # each call of a recursive macro keeps new tuples of what it is given
+    "recursive macro given many values": ('{% set a = [""] * 65536 %}{% macro m(n) %}{% if n > 0 %}'
+                                          "{{ m(n - 1, *varargs) }}{% endif %}{% endmacro %}{{ m(25, *a) }}x",
+                                          "what a macro is given"),
     # indent and wordwrap see lines where str.splitlines() does: at \r too
     "indented carriage returns": ('{{ ("\\r" * 60000)|indent(4000, blank=true)|length }}', "an indented text"),
     "wrapped carriage returns": ('{{ ("\\r" * 60000)|wordwrap(1000000, wrapstring="y" * 5000)|length }}',
@@ -66,8 +75,6 @@ BOMBS = {
     "many partitions kept": ('{% set s = "😀" * 65000 %}'
                              + "".join(f"{{% set v{i} = s.partition(s[0]) %}}" for i in range(100)) + "ok",
                              "characters of values in all"),
-    "many lists of characters kept": ('{% set s = "😀" * 65000 %}' + "".join(f"{{% set v{i} = s | list %}}" for i in range(10))
-                                      + "ok", "characters of values in all"),
     # join's attributes are looked up before the join, and sized with its separator
     "join of attributes": ('{{ (["x"] * 8000)|join("y" * 60000, attribute="0")|length }}', "a join of"),
     # the steps of loop(…) in a recursive loop count like any loop's
@@ -268,3 +275,23 @@ def test_select_checks_the_deadline_at_every_item_it_tests(monkeypatch):
     monkeypatch.setattr(Budget, "check_time", counted)
     assert render('{{ (["ab"] * 1000) | select("in", "xyz") | list | length }}', SAMPLE_VARIABLES) == "0"
     assert checks >= 1000
+
+
+def test_the_items_of_lists_a_render_makes_count_toward_all_it_makes():
+    # each list holds 65,000 new one-character texts, some 5 MB: a few may be kept, not ten
+    body = '{% set s = "😀" * 65000 %}' + "".join(f"{{% set v{i} = s | list %}}" for i in range(10)) + "ok"
+    tracemalloc.start()
+    with pytest.raises(InvalidEvent, match="characters of values in all"):
+        render(body, SAMPLE_VARIABLES, Limits(seconds=60))  # no time limit in the way on a slow machine
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert peak < 20_000_000
+
+
+def test_a_loop_that_filters_the_event_list_on_every_step_is_not_charged_for_what_it_passes_on():
+    # filtering passes the event's own dicts on: a list of them counts its items, not what they hold
+    items = [{"sku": f"SKU-{i:04d}", "category": f"c{i % 2}", "note": "x" * 60} for i in range(250)]
+    body = ("{% for it in items %}{% set n = items|selectattr('category', 'equalto', it.category)|list|length %}"
+            "{% set skus = items|map(attribute='sku')|join(',') %}{% if loop.last %}{{ n }} {{ skus|length }}{% endif %}"
+            "{% endfor %}")
+    assert render(body, {"items": items}, Limits(seconds=60)) == "125 2249"
