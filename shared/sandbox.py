@@ -382,7 +382,8 @@ def _check_join(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str, 
     if attribute is not None:  # joined are the items' attributes: looked up here, so they are sized too
         getter = make_attrgetter(_lookups(), attribute)
         items = [getter(item) for item in items]
-        args, _ = args[:1], kwargs.pop("attribute", None)
+        args = args[:1]
+        kwargs.pop("attribute", None)
     b.check_items(join_size(items, str(_arg(args, kwargs, 0, "d", ""))), "a join")
     return items, args
 
@@ -418,8 +419,8 @@ def _check_urlize(b: Budget, value: Any, args: tuple[Any, ...], kwargs: dict[str
     # Jinja trims a word's trailing punctuation with a regular expression that takes time growing
     # with the square of the word's length, in one call: 30,000 dots before "x." take 17 s, and
     # 15 words of 2,040 dots 1.2 s. No web address is that long.
-    longest = max(map(len, words), default=0)
-    if longest > MAX_LINKED_WORD or sum(len(word) ** 2 for word in words) > MAX_LINKED_WORD ** 2:
+    if sum(len(word) ** 2 for word in words) > MAX_LINKED_WORD ** 2:
+        longest = max(map(len, words))
         raise RenderLimitError(f"urlize: words this long (the longest has {longest} characters) take too long to "
                                f"look for links in; a word may have {MAX_LINKED_WORD}, fewer when there are several "
                                "long ones")
