@@ -56,6 +56,9 @@ _MAX_NAME_CHARS = 200
 # Members and items of members…: a placeholder this many levels below its variable loops over
 # nothing, so a template that walks a tree (a recursive loop or macro) ends on placeholders.
 _MAX_PLACEHOLDER_DEPTH = 8
+# What a placeholder is as a number in the second trial: past the thresholds templates test
+# (``total | int > 100``), within every size limit.
+_SECOND_LOOK_NUMBER = 1_000_000
 
 
 class Placeholder:
@@ -69,21 +72,33 @@ class Placeholder:
     render (``trial_render``). A trial render with placeholders so refuses what fails whatever
     the values are: a sandbox violation, a literal misused, a loop or size limit. (It also
     refuses a call that needs a number in one argument and a text in another, such as
-    ``"abc".center(width, fill)``: each try gives all its placeholders one kind.) It is not a
+    ``"abc".center(width, fill)``: a try gives its placeholders one kind, except the one that
+    gives a filter's value its text and the arguments numbers.) It is not a
     ``str``, whose own methods the sandbox would check instead."""
 
-    __slots__ = ("_depth", "_name")
+    __slots__ = ("_depth", "_name", "_second")
 
-    def __init__(self, name: str, depth: int = 0) -> None:
+    def __init__(self, name: str, depth: int = 0, *, second: bool = False) -> None:
         self._name = name[:_MAX_NAME_CHARS]  # cut: a name made in a loop (ns.p = ns.p[key]) grows on every step
         self._depth = depth  # levels below the variable (``_MAX_PLACEHOLDER_DEPTH``)
+        self._second = second  # the second look's stand-in (``second_look``)
+
+    def _as(self, kind: type[Placeholder], suffix: str = "", below: int = 0) -> Placeholder:
+        """A stand-in of ``kind`` made from this one: ``below`` levels further down, named with ``suffix``."""
+        return kind(self._name + suffix, self._depth + below, second=self._second)
 
     def _below(self, suffix: str = "", kind: type[Placeholder] | None = None) -> Placeholder:
         """A member or item of this placeholder, one level further down."""
-        return (kind or Placeholder)(self._name + suffix, self._depth + 1)
+        return self._as(kind or Placeholder, suffix, 1)
+
+    def second_look(self) -> Placeholder:
+        """This stand-in for a second trial, when the first rendered an empty message: it
+        prints ``[name]`` (``striptags`` takes ``<name>`` for a tag) and is a large number
+        (``{% if total | int > 100 %}``)."""
+        return type(self)(self._name, self._depth, second=True)
 
     def __str__(self) -> str:
-        return f"<{self._name}>"
+        return f"[{self._name}]" if self._second else f"<{self._name}>"
 
     __repr__ = __str__
 
@@ -109,15 +124,15 @@ class Placeholder:
         return True
 
     def __int__(self) -> int:
-        return 1
+        return _SECOND_LOOK_NUMBER if self._second else 1
 
     __index__ = __int__
 
     def __float__(self) -> float:
-        return 1.0
+        return float(int(self))
 
     def __round__(self, _digits: int | None = None) -> Placeholder:
-        return _Number(self._name, self._depth)
+        return self._as(_Number)
 
     def items(self) -> list[tuple[Placeholder, Placeholder]]:
         return [(self._below(".key"), self._below(".value"))] if self._depth < _MAX_PLACEHOLDER_DEPTH else []
@@ -138,11 +153,11 @@ class Placeholder:
         return self
 
     def _number(self, *_other: Any) -> Placeholder:
-        return _Number(self._name, self._depth)
+        return self._as(_Number)
 
     def _times(self, other: Any) -> Placeholder:
         """``"-" * n`` and ``[x] * n`` repeat a text or a list, whatever ``n`` is."""
-        return Placeholder(self._name, self._depth) if isinstance(other, str | list | tuple) else self
+        return self._as(Placeholder) if isinstance(other, str | list | tuple) else self
 
     # Every comparison holds, so the branch it guards is tried too (``{% if x == "vip" %}``).
     __lt__ = __le__ = __gt__ = __ge__ = __eq__ = __ne__ = _true
@@ -176,7 +191,7 @@ class _Member(Placeholder):
     __slots__ = ()
 
     def __call__(self, *_args: Any, **_kwargs: Any) -> Placeholder:
-        return Placeholder(self._name, self._depth)
+        return self._as(Placeholder)
 
 
 # An amount with more than 31 whole digits (Decimal.adjusted() over 30) is no amount: written
@@ -268,6 +283,9 @@ def _per_use(func: Any) -> Any:
 
 
 def _tried(func: Callable[..., Any], lead: tuple[Any, ...], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    """``func`` with the placeholders as they are; failing that, as texts; failing that too, the
+    first argument (a filter's value) as a text and the others as numbers (``note | wordwrap(width)``).
+    The texts' failure is the one reported."""
     try:
         return func(*lead, *args, **kwargs)
     except SecurityError:
@@ -277,21 +295,36 @@ def _tried(func: Callable[..., Any], lead: tuple[Any, ...], args: tuple[Any, ...
         texts, text_kwargs = swap.texts(args), swap.texts(kwargs)
         if texts is args and text_kwargs is kwargs:
             raise  # no placeholder in it: it fails whatever the variables are
-    return func(*lead, *texts, **text_kwargs)
+    try:
+        return func(*lead, *texts, **text_kwargs)
+    except SecurityError:
+        raise
+    except Exception:
+        swap = _TextSwap(numbers=True)
+        numbers, number_kwargs = (*texts[:1], *swap.texts(args[1:])), swap.texts(kwargs)
+        try:
+            return func(*lead, *numbers, **number_kwargs)
+        except SecurityError:
+            raise
+        except Exception:  # noqa: BLE001 - the texts' failure says more: raised below
+            pass
+        raise
 
 
 class _TextSwap:
     """The arguments of one call with the placeholders in them (and in their lists and dicts, as
     far as ``_MAX_TEXT_DEPTH`` and ``_MAX_TEXT_VALUES`` reach) replaced by their texts, and a
-    number stand-in by the number 1; each value itself when it holds none. A list held many times over is looked through once."""
+    number stand-in by its number (every one by its number with ``numbers``); each value itself
+    when it holds none. A list held many times over is looked through once."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, numbers: bool = False) -> None:
+        self._numbers = numbers
         self._left = _MAX_TEXT_VALUES
         self._seen: dict[int, Any] = {}  # id of a list, tuple or dict -> what it became
 
     def texts(self, value: Any, depth: int = 0) -> Any:
         if isinstance(value, Placeholder):
-            return 1 if isinstance(value, _Number) else str(value)
+            return int(value) if self._numbers or isinstance(value, _Number) else str(value)
         if not isinstance(value, list | tuple | dict) or depth >= _MAX_TEXT_DEPTH:
             return value
         if id(value) not in self._seen:
@@ -361,8 +394,28 @@ def trial_render(body: str, variables: dict[str, Any], limits: Limits = DEFAULT_
     placeholder that it cannot take gets its text instead (``_TrialEnvironment``), so a
     template is refused for what fails whatever each variable's value is (and for one call that
     needs a number and a text at once: see ``Placeholder``). Not for real
-    events: their values are what they are."""
-    return _render(_trial_compile, body, variables, limits)
+    events: their values are what they are.
+
+    A message that comes out empty may owe it to the placeholders (``{{ note | striptags }}``
+    strips ``<note>``; ``{% if total | int > 100 %}`` is false for 1): it is tried once more
+    with their second look (``Placeholder.second_look``), and refused only if that fails too."""
+    try:
+        return _render(_trial_compile, body, variables, limits)
+    except _EmptyMessage:
+        second = {name: value.second_look() if isinstance(value, Placeholder) else value
+                  for name, value in variables.items()}
+        if all(value is variables[name] for name, value in second.items()):
+            raise
+        try:
+            return _render(_trial_compile, body, second, limits)
+        except InvalidEvent:
+            pass
+        raise
+
+
+class _EmptyMessage(InvalidEvent):
+    def __init__(self) -> None:
+        super().__init__("template_error", "template rendered an empty message")
 
 
 def _render(compile_body: Callable[[str], Template], body: str, variables: dict[str, Any], limits: Limits) -> str:
@@ -376,7 +429,7 @@ def _render(compile_body: Callable[[str], Template], body: str, variables: dict[
     except Exception as exc:  # noqa: BLE001 - a broken admin template must never crash a consumer
         raise InvalidEvent("template_error", f"template cannot render: {type(exc).__name__}: {exc}") from None
     if not text:
-        raise InvalidEvent("template_error", "template rendered an empty message")
+        raise _EmptyMessage
     return text
 
 

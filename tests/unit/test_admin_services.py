@@ -129,6 +129,32 @@ def test_a_free_variable_takes_in_one_render_a_placeholder_or_a_text_whichever_e
     assert sample_render(body, Provided((), None))[0] == shown
 
 
+@pytest.mark.parametrize(("body", "shown"), [
+    ("{{ note | wordwrap(width) }}", "<\nn\no\nt\ne\n>"),  # the value a text, the width a number (1)
+    ("{{ note | truncate(n, end=tail) | wordwrap(width=w) }}", "<\nn\no\nt\ne\n>"),
+])
+def test_a_filter_whose_value_is_a_text_and_whose_arguments_are_numbers_passes(body, shown):
+    assert sample_render(body, Provided((), None))[0] == shown
+
+
+@pytest.mark.parametrize(("body", "shown"), [
+    ("{{ note | striptags }}", "[note]"),  # striptags took <note> for a tag
+    ("{% if total | int > 100 %}Bonus besar!{% endif %}", "Bonus besar!"),  # false for 1, true for a large total
+    ("{% if total | float >= 99.5 %}Hampir!{% endif %}", "Hampir!"),
+])
+def test_a_template_empty_only_for_the_first_placeholders_is_tried_with_their_second_look(body, shown):
+    assert sample_render(body, Provided((), None))[0] == shown
+
+
+@pytest.mark.parametrize("body", [
+    "{% if false %}{{ note }}{% endif %}",  # empty whatever the values
+    "{{ note | striptags | replace(note | striptags, '') }}",
+])
+def test_a_template_empty_for_both_looks_is_refused_as_empty(body):
+    with pytest.raises(InvalidEvent, match="empty message"):
+        sample_render(body, Provided((), None))
+
+
 @pytest.mark.parametrize(("body", "says"), [
     ("{% if points >= 100 %}VIP{% endif %} {{ code | urlencode }} {{ 1 / 0 }}", "division by zero"),
     ('{% if points >= 100 %}VIP{% endif %} {{ "a" + 1 }}', "can only concatenate"),
