@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+import http.client
+import json
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, Protocol, runtime_checkable
 from urllib.parse import urlsplit
 
 import requests
+import urllib3
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
@@ -99,9 +102,9 @@ def build_session(url: str, extra_headers: dict[str, str] | None = None) -> requ
     return session
 
 
-def timeouts(timeout_seconds: float) -> tuple[float, float]:
-    """The ``(connect, read)`` pair for requests, from the single configured timeout."""
-    return (min(timeout_seconds, MAX_CONNECT_TIMEOUT), timeout_seconds)
+def timeouts(timeout_seconds: float) -> urllib3.Timeout:
+    """The connect and read timeouts, from the single configured timeout."""
+    return urllib3.Timeout(connect=min(timeout_seconds, MAX_CONNECT_TIMEOUT), read=timeout_seconds)
 
 
 def require_http_url(value: str | None, env_var: str) -> str:
@@ -120,20 +123,67 @@ def describe_target(method: str, url: str) -> str:
     return f"{method} {parts.netloc}{parts.path}"
 
 
-def prepare_request(session: requests.Session, method: str, url: str, **kwargs: Any) -> requests.PreparedRequest:
-    """The request, encoded and with the session's headers, ready for ``perform``."""
-    return session.prepare_request(requests.Request(method, url, **kwargs))
+@dataclass(frozen=True)
+class Reply:
+    """A provider's answer to one call."""
+
+    status_code: int
+    headers: Mapping[str, str]  # case-insensitive
+    content: bytes
+
+    @property
+    def text(self) -> str:
+        return self.content.decode("utf-8", "replace")
 
 
-def perform(session: requests.Session, request: requests.PreparedRequest, *,
-            timeout: tuple[float, float]) -> requests.Response:
-    """Send one prepared request; network failures become ``TransientError`` with a secret-free message."""
-    try:
-        # No redirects: following one would turn a POST into a GET and hide a wrong base URL.
-        return session.send(request, timeout=timeout, allow_redirects=False)
-    except requests.RequestException as exc:
-        # ``from None``: the requests exception text holds the full URL, query string included.
-        raise classify_network_error(exc, describe_target(request.method or "", request.url or "")) from None
+class HttpClient:
+    """The calls to one provider URL, over a pool of kept-alive connections.
+
+    ``requests`` builds each call (the session's headers and ``.netrc`` auth, JSON, form and
+    query encodings) and has read the environment once (``build_session``); the call itself goes
+    straight to the urllib3 connection pool that ``requests`` set up for the URL, with its proxy
+    and certificate settings. ``Session.send`` around it (hooks, cookies, a ``Response`` that
+    guesses its text's charset) cost about a quarter of a call's CPU in the sender.
+    """
+
+    def __init__(self, url: str, timeout_seconds: float, extra_headers: dict[str, str] | None = None) -> None:
+        self._session = build_session(url, extra_headers)
+        adapter = self._session.get_adapter(url)
+        assert isinstance(adapter, HTTPAdapter)  # as build_session mounted it
+        self._adapter = adapter
+        probe = self._session.prepare_request(requests.Request("GET", url))
+        verify, proxies, cert = self._session.verify, self._session.proxies, self._session.cert
+        pool = self._adapter.get_connection_with_tls_context(probe, verify, proxies, cert)
+        assert isinstance(pool, urllib3.HTTPConnectionPool)  # HTTPS pools are HTTP pools too
+        try:
+            self._adapter.cert_verify(pool, url, verify, cert)  # type: ignore[no-untyped-call]
+        except OSError as exc:  # a CA bundle or client certificate named in the environment is missing
+            raise ConfigError(f"TLS settings for {urlsplit(url).netloc} cannot be used: {exc}") from None
+        self._pool = pool
+        self._timeout = timeouts(timeout_seconds)
+
+    def prepare(self, method: str, url: str, **kwargs: Any) -> requests.PreparedRequest:
+        """The request, encoded and with the session's headers, ready for ``perform``."""
+        return self._session.prepare_request(requests.Request(method, url, **kwargs))
+
+    def perform(self, request: requests.PreparedRequest) -> Reply:
+        """Send one prepared request; network failures become ``TransientError`` with a secret-free message."""
+        try:
+            raw = self._pool.urlopen(
+                request.method or "GET", self._adapter.request_url(request, self._session.proxies),
+                body=request.body, headers=request.headers,
+                # No redirects: following one would turn a POST into a GET and hide a wrong base URL.
+                # No retries: they belong to the queues (see ``build_session``).
+                redirect=False, retries=False, assert_same_host=False, timeout=self._timeout,
+                preload_content=True, chunked=False)
+        except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
+            # ``from None``: the exception text holds the full URL, query string included.
+            raise classify_network_error(exc, describe_target(request.method or "", request.url or "")) from None
+        return Reply(raw.status, raw.headers, raw.data)
+
+    def close(self) -> None:
+        """Release the pooled connections."""
+        self._session.close()
 
 
 def redact(text: str, secrets: Iterable[str | None]) -> str:
@@ -144,9 +194,9 @@ def redact(text: str, secrets: Iterable[str | None]) -> str:
     return text
 
 
-def json_or_none(response: requests.Response) -> Any:
+def json_or_none(reply: Reply) -> Any:
     """The decoded JSON body, or ``None`` when the body is not JSON (HTML error pages, empty)."""
     try:
-        return response.json()
-    except ValueError:
+        return json.loads(reply.content)
+    except ValueError:  # not JSON, or not text (UnicodeDecodeError)
         return None

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from email.utils import parsedate_to_datetime
 from typing import Any
 
-import requests
+import urllib3
 
 from wanotify.shared.consent import OPTED_OUT
 from wanotify.shared.errors import PermanentError, QualityLimitError, TransientError
@@ -178,14 +178,15 @@ def classify_gateway_rejection(detail: str) -> Outcome:
     return TransientError(message, code="gateway_rejected")
 
 
-def classify_network_error(exc: requests.RequestException, target: str) -> TransientError:
+def classify_network_error(exc: Exception, target: str) -> TransientError:
     """Timeouts and connection failures: the provider may be fine a moment later.
 
     ``target`` is "METHOD host/path"; the exception's own text is not used because it
     contains the full URL, query string (and so possibly an API key) included.
     """
-    # ConnectTimeout is both a Timeout and a ConnectionError; it is reported as a timeout.
-    if isinstance(exc, requests.Timeout):
+    # urllib3 counts a refused connection (NewConnectionError) as a connect timeout: it is not one.
+    timed_out = isinstance(exc, urllib3.exceptions.TimeoutError | TimeoutError)
+    if timed_out and not isinstance(exc, urllib3.exceptions.NewConnectionError):
         return TransientError(f"timeout calling {target}", code="timeout")
     return TransientError(f"network error calling {target} ({type(exc).__name__})", code="network")
 

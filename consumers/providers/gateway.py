@@ -16,15 +16,13 @@ from typing import Any
 import requests
 
 from wanotify.consumers.providers.base import (
+    HttpClient,
     OutgoingMessage,
+    Reply,
     SendResult,
-    build_session,
     json_or_none,
-    perform,
-    prepare_request,
     redact,
     require_http_url,
-    timeouts,
 )
 from wanotify.consumers.providers.classify import (
     classify_gateway_rejection,
@@ -116,8 +114,7 @@ class GatewayProvider:
         self.url = base + self.shape.path
         self._api_key = settings.api_key
         self._sender = settings.sender
-        self._timeout = timeouts(settings.timeout_seconds)
-        self._session = build_session(self.url)
+        self._http = HttpClient(self.url, settings.timeout_seconds)
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send ``message``; raises TransientError / PermanentError on failure."""
@@ -125,11 +122,10 @@ class GatewayProvider:
 
     def prepare(self, message: OutgoingMessage) -> Callable[[], SendResult]:
         """The request built now; the returned call sends it (``send``, in two steps)."""
-        return partial(self._call, prepare_request(self._session, self.shape.method, self.url,
-                                                   **self.request_arguments(message)))
+        return partial(self._call, self._http.prepare(self.shape.method, self.url, **self.request_arguments(message)))
 
     def _call(self, request: requests.PreparedRequest) -> SendResult:
-        response = perform(self._session, request, timeout=self._timeout)
+        response = self._http.perform(request)
         payload = json_or_none(response)
         if not 200 <= response.status_code < 300:
             detail = self._clean(reason_text(payload) or response.text)
@@ -140,7 +136,7 @@ class GatewayProvider:
 
     def close(self) -> None:
         """Release the pooled connections."""
-        self._session.close()
+        self._http.close()
 
     def request_arguments(self, message: OutgoingMessage) -> dict[str, Any]:
         """The ``requests`` keyword arguments (params/data/json/headers) for one message."""
@@ -169,7 +165,7 @@ class GatewayProvider:
         digits = recipient.lstrip("+")
         return "+" + digits if self.shape.number_format == "plus" else digits
 
-    def _check_success(self, payload: Any, response: requests.Response) -> None:
+    def _check_success(self, payload: Any, response: Reply) -> None:
         field_path = self.shape.success_field
         if not field_path:
             return

@@ -14,14 +14,11 @@ from typing import Any
 from requests import PreparedRequest
 
 from wanotify.consumers.providers.base import (
+    HttpClient,
     OutgoingMessage,
     SendResult,
-    build_session,
     json_or_none,
-    perform,
-    prepare_request,
     require_http_url,
-    timeouts,
 )
 from wanotify.consumers.providers.classify import classify_meta_error
 from wanotify.shared.config import WhatsAppSettings
@@ -46,8 +43,8 @@ class MetaCloudProvider:
         base = require_http_url(settings.base_url or DEFAULT_BASE_URL, "WHATSAPP_API_BASE_URL")
         version = settings.api_version.strip("/")
         self.url = f"{base}/{version}/{settings.phone_number_id}/messages"
-        self._timeout = timeouts(settings.timeout_seconds)
-        self._session = build_session(self.url, {"Authorization": f"Bearer {settings.access_token}"})
+        self._http = HttpClient(self.url, settings.timeout_seconds,
+                                {"Authorization": f"Bearer {settings.access_token}"})
 
     def send(self, message: OutgoingMessage) -> SendResult:
         """Send ``message`` (its approved template if it carries one, else its text); raises
@@ -56,11 +53,10 @@ class MetaCloudProvider:
 
     def prepare(self, message: OutgoingMessage) -> Callable[[], SendResult]:
         """The request built now; the returned call sends it (``send``, in two steps)."""
-        return partial(self._call, message, prepare_request(self._session, "POST", self.url,
-                                                           json=message_payload(message)))
+        return partial(self._call, message, self._http.prepare("POST", self.url, json=message_payload(message)))
 
     def _call(self, message: OutgoingMessage, request: PreparedRequest) -> SendResult:
-        response = perform(self._session, request, timeout=self._timeout)
+        response = self._http.perform(request)
         payload = json_or_none(response)
         if not 200 <= response.status_code < 300:
             raise classify_meta_error(response.status_code, payload, response.headers)
@@ -73,7 +69,7 @@ class MetaCloudProvider:
 
     def close(self) -> None:
         """Release the pooled connections."""
-        self._session.close()
+        self._http.close()
 
 
 def message_payload(message: OutgoingMessage) -> dict[str, Any]:

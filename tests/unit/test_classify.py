@@ -6,8 +6,8 @@ from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
 import pytest
-import requests
 from requests.structures import CaseInsensitiveDict
+from urllib3.exceptions import ConnectTimeoutError, NewConnectionError, ProtocolError, ReadTimeoutError
 
 from wanotify.consumers.providers.classify import (
     PERMANENT_META_CODES,
@@ -207,8 +207,9 @@ def test_any_other_gateway_refusal_is_transient(reason: str) -> None:
     assert error.code == "gateway_rejected"
 
 
-@pytest.mark.parametrize("exc", [requests.ReadTimeout("read timed out"), requests.ConnectTimeout("connect")])
-def test_timeouts_are_transient_with_code_timeout(exc: requests.RequestException) -> None:
+@pytest.mark.parametrize("exc", [ReadTimeoutError(None, "/send", "read timed out"),
+                                 ConnectTimeoutError("connect timed out")])
+def test_timeouts_are_transient_with_code_timeout(exc: Exception) -> None:
     error = classify_network_error(exc, "POST example.test/send-message")
     assert type(error) is TransientError
     assert error.code == "timeout"
@@ -216,9 +217,15 @@ def test_timeouts_are_transient_with_code_timeout(exc: requests.RequestException
 
 
 def test_a_connection_error_never_repeats_the_url_with_its_api_key() -> None:
-    exc = requests.ConnectionError("Max retries exceeded with url: /send-message?api_key=s3cret-key")
+    exc = ProtocolError("Connection aborted: /send-message?api_key=s3cret-key")
     error = classify_network_error(exc, "GET gw.example.test/send-message")
     assert type(error) is TransientError
     assert error.code == "network"
     assert "s3cret-key" not in str(error)
-    assert "ConnectionError" in str(error)
+    assert "ProtocolError" in str(error)
+
+
+def test_a_refused_connection_is_a_network_error_though_urllib3_files_it_under_connect_timeouts() -> None:
+    exc = NewConnectionError(None, "Failed to establish a new connection: [Errno 111] Connection refused")
+    assert isinstance(exc, ConnectTimeoutError)
+    assert classify_network_error(exc, "POST example.test/send").code == "network"

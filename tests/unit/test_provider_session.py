@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import ClassVar
+
 import pytest
 
 from wanotify.consumers.providers import base
+from wanotify.shared.errors import ConfigError
 
 URL = "https://graph.example.test/v21.0/123/messages"
 
@@ -43,3 +48,44 @@ def test_a_call_does_not_read_the_environment_again(monkeypatch: pytest.MonkeyPa
     settings = session.merge_environment_settings(URL, {}, None, None, None)
     assert reads == []
     assert settings["proxies"] == {}
+
+
+def test_a_missing_ca_bundle_named_in_the_environment_stops_the_provider_at_start_up(
+        monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "gone.pem"))
+    with pytest.raises(ConfigError, match=r"TLS settings for graph\.example\.test cannot be used: .*gone\.pem"):
+        base.HttpClient(URL, timeout_seconds=1.0)
+
+
+class _Proxy(BaseHTTPRequestHandler):
+    """An HTTP proxy that answers every request itself, keeping the request line's target."""
+
+    targets: ClassVar[list[str]] = []
+
+    def do_POST(self) -> None:
+        self.targets.append(self.path)
+        self.rfile.read(int(self.headers["Content-Length"]))
+        body = b'{"ok": true}'
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_args: object) -> None:
+        pass
+
+
+def test_a_call_goes_through_the_proxy_the_environment_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
+        target = "http://provider.invalid/v21.0/123/messages"  # a host no resolver knows: only the proxy answers
+        client = base.HttpClient(target, timeout_seconds=5.0)
+        reply = client.perform(client.prepare("POST", target, json={"to": "628114040707"}))
+        client.close()
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert (reply.status_code, base.json_or_none(reply)) == (200, {"ok": True})
+    assert _Proxy.targets == [target]  # the absolute form a proxy is asked for
