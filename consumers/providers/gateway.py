@@ -13,12 +13,11 @@ from dataclasses import dataclass, fields
 from functools import partial
 from typing import Any
 
-import requests
-
 from wanotify.consumers.providers.base import (
     HttpClient,
     OutgoingMessage,
     Reply,
+    Request,
     SendResult,
     json_or_none,
     redact,
@@ -124,7 +123,7 @@ class GatewayProvider:
         """The request built now; the returned call sends it (``send``, in two steps)."""
         return partial(self._call, self._http.prepare(self.shape.method, self.url, **self.request_arguments(message)))
 
-    def _call(self, request: requests.PreparedRequest) -> SendResult:
+    def _call(self, request: Request) -> SendResult:
         response = self._http.perform(request)
         payload = json_or_none(response)
         if not 200 <= response.status_code < 300:
@@ -139,7 +138,7 @@ class GatewayProvider:
         self._http.close()
 
     def request_arguments(self, message: OutgoingMessage) -> dict[str, Any]:
-        """The ``requests`` keyword arguments (params/data/json/headers) for one message."""
+        """The ``HttpClient.prepare`` keyword arguments (params/form/json_body/headers) for one message."""
         shape = self.shape
         body: dict[str, str] = {shape.to_field: self.format_number(message.recipient), shape.text_field: message.body}
         if shape.sender_field and self._sender:
@@ -157,7 +156,7 @@ class GatewayProvider:
             arguments["params"] = {**params, **body}
         else:
             arguments["params"] = params
-            arguments["json" if shape.encoding == "json" else "data"] = body
+            arguments["json_body" if shape.encoding == "json" else "form"] = body
         return arguments
 
     def format_number(self, recipient: str) -> str:

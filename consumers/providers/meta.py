@@ -11,11 +11,10 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from requests import PreparedRequest
-
 from wanotify.consumers.providers.base import (
     HttpClient,
     OutgoingMessage,
+    Request,
     SendResult,
     json_or_none,
     require_http_url,
@@ -53,9 +52,9 @@ class MetaCloudProvider:
 
     def prepare(self, message: OutgoingMessage) -> Callable[[], SendResult]:
         """The request built now; the returned call sends it (``send``, in two steps)."""
-        return partial(self._call, message, self._http.prepare("POST", self.url, json=message_payload(message)))
+        return partial(self._call, message, self._http.prepare("POST", self.url, json_body=message_payload(message)))
 
-    def _call(self, message: OutgoingMessage, request: PreparedRequest) -> SendResult:
+    def _call(self, message: OutgoingMessage, request: Request) -> SendResult:
         response = self._http.perform(request)
         payload = json_or_none(response)
         if not 200 <= response.status_code < 300:

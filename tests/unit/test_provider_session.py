@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
@@ -82,10 +83,26 @@ def test_a_call_goes_through_the_proxy_the_environment_named(monkeypatch: pytest
         monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{proxy.server_port}")
         target = "http://provider.invalid/v21.0/123/messages"  # a host no resolver knows: only the proxy answers
         client = base.HttpClient(target, timeout_seconds=5.0)
-        reply = client.perform(client.prepare("POST", target, json={"to": "628114040707"}))
+        reply = client.perform(client.prepare("POST", target, json_body={"to": "628114040707"}))
         client.close()
     finally:
         proxy.shutdown()
         proxy.server_close()
     assert (reply.status_code, base.json_or_none(reply)) == (200, {"ok": True})
     assert _Proxy.targets == [target]  # the absolute form a proxy is asked for
+
+
+def test_a_call_is_encoded_once_with_the_session_s_headers_and_its_own() -> None:
+    client = base.HttpClient("http://gw.example.test/send?v=2", timeout_seconds=1.0, extra_headers={"X-Team": "ops"})
+    form = client.prepare("POST", "http://gw.example.test/send?v=2", params={"api_key": "k 1"},
+                          form={"to": "628114040707", "text": "Halo & selamat"}, headers={"X-Key": "s"})
+    assert form.url == "http://gw.example.test/send?v=2&api_key=k+1"
+    assert form.body == b"to=628114040707&text=Halo+%26+selamat"
+    assert (form.headers["Content-Type"], form.headers["X-Team"], form.headers["X-Key"]) == (
+        "application/x-www-form-urlencoded", "ops", "s")
+    as_json = client.prepare("POST", "http://gw.example.test/send", json_body={"text": "Rp 150.000 ✓"})
+    assert json.loads(as_json.body or b"") == {"text": "Rp 150.000 ✓"}
+    assert as_json.headers["Content-Type"] == "application/json" and "X-Key" not in as_json.headers
+    with pytest.raises(ValueError, match="not JSON compliant"):
+        client.prepare("POST", "http://gw.example.test/send", json_body={"amount": float("nan")})
+    client.close()
