@@ -250,3 +250,11 @@ def test_status_watch_json_prints_one_compact_object_per_line_without_library_wa
     assert [s["namespace"] for s in snapshots] == [stack.settings.namespace] * 2
     assert all(q["ready"] is None for q in snapshots[0]["queues"])  # the queues do not exist yet
     assert errors == ""  # no pika warnings about the absent queues
+
+
+def test_a_ca_bundle_that_is_not_there_is_the_number_s_error_in_the_sender_s_log(stack, tmp_path):
+    missing = tmp_path / "corporate-ca.pem"
+    sender = stack.start("sender", WHATSAPP_PROVIDER="meta", WHATSAPP_API_BASE_URL="https://graph.example.test",
+                         WHATSAPP_PHONE_NUMBER_ID="123", WHATSAPP_ACCESS_TOKEN="t0ken", REQUESTS_CA_BUNDLE=str(missing))
+    sender.wait_for_log(f"sender default cannot send: TLS settings for graph.example.test cannot be used: "
+                        f"Could not find a suitable TLS CA certificate bundle, invalid path: {missing}")
