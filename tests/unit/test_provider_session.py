@@ -3,14 +3,16 @@
 from __future__ import annotations
 
 import json
+import ssl
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import ClassVar
 
 import pytest
+import trustme
 
 from wanotify.consumers.providers import base
-from wanotify.shared.errors import ConfigError
+from wanotify.shared.errors import ConfigError, TransientError
 
 URL = "https://graph.example.test/v21.0/123/messages"
 
@@ -77,6 +79,7 @@ class _Proxy(BaseHTTPRequestHandler):
 
 
 def test_a_call_goes_through_the_proxy_the_environment_named(monkeypatch: pytest.MonkeyPatch) -> None:
+    _Proxy.targets.clear()
     proxy = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
@@ -106,3 +109,37 @@ def test_a_call_is_encoded_once_with_the_session_s_headers_and_its_own() -> None
     with pytest.raises(ValueError, match="not JSON compliant"):
         client.prepare("POST", "http://gw.example.test/send", json_body={"amount": float("nan")})
     client.close()
+
+
+@pytest.fixture()
+def https_server(tmp_path):  # type: ignore[no-untyped-def]
+    """A local HTTPS server whose certificate only a throwaway CA trusts; yields (url, CA bundle path)."""
+    ca = trustme.CA()
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(context)
+    bundle = tmp_path / "ca.pem"
+    ca.cert_pem.write_to_path(str(bundle))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    server.socket = context.wrap_socket(server.socket, server_side=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        yield f"https://localhost:{server.server_port}/v21.0/123/messages", bundle
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_a_call_over_https_checks_the_certificate_against_the_ca_bundle(
+        https_server, monkeypatch: pytest.MonkeyPatch) -> None:
+    url, bundle = https_server
+    _Proxy.targets.clear()
+    untrusted = base.HttpClient(url, timeout_seconds=5.0)  # the default bundle does not know the throwaway CA
+    with pytest.raises(TransientError, match=r"network error calling POST localhost:\d+/v21.0/123/messages \(SSLError\)"):
+        untrusted.perform(untrusted.prepare("POST", url, json_body={"to": "628114040707"}))
+    untrusted.close()
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(bundle))
+    trusted = base.HttpClient(url, timeout_seconds=5.0)
+    reply = trusted.perform(trusted.prepare("POST", url, json_body={"to": "628114040707"}))
+    trusted.close()
+    assert (reply.status_code, base.json_or_none(reply)) == (200, {"ok": True})
+    assert _Proxy.targets == ["/v21.0/123/messages"]
