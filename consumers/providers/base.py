@@ -13,7 +13,6 @@ from urllib.parse import urlencode, urlsplit
 import requests
 import urllib3
 from requests.adapters import HTTPAdapter
-from urllib3.util.retry import Retry
 
 from wanotify.consumers.providers.classify import classify_network_error
 from wanotify.shared.errors import ConfigError
@@ -77,18 +76,13 @@ def preparer(provider: Provider) -> Callable[[OutgoingMessage], Callable[[], Sen
 
 
 def build_session(url: str, extra_headers: dict[str, str] | None = None) -> requests.Session:
-    """A pooled session for calls to ``url`` that never retries on its own.
+    """A session holding what the environment says about ``url``, read once.
 
-    Retries belong to the queues (with delays, counters and a dead-letter end); a hidden
-    urllib3 retry would send duplicates and skew the gap between messages.
-
-    What the environment says about ``url`` (``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE``,
-    a ``.netrc`` entry) is read here, once: requests would otherwise read it on every call, which
-    took about 40 % of a call's CPU in a profile of the sender. A change to those variables takes effect when
-    the sender restarts, like every other setting.
+    That is ``HTTPS_PROXY``/``NO_PROXY``, ``REQUESTS_CA_BUNDLE`` and a ``.netrc`` entry; a change
+    to them takes effect when the sender restarts, like every other setting. ``HttpClient``
+    takes the session's connection pool and headers and sends each call itself.
     """
-    no_retries = Retry(total=0, connect=0, read=0, redirect=0, status=0, raise_on_status=False)
-    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE, max_retries=no_retries)
+    adapter = HTTPAdapter(pool_connections=1, pool_maxsize=POOL_SIZE)
     session = requests.Session()
     session.mount("https://", adapter)
     session.mount("http://", adapter)
@@ -197,7 +191,8 @@ class HttpClient:
             raw = self._pool.urlopen(
                 request.method, target, body=request.body, headers=request.headers,
                 # No redirects: following one would turn a POST into a GET and hide a wrong base URL.
-                # No retries: they belong to the queues (see ``build_session``).
+                # No retries: they belong to the queues, with delays, counters and a dead-letter
+                # end; a hidden retry would send duplicates and skew the gap between messages.
                 redirect=False, retries=False, assert_same_host=False, timeout=self._timeout, preload_content=True)
         except (urllib3.exceptions.HTTPError, http.client.HTTPException, OSError) as exc:
             # ``from None``: the exception text holds the full URL, query string included.

@@ -43,16 +43,6 @@ def test_a_ca_bundle_in_the_environment_is_kept(monkeypatch: pytest.MonkeyPatch,
     assert base.build_session(URL).verify == str(bundle)
 
 
-def test_a_call_does_not_read_the_environment_again(monkeypatch: pytest.MonkeyPatch) -> None:
-    session = base.build_session(URL)
-    reads: list[str] = []
-    monkeypatch.setattr(base.requests.sessions, "get_environ_proxies",
-                        lambda url, no_proxy=None: reads.append(url) or {})
-    settings = session.merge_environment_settings(URL, {}, None, None, None)
-    assert reads == []
-    assert settings["proxies"] == {}
-
-
 def test_a_missing_ca_bundle_named_in_the_environment_stops_the_provider_at_start_up(
         monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
     monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(tmp_path / "gone.pem"))
@@ -93,6 +83,23 @@ def test_a_call_goes_through_the_proxy_the_environment_named(monkeypatch: pytest
         proxy.server_close()
     assert (reply.status_code, base.json_or_none(reply)) == (200, {"ok": True})
     assert _Proxy.targets == [target]  # the absolute form a proxy is asked for
+
+
+def test_a_call_does_not_read_the_environment_again(monkeypatch: pytest.MonkeyPatch) -> None:
+    _Proxy.targets.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Proxy)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        target = f"http://127.0.0.1:{server.server_port}/v21.0/123/messages"
+        client = base.HttpClient(target, timeout_seconds=5.0)
+        monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # set after start-up: nothing listens there
+        reply = client.perform(client.prepare("POST", target, json_body={"to": "628114040707"}))
+        client.close()
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert reply.status_code == 200
+    assert _Proxy.targets == ["/v21.0/123/messages"]  # sent straight to the provider, as at start-up
 
 
 def test_a_call_is_encoded_once_with_the_session_s_headers_and_its_own() -> None:
