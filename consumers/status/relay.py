@@ -127,8 +127,10 @@ class StatusRelay:
             encode(row), content_type="application/json", delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
             message_id=amqp_message_id(row), type=routing_key(row), timestamp=row.at,
         )
-        # Not mandatory: an exchange nobody has bound a queue to yet is not an error.
-        await exchange.publish(message, routing_key=routing_key(row), timeout=self._options.publish_timeout_seconds)
+        # Not mandatory (aio-pika's default is): an exchange nobody has bound a queue to yet is
+        # not an error, and the broker would send each event back in full.
+        await exchange.publish(message, routing_key=routing_key(row), mandatory=False,
+                               timeout=self._options.publish_timeout_seconds)
 
     async def _ensure_exchange(self) -> AbstractExchange:
         if self._exchange is None:

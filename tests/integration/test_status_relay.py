@@ -76,6 +76,28 @@ def test_a_message_the_sender_takes_back_to_the_queue_publishes_no_second_queued
     assert statuses_by_message(events) == {deferred: ["queued", "sent"], replayed: ["queued", "dead", "queued", "sent"]}
 
 
+def test_events_nobody_listens_to_yet_are_not_sent_back_by_the_broker(settings, sessions):  # type: ignore[no-untyped-def]
+    # Given changes to relay, and no queue bound to the status exchange
+    for _ in range(3):
+        log_message(sessions, ["queued", "sent"])
+    relay, metrics = relay_for(settings)
+    returned: list[object] = []
+
+    async def scenario() -> int:
+        exchange = await relay._ensure_exchange()
+        exchange.channel.return_callbacks.add(lambda _channel, message: returned.append(message))
+        published = await relay.run_until_empty()
+        await asyncio.sleep(0.2)  # a return would have come before its publish's confirm anyway
+        return published
+
+    # When the relay publishes them
+    assert asyncio.run(scenario()) == 6
+    # Then each is published once and confirmed, and none comes back as unroutable
+    assert returned == []
+    assert outbox_rows(sessions, unpublished_only=True) == 0
+    assert metrics.registry.get_sample_value("wanotify_status_events_published_total", {"status": "sent"}) == 3
+
+
 def test_a_relay_waits_out_an_unreachable_broker_and_reports_its_backlog(settings, sessions, listener):
     # Given committed changes and a relay whose broker does not answer
     for _ in range(3):
