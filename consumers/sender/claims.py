@@ -21,7 +21,7 @@ from wanotify.shared.runtime import RuntimeSettings
 from wanotify.shared.senders import SenderConfig
 
 # The claim accepts a slot this close to opening (the lane claims a little before it).
-CLAIM_LEAD_SECONDS = 0.05
+CLAIM_LEAD_SECONDS = 0.16
 
 
 class ClaimStore(abc.ABC):
