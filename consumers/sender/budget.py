@@ -172,8 +172,7 @@ class SqlLedger(Ledger):
         self.session = session
 
     def recipient(self, phone: str) -> RecipientFacts:
-        row = lock_recipient(self.session, phone)
-        return RecipientFacts(row.last_call_at, row.pair_backoff_until, row.last_inbound_at)
+        return recipient_facts(self.session, phone)
 
     def counted(self, sender: str, phone: str, since: datetime) -> bool:
         first_at = self.session.scalar(select(SenderContact.first_at).where(
@@ -191,38 +190,44 @@ class SqlLedger(Ledger):
 
 
 def lock_recipient(session: Session, phone: str) -> Recipient:
-    """The recipient's row, locked for this transaction (created on first contact).
+    """The recipient's row, locked for this transaction (created on first contact), to change it.
+    The usual recipient exists already, so the lock is one statement; only a new one is inserted first."""
+    query = _recipient_lock()
+    row = session.scalars(query, {"phone": phone}).one_or_none()
+    if row is None:
+        session.execute(insert(Recipient).values(phone=phone).on_conflict_do_nothing(index_elements=[Recipient.phone]))
+        row = session.scalars(query, {"phone": phone}).one()
+    return row
 
-    A claim locks it to check the budget and again to count the call: the second time it is
-    taken from the session, where the first left it, so it costs no round trip. The usual
-    recipient exists already, so the lock is one statement; only a new one is inserted first."""
+
+def recipient_facts(session: Session, phone: str) -> RecipientFacts:
+    """What the budget reads of the recipient, whose row is locked for this transaction.
+
+    A claim reads and locks it with the message (``locked_already``); checking the budget and
+    counting the call then take it from the session, and cost no round trip."""
     locked = _locked(session)
     if phone not in locked:
-        query = _recipient_lock()
-        row = session.scalars(query, {"phone": phone}).one_or_none()
-        if row is None:
-            session.execute(insert(Recipient).values(phone=phone)
-                            .on_conflict_do_nothing(index_elements=[Recipient.phone]))
-            row = session.scalars(query, {"phone": phone}).one()
-        locked[phone] = row
+        row = lock_recipient(session, phone)
+        locked[phone] = RecipientFacts(row.last_call_at, row.pair_backoff_until, row.last_inbound_at)
     return locked[phone]
 
 
-def locked_already(session: Session, row: Recipient) -> None:
-    """``row`` was locked for this transaction by another statement (the claim's read)."""
-    _locked(session)[row.phone] = row
+def locked_already(session: Session, phone: str, facts: RecipientFacts) -> None:
+    """The recipient's row was locked for this transaction by another statement (the claim's
+    read), which read ``facts`` of it."""
+    _locked(session)[phone] = facts
 
 
-def _locked(session: Session) -> dict[str, Recipient]:
-    """The recipients' rows locked in the session's current transaction, by phone."""
+def _locked(session: Session) -> dict[str, RecipientFacts]:
+    """What was read of the recipients whose rows are locked in the session's current transaction, by phone."""
     transaction, locked = session.info.get(_LOCKED_RECIPIENTS, (None, {}))
     if transaction is not session.get_transaction():
         locked = {}
         session.info[_LOCKED_RECIPIENTS] = (session.get_transaction(), locked)
-    return cast(dict[str, Recipient], locked)
+    return cast(dict[str, RecipientFacts], locked)
 
 
-_LOCKED_RECIPIENTS = "wanotify.locked_recipients"  # session.info: (transaction, {phone: locked row})
+_LOCKED_RECIPIENTS = "wanotify.locked_recipients"  # session.info: (transaction, {phone: RecipientFacts})
 
 
 # The claim's statements are built once, with bound parameters: building and keying a statement
@@ -263,9 +268,9 @@ def counting(session: Session, *, sender: SenderConfig, recipient: str, planned:
     recipient is counted against the sender's daily limit (unless their customer-service window
     is open); a contact counted before the window began starts a new count at ``planned``. The
     claim runs the statements inside its one write statement."""
-    row = lock_recipient(session, recipient)
+    facts = recipient_facts(session, recipient)
     params: dict[str, Any] = {"count_recipient": recipient, "count_planned": planned}
-    if in_customer_window(row.last_inbound_at, planned, settings.customer_window_seconds):
+    if in_customer_window(facts.last_inbound_at, planned, settings.customer_window_seconds):
         return Counting((_interval_from_planned(),), params)
     window_start = planned - timedelta(seconds=settings.daily_window_seconds)
     return Counting((_interval_from_planned(), _contact_counted()),

@@ -13,6 +13,7 @@ from __future__ import annotations
 import abc
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from typing import Protocol
 
 from sqlalchemy import func, select, update
 from sqlalchemy.dialects.postgresql import insert
@@ -102,6 +103,16 @@ def ensure_rows(session: Session, namespace: str, senders: list[str]) -> None:
                     .on_conflict_do_nothing())
 
 
-def holds(state: SenderState, me: str, now: datetime) -> bool:
+class LeaseFields(Protocol):
+    """A number's lease, as its state row holds it (the ORM row, or the claim's plain read)."""
+
+    @property
+    def lease_holder(self) -> str | None: ...
+
+    @property
+    def lease_expires_at(self) -> datetime | None: ...
+
+
+def holds(state: LeaseFields, me: str, now: datetime) -> bool:
     """Whether ``me`` holds this row's lease right now (the claim's check, under the row lock)."""
     return state.lease_holder == me and state.lease_expires_at is not None and state.lease_expires_at > now
