@@ -104,7 +104,7 @@ def ensure_rows(session: Session, namespace: str, senders: list[str]) -> None:
 
 
 class LeaseFields(Protocol):
-    """A number's lease, as its state row holds it (the ORM row, or the claim's plain read)."""
+    """A number's lease, as the claim's locking read returns it from the number's state row."""
 
     @property
     def lease_holder(self) -> str | None: ...

@@ -20,12 +20,12 @@ MAX_SLEEP_SECONDS = 1.0
 # The lane claims at least this long before its gap ends; the call's thread waits out the rest
 # precisely. The lane lengthens it to what its claims take (``Lane._lead``), up to MAX_LEAD_SECONDS.
 LEAD_SECONDS = 0.01
-# With 50 numbers at 0.2 s in one process, the lanes' own estimates settled at 90-115 ms: their
+# With 50 numbers at 0.2 s in one process, the lanes' own estimates settled at 88-116 ms: their
 # claims wait for the interpreter and the database threads. A 40 ms ceiling started half the
-# calls 9 ms or more late, and the pool made 1-11 % fewer calls (6 pairs of runs). A head chosen this early
-# lets a higher priority that arrives later wait for the next slot; the lead is only this long
-# while claims take this long, and is about 10 ms for one number. Below the 160 ms ahead of its
-# slot that a claim accepts (``claims.CLAIM_LEAD_SECONDS``).
+# calls 9 ms or more late, and the pool made 1-11 % fewer calls (6 pairs of runs). A head chosen
+# this early lets a higher priority that arrives later wait for the next slot; the lead is only
+# this long while claims take this long, and is about 10 ms for one number. Below the 160 ms
+# ahead of its slot that a claim accepts (``claims.CLAIM_LEAD_SECONDS``).
 MAX_LEAD_SECONDS = 0.15
 # An idle sender that receives a normal or low message waits this long for the other heads: the
 # notifier publishes a batch's messages together, one per queue, in no set order of arrival, and

@@ -161,8 +161,7 @@ def claim(session: Session, command: SendCommand, settings: Settings, sender_id:
     if pool.gate is not None and pool.config is not None:
         not_due = pool.gate.check(session, pool.config, row.recipient, command.priority, now)
         if not_due is not None:
-            session.execute(update(MessageLog).where(MessageLog.id == row.id).values(
-                held_until=now + timedelta(seconds=not_due.seconds), held_reason=clean(not_due.reason, HELD_CHARS)))
+            _hold_row(session, row.id, not_due.seconds, not_due.reason, now)
             return Deferred(not_due.seconds, not_due.reason)
         counting = pool.gate.count(session, pool.config, row.recipient, planned)
     _mark_claimed(session, command, state, row.id, attempt_id, sender_id, planned, now, counting)
@@ -186,6 +185,12 @@ def _settle_row(session: Session, log_id: int, refusal: Refusal, now: datetime) 
     session.execute(update(MessageLog).where(MessageLog.id == log_id).values(
         status=refusal.status, last_error=clean(refusal.reason, ERROR_CHARS), error_code=refusal.code,
         updated_at=now, next_attempt_at=None))
+
+
+def _hold_row(session: Session, log_id: int, seconds: float, reason: str, now: datetime) -> None:
+    """The budget holds the message back: its row says until when and why, for the console."""
+    session.execute(update(MessageLog).where(MessageLog.id == log_id).values(
+        held_until=now + timedelta(seconds=seconds), held_reason=clean(reason, HELD_CHARS)))
 
 
 def _mark_claimed(session: Session, command: SendCommand, state: StateRow, log_id: int, attempt_id: int,
