@@ -5,9 +5,10 @@ Fifty sender rows (Cloud API numbers at the fake provider process; a number's
 backlog of messages spread evenly over them (rows and send commands made directly,
 ``bench.direct``), then one sender process. Ideally 50 × 5 = 250 calls a second in all.
 
-- **calls/s in all**: calls over the steady window, from when every number has made its first
-  call to when the first number made its last (lease pickup at the start and the tail at the
-  end are not the pool's pace);
+- **calls/s in all**: the sum of the numbers' paces over the steady window, from when every
+  number has made its first call to when the first number made its last (lease pickup at the
+  start and the tail at the end are not the pool's pace); a number's pace is its calls in the
+  window less one over the time from its first to its last call in it;
 - **early calls per number**: a number's consecutive calls, as the provider saw them, closer
   than 0.2 s (worst number reported);
 - **RSS** of the sender process (psutil, with children), peak while it drains.
@@ -141,18 +142,30 @@ def _report(calls: list[dict[str, Any]], per_number: int, sender: procs.Proc) ->
                   goal(f"calls/s in all ({NUMBERS} numbers at {GAP:g} s)", rate, ">=", GOAL_RATE),
                   goal("early calls, worst number", worst, "==", 0),
                   goal("sender RSS (MB)", rss, "<", GOAL_RSS_MB)],
-        "notes": "calls/s over the window in which every number was sending (first call of the last number "
-                 "to start .. last call of the first number to finish)",
+        "notes": "sum of each number's calls/s over the window in which every number was sending (first call "
+                 "of the last number to start .. last call of the first number to finish)",
     }
 
 
 def _steady_rate(by_number: dict[str, list[float]]) -> tuple[float | None, float | None]:
+    """The pool's calls a second over the steady window, and the window's length.
+
+    Each number's pace is its calls in the window less one, over the time from its first to its
+    last call in it; the pool's is their sum. The window starts and ends on some number's call,
+    not on each number's: its calls less one over the whole window would leave out, for each
+    number, the part-gap before its first call in it and the one after its last, about one gap
+    a number (50 numbers over 11 s: 2 % fewer calls a second than the numbers made).
+    """
     if len(by_number) < NUMBERS:
         return None, None
     start = max(min(ts) for ts in by_number.values())
     end = min(max(ts) for ts in by_number.values())
     if end <= start:
         return None, None
-    inside = sum(1 for ts in by_number.values() for t in ts if start <= t <= end)
-    # calls in the window, less one per number (its first call in it opens a gap, not closes one)
-    return round((inside - NUMBERS) / (end - start), 1), round(end - start, 2)
+    total = 0.0
+    for ts in by_number.values():
+        inside = sorted(t for t in ts if start <= t <= end)
+        if len(inside) < 2 or inside[-1] <= inside[0]:
+            return None, round(end - start, 2)
+        total += (len(inside) - 1) / (inside[-1] - inside[0])
+    return round(total, 1), round(end - start, 2)

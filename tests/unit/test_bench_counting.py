@@ -47,6 +47,15 @@ def test_the_pool_rate_counts_only_the_window_in_which_every_number_sends():
     assert rate == NUMBERS * 5
 
 
+def test_the_pool_rate_is_each_numbers_pace_when_the_numbers_call_out_of_step():
+    # Every number calls every 0.2 s for 11 s, each starting 4 ms after the one before: the
+    # window starts and ends on a call of one number only, and the pool still makes 250 a second.
+    by_number = {f"n{i:02d}": [i * 0.004 + k * 0.2 for k in range(56)] for i in range(NUMBERS)}
+    rate, window = _steady_rate(by_number)
+    assert window == 10.8
+    assert rate == NUMBERS * 5
+
+
 def test_backlog_shares_give_each_row_its_priority_in_order():
     priority_of = split([(Priority.HIGH, 2), (Priority.NORMAL, 3), (Priority.LOW, 1)])
     assert [priority_of(i) for i in range(6)] == [Priority.HIGH] * 2 + [Priority.NORMAL] * 3 + [Priority.LOW]
