@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from datetime import timedelta
 
 import pytest
 from sqlalchemy import update
@@ -38,10 +39,14 @@ def _wait_status(sessions, status: str, timeout: float = 20):  # type: ignore[no
 def test_a_transient_failure_is_retried_after_the_delay_and_then_sent(running, publisher, fake_provider, sessions):
     fake_provider.fail_next(1, "5xx")
     publisher.publish("member.registered", member(1))
+    # The row says ``failed`` from the failure's record until the retry's claim, at least the delay.
+    [failed] = _wait_status(sessions, "failed")
+    assert failed.next_attempt_at - failed.updated_at == timedelta(seconds=RETRY_DELAY)
     calls = fake_provider.wait_for_calls(2, timeout=20)
     delay = calls[1]["t"] - calls[0]["t"]
     print(f"retry came {delay:.3f} s after the failed call (delay {RETRY_DELAY} s)")
-    assert RETRY_DELAY - 0.01 <= delay <= RETRY_DELAY + 0.5
+    # How much later than the delay the retry comes depends on the machine's load: not asserted.
+    assert delay >= RETRY_DELAY - 0.01
     [sent] = _wait_status(sessions, "sent")
     assert sent.attempts == 2
     assert [a.outcome for a in attempts(sessions, sent.id)] == ["failed", "sent"]
